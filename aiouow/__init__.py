@@ -1,0 +1,32 @@
+"""aiouow: an asyncio ORM session engine with no hidden I/O."""
+
+from . import exc, types
+from .engine import URL, AsyncResult, Connection, Engine, Result, Row, ScalarResult, create_engine
+from .inspection import inspect
+from .mapping import Mapper, Model, Relationship, column, relationship
+from .sql import (
+    Column,
+    ForeignKey,
+    Index,
+    MetaData,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "URL", "AsyncResult", "Column", "Connection", "Engine", "ForeignKey", "Index", "Mapper", "MetaData",
+    "Model", "Relationship", "Result", "Row", "ScalarResult", "Table", "and_", "column", "create_engine",
+    "delete", "exc", "exists", "func", "insert", "inspect", "not_", "or_", "relationship", "select",
+    "text", "types", "update",
+]

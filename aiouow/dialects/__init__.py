@@ -1,0 +1,1 @@
+"""Database dialects: SQLite (aiosqlite) and PostgreSQL (asyncpg)."""

@@ -1,0 +1,266 @@
+"""What every dialect provides, and the interfaces of its connection and pool.
+
+A dialect is the only place that knows a database: SQL spelling (compiler
+hooks), DDL type names, value conversion to and from the driver, error
+translation, and how to open connections.  Everything above it talks to the
+small ``DriverConnection`` / ``Pool`` interfaces below.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from .. import exc
+from .. import types as sqltypes
+from ..sql.compiler import Compiled, Compiler, StatementCache
+from ..sql.elements import BindParameter, ClauseElement
+from ..sql.schema import Column, Table
+
+Processor = Callable[[Any], Any] | None
+
+
+def _none_safe(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def proc(value: Any) -> Any:
+        return None if value is None else fn(value)
+
+    return proc
+
+
+def enum_processors(type_: sqltypes.Enum) -> tuple[Processor, Processor]:
+    cls = type_.enum_class
+    members = cls.__members__
+
+    def to_db(value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        return value.name
+
+    def from_db(value: Any) -> Any:
+        return None if value is None else members[value]
+
+    return to_db, from_db
+
+
+class DDLCompiler:
+    """CREATE / DROP statements for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    def q(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def column_spec(self, col: Column, table: Table) -> str:
+        spec = f"{self.q(col.name)} {self.dialect.type_ddl(col, table)}"
+        if not col.nullable:
+            spec += " NOT NULL"
+        return spec
+
+    def create_table(self, table: Table) -> list[str]:
+        parts = [self.column_spec(c, table) for c in table.columns]
+        if table.primary_key:
+            parts.append("PRIMARY KEY (" + ", ".join(self.q(c.name) for c in table.primary_key) + ")")
+        for c in table.columns:
+            if c.unique:
+                parts.append(f"CONSTRAINT {self.q(f'uq_{table.name}_{c.name}')} UNIQUE ({self.q(c.name)})")
+        for fk in table.foreign_keys:
+            target = fk.column
+            clause = (f"FOREIGN KEY ({self.q(fk.parent.name)}) REFERENCES "  # type: ignore[union-attr]
+                      f"{self.q(target.table.name)} ({self.q(target.name)})")
+            if fk.ondelete:
+                clause += f" ON DELETE {fk.ondelete}"
+            if fk.onupdate:
+                clause += f" ON UPDATE {fk.onupdate}"
+            parts.append(clause)
+        stmts = [f"CREATE TABLE IF NOT EXISTS {self.q(table.name)} (" + ", ".join(parts) + ")"]
+        for ix in table.indexes:
+            kind = "UNIQUE INDEX" if ix.unique else "INDEX"
+            cols = ", ".join(self.q(c.name) for c in ix.columns)
+            stmts.append(f"CREATE {kind} IF NOT EXISTS {self.q(ix.name)} ON {self.q(table.name)} ({cols})")
+        return stmts
+
+    def drop_table(self, table: Table) -> str:
+        return f"DROP TABLE IF EXISTS {self.q(table.name)}"
+
+
+class DriverConnection:
+    """One driver connection, adapted.  Methods take SQL already compiled for it.
+
+    Errors are raised as the driver raised them; the engine translates them
+    (it knows the statement, for the message).
+    """
+
+    __slots__ = ()
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run a statement that returns rows; all rows."""
+        raise NotImplementedError
+
+    def column_names(self, rows: list[Any]) -> list[str]:
+        """Column names of the rows the last ``fetch`` returned."""
+        raise NotImplementedError
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Run a statement; the number of rows it changed (-1 if unknown)."""
+        raise NotImplementedError
+
+    async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
+        """Run a statement once per parameter set; total rows changed (-1 if unknown)."""
+        raise NotImplementedError
+
+    def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:
+        """Rows in chunks, without holding the whole result."""
+        raise NotImplementedError
+
+    async def script(self, sql: str) -> None:
+        """Run parameterless SQL (transaction control, DDL)."""
+        raise NotImplementedError
+
+    def interrupt(self) -> None:
+        """Stop the statement running now, if the driver can (best effort, sync)."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class Pool:
+    """Connections of one engine."""
+
+    async def acquire(self, timeout: float) -> DriverConnection:
+        raise NotImplementedError
+
+    async def release(self, conn: DriverConnection, *, discard: bool = False) -> None:
+        raise NotImplementedError
+
+    async def dispose(self) -> None:
+        raise NotImplementedError
+
+    def release_nowait(self, conn: DriverConnection) -> None:
+        """Return a connection from a context that cannot await (garbage collection)."""
+        raise NotImplementedError
+
+    @property
+    def checked_out(self) -> int:
+        raise NotImplementedError
+
+
+class Dialect:
+    """Base dialect.  Subclasses: ``SQLiteDialect``, ``PGDialect``."""
+
+    name = "base"
+    compiler_class: type[Compiler] = Compiler
+    #: how many bound parameters one statement may carry
+    max_params = 32766
+    supports_returning = True
+    #: DDL type names by type ``visit_name``
+    type_names: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.cache = StatementCache()
+        self.ddl = DDLCompiler(self)
+        self._bind_procs: dict[sqltypes.TypeEngine, Processor] = {}
+        self._result_procs: dict[sqltypes.TypeEngine, Processor] = {}
+
+    # -- compiling ---------------------------------------------------------
+    def compile(self, stmt: ClauseElement) -> tuple[Compiled, list[BindParameter]]:
+        """The cached Compiled for the statement's shape, and its bound parameters."""
+        binds: list[BindParameter] = []
+        key = stmt._ck(binds)
+        compiled = self.cache.get(key)
+        if compiled is None:
+            compiled = self.compiler_class(self, binds).process(stmt)
+            self.cache.put(key, compiled)
+        return compiled, binds
+
+    def params_for(self, compiled: Compiled, binds: list[BindParameter], extra: dict[str, Any] | None) -> list[Any]:
+        """Driver-ready positional parameters for one execution."""
+        if compiled.text_names is not None:
+            return self._text_params(compiled.text_names, extra or {})
+        out = []
+        for index, proc, expand in compiled.params:
+            value = binds[index].value
+            if expand >= 0:
+                value = value[expand]
+            elif expand == -2:  # whole list as one array parameter
+                if proc is not None:
+                    value = [proc(v) for v in value]
+                out.append(value)
+                continue
+            out.append(value if proc is None else proc(value))
+        return out
+
+    def _text_params(self, names: list[str], values: dict[str, Any]) -> list[Any]:
+        out = []
+        for name in names:
+            if name not in values:
+                raise exc.ArgumentError(
+                    f"text() parameter :{name} has no value; pass it with .bindparams({name}=...) "
+                    f"or execute(stmt, {{{name!r}: ...}})"
+                )
+            out.append(self.adapt_untyped(values[name]))
+        return out
+
+    def adapt_untyped(self, value: Any) -> Any:
+        """Convert a value with no known column type for the driver."""
+        if isinstance(value, enum.Enum):
+            return value.name
+        return value
+
+    # -- types ---------------------------------------------------------------
+    def type_ddl(self, col: Column, table: Table) -> str:
+        t = col.type
+        if isinstance(t, sqltypes.String) and t.visit_name == "string" and t.length:
+            return f"VARCHAR({t.length})"
+        if isinstance(t, sqltypes.Enum):
+            return f"VARCHAR({t.length})"
+        if isinstance(t, sqltypes.Numeric) and t.precision is not None and self.name != "sqlite":
+            return f"NUMERIC({t.precision}, {t.scale or 0})"
+        return self.type_names[t.visit_name]
+
+    def bind_processor(self, type_: sqltypes.TypeEngine) -> Processor:
+        try:
+            return self._bind_procs[type_]
+        except KeyError:
+            proc = self._bind_procs[type_] = self._make_bind_processor(type_)
+            return proc
+
+    def result_processor(self, type_: sqltypes.TypeEngine) -> Processor:
+        try:
+            return self._result_procs[type_]
+        except KeyError:
+            proc = self._result_procs[type_] = self._make_result_processor(type_)
+            return proc
+
+    def _make_bind_processor(self, type_: sqltypes.TypeEngine) -> Processor:
+        if isinstance(type_, sqltypes.Enum):
+            return enum_processors(type_)[0]
+        return None
+
+    def _make_result_processor(self, type_: sqltypes.TypeEngine) -> Processor:
+        if isinstance(type_, sqltypes.Enum):
+            return enum_processors(type_)[1]
+        return None
+
+    # -- errors ----------------------------------------------------------------
+    def translate_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError | None:
+        """The aiouow error for a driver error, or None if ``err`` is not the driver's."""
+        raise NotImplementedError
+
+    def wrap(self, cls: type[exc.DBAPIError], err: BaseException, statement: str | None,
+             params: Any) -> exc.DBAPIError:
+        return cls(f"({type(err).__module__}.{type(err).__name__}) {err}", err, statement, params)
+
+    # -- connections -------------------------------------------------------------
+    def create_pool(self, url: Any, pool_size: int, connect_args: dict[str, Any]) -> Pool:
+        raise NotImplementedError
+
+
+def json_dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+json_loads = json.loads
+none_safe = _none_safe

@@ -1,0 +1,143 @@
+"""A small connection pool shared by both dialects.
+
+Why our own and not asyncpg's: a checkout that times out or is cancelled at
+the very moment a connection is handed to it must give that connection back,
+never drop it; releases must work from cleanup code that may itself be
+cancelled; and SQLite needs the same discipline for its single serialized
+connection.  Handing connections directly to waiting futures (FIFO) gives all
+three with a few lines and no lock held across an await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .. import exc
+from .base import DriverConnection, Pool
+
+
+class SlotPool(Pool):
+    """Up to ``size`` connections made by ``connect()``, handed out FIFO."""
+
+    def __init__(self, connect: Callable[[], Awaitable[DriverConnection]], size: int, what: str) -> None:
+        if size < 1:
+            raise exc.ArgumentError(f"pool_size must be at least 1, got {size}")
+        self._connect = connect
+        self.size = size
+        self._what = what
+        self._free: deque[DriverConnection] = deque()
+        self._waiters: deque[asyncio.Future[DriverConnection | None]] = deque()
+        self._count = 0  # connections open or being opened
+        self._out = 0
+        self._disposed = False
+
+    @property
+    def checked_out(self) -> int:
+        return self._out
+
+    @property
+    def opened(self) -> int:
+        return self._count
+
+    async def acquire(self, timeout: float) -> DriverConnection:
+        if self._free and not self._waiters:
+            self._out += 1
+            return self._free.popleft()
+        if self._count < self.size and not self._waiters:
+            return await self._open()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[DriverConnection | None] = loop.create_future()
+        self._waiters.append(fut)
+        handle = loop.call_later(timeout, _expire, fut)
+        try:
+            conn = await fut
+        except BaseException:
+            handle.cancel()
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                # handed a connection (or a right to open one) as we gave up
+                got = fut.result()
+                self._out += 1
+                await self.release(got) if got is not None else self._pass_slot()
+            else:
+                try:
+                    self._waiters.remove(fut)
+                except ValueError:
+                    pass
+            if fut.done() and not fut.cancelled() and isinstance(fut.exception(), _Expired):
+                raise exc.PoolTimeoutError(
+                    f"no {self._what} connection became free within pool_timeout={timeout}s "
+                    f"({self.size} in use); raise pool_size or pool_timeout, or close sessions sooner"
+                ) from None
+            raise
+        handle.cancel()
+        if conn is None:  # a slot was freed: open a new connection in it
+            return await self._open()
+        self._out += 1
+        return conn
+
+    async def _open(self) -> DriverConnection:
+        self._count += 1
+        self._out += 1
+        try:
+            return await self._connect()
+        except BaseException:
+            self._count -= 1
+            self._out -= 1
+            self._pass_slot()
+            raise
+
+    def _pass_slot(self) -> None:
+        """A connection slot became free: let the first waiter open one."""
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_result(None)
+                return
+
+    def _hand_over(self, conn: DriverConnection) -> None:
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_result(conn)
+                return
+        self._free.append(conn)
+
+    async def release(self, conn: DriverConnection, *, discard: bool = False) -> None:
+        self._out -= 1
+        if discard or self._disposed:
+            self._count -= 1
+            try:
+                await conn.close()
+            except BaseException:
+                pass
+            if not self._disposed:
+                self._pass_slot()
+            return
+        self._hand_over(conn)
+
+    def release_nowait(self, conn: DriverConnection) -> None:
+        self._out -= 1
+        self._hand_over(conn)
+
+    async def dispose(self) -> None:
+        self._disposed = True
+        free, self._free = list(self._free), deque()
+        for conn in free:
+            self._count -= 1
+            try:
+                await conn.close()
+            except BaseException:
+                pass
+        self._disposed = False
+
+
+class _Expired(Exception):
+    pass
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(_Expired())

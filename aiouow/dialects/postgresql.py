@@ -1,0 +1,174 @@
+"""PostgreSQL through asyncpg.
+
+asyncpg converts most types natively (numeric, timestamps, interval, uuid,
+bytea); JSON and JSONB get a codec per connection, Enum members travel by
+name.  Lists for ``IN`` travel as one array parameter (``= ANY($1)``), so a
+statement's SQL does not depend on how many values it filters by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+
+from .. import exc
+from .. import types as sqltypes
+from ..sql.compiler import Compiler
+from ..sql.elements import ExpandingBind
+from .base import Dialect, DriverConnection, json_dumps, json_loads
+from .pool import SlotPool
+
+
+class PGCompiler(Compiler):
+    reuses_placeholders = True
+
+    def placeholder(self, position: int) -> str:
+        return f"${position}"
+
+    def visit_expanding_in(self, left: str, op: str, bind: ExpandingBind) -> str:
+        mark = self._add_param(bind, self.bind_processor(bind.type), expand_index=-2)
+        cast = self.dialect.array_cast(bind.type)
+        if op == "IN":
+            return f"{left} = ANY({mark}{cast})"
+        return f"{left} != ALL({mark}{cast})"
+
+    def visit_ilike(self, left: str, right: str) -> str:
+        return f"{left} ILIKE {right}"
+
+
+class PGDialect(Dialect):
+    name = "postgresql"
+    compiler_class = PGCompiler
+    max_params = 32767
+    type_names = {
+        "integer": "INTEGER",
+        "big_integer": "BIGINT",
+        "small_integer": "SMALLINT",
+        "string": "VARCHAR",
+        "text": "TEXT",
+        "float": "DOUBLE PRECISION",
+        "numeric": "NUMERIC",
+        "boolean": "BOOLEAN",
+        "datetime": "TIMESTAMP WITHOUT TIME ZONE",
+        "date": "DATE",
+        "time": "TIME WITHOUT TIME ZONE",
+        "interval": "INTERVAL",
+        "binary": "BYTEA",
+        "uuid": "UUID",
+        "json": "JSONB",
+    }
+    _serial = {"integer": "SERIAL", "big_integer": "BIGSERIAL", "small_integer": "SMALLSERIAL"}
+
+    def type_ddl(self, col: Any, table: Any) -> str:
+        if table.autoincrement_column is col:
+            return self._serial[col.type.visit_name]
+        if isinstance(col.type, sqltypes.DateTime) and col.type.timezone:
+            return "TIMESTAMP WITH TIME ZONE"
+        return super().type_ddl(col, table)
+
+    def sql_type(self, type_: sqltypes.TypeEngine) -> str:
+        """The type name used in casts (``$1::BIGINT``)."""
+        if isinstance(type_, sqltypes.DateTime) and type_.timezone:
+            return "TIMESTAMP WITH TIME ZONE"
+        if isinstance(type_, (sqltypes.String, sqltypes.Enum)):
+            return "VARCHAR" if type_.visit_name != "text" else "TEXT"
+        return self.type_names.get(type_.visit_name, "")
+
+    def array_cast(self, type_: sqltypes.TypeEngine) -> str:
+        name = self.sql_type(type_)
+        return f"::{name}[]" if name else ""
+
+    def translate_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError | None:
+        if isinstance(err, asyncpg.PostgresError):
+            state = getattr(err, "sqlstate", None) or ""
+            cls = _BY_CLASS.get(state[:2], exc.DBAPIError)
+            return self.wrap(cls, err, statement, params)
+        if isinstance(err, asyncpg.exceptions.DataError):  # client-side: a value asyncpg cannot encode
+            return self.wrap(exc.DataError, err, statement, params)
+        if isinstance(err, (asyncpg.InterfaceError, OSError)):
+            return self.wrap(exc.OperationalError, err, statement, params)
+        return None
+
+    def create_pool(self, url: Any, pool_size: int, connect_args: dict[str, Any]) -> SlotPool:
+        dsn = url.driver_dsn
+
+        async def connect() -> DriverConnection:
+            try:
+                conn = await asyncpg.connect(dsn, **connect_args)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+                raise self.translate_error(err, None, None) or err from err
+            for name in ("jsonb", "json"):
+                await conn.set_type_codec(name, encoder=json_dumps, decoder=json_loads, schema="pg_catalog")
+            return PGConnection(conn)
+
+        return SlotPool(connect, pool_size, "postgresql")
+
+
+_BY_CLASS: dict[str, type[exc.DBAPIError]] = {
+    "23": exc.IntegrityError,
+    "22": exc.DataError,
+    "42": exc.ProgrammingError,
+    "0A": exc.ProgrammingError,
+    "08": exc.OperationalError,
+    "57": exc.OperationalError,
+    "53": exc.OperationalError,
+    "40": exc.OperationalError,
+    "55": exc.OperationalError,
+    "58": exc.OperationalError,
+}
+
+
+def _rowcount(status: str) -> int:
+    # "UPDATE 3", "DELETE 0", "INSERT 0 5", "SELECT 2"
+    tail = status.rpartition(" ")[2]
+    return int(tail) if tail.isdigit() else -1
+
+
+class PGConnection(DriverConnection):
+    __slots__ = ("_c",)
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._c = conn
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return await self._c.fetch(sql, *params)
+
+    def column_names(self, rows: list[Any]) -> list[str]:
+        return list(rows[0].keys()) if rows else []
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        return _rowcount(await self._c.execute(sql, *params))
+
+    async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
+        await self._c.executemany(sql, seq)
+        return -1
+
+    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
+        await self._c.copy_records_to_table(table, columns=list(columns), records=records)
+
+    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:  # type: ignore[override]
+        cursor = await self._c.cursor(sql, *params)
+        while True:
+            rows = await cursor.fetch(chunk)
+            if not rows:
+                return
+            yield rows
+
+    async def script(self, sql: str) -> None:
+        await self._c.execute(sql)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._c.is_in_transaction()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._c.is_closed()
+
+    async def close(self) -> None:
+        try:
+            await self._c.close(timeout=2)
+        except BaseException:
+            self._c.terminate()

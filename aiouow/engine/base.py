@@ -1,0 +1,537 @@
+"""Engine and Connection: run statements on a pooled driver connection.
+
+All SQL of aiouow, the ORM's flushes included, goes through
+:meth:`Connection.fetch_sql` / :meth:`Connection.execute_sql` /
+:meth:`Connection.executemany_sql`, so logging (``echo``) and driver-error
+translation live in one place.
+
+A transaction starts lazily: ``begin()`` (or autobegin) only notes it, and
+``BEGIN`` is sent with the first statement that needs the database, so
+work that never touches the database costs no round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import warnings
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import anyio
+
+from .. import exc
+from ..dialects.base import Dialect, DriverConnection, Pool
+from ..sql.compiler import Compiled
+from ..sql.dml import Insert
+from ..sql.elements import ClauseElement, TextClause
+from .result import AsyncResult, Result, make_row_class
+from .url import URL, make_url
+
+log = logging.getLogger("aiouow.engine")
+
+_ROWS_RE = re.compile(r"^\s*(select|with|values|show|pragma|explain|table)\b|\breturning\b", re.I)
+
+# tasks returning connections of garbage-collected owners; kept referenced until done
+_cleanup_tasks: set[asyncio.Task[Any]] = set()
+
+
+def _format_params(params: Any) -> str:
+    text = repr(params)
+    return text if len(text) <= 500 else text[:500] + " ...]"
+
+
+class Connection:
+    """A database connection with a transaction (core level).
+
+    ``async with engine.connect() as conn:``; statements autobegin a
+    transaction, ``commit()`` / ``rollback()`` end it, closing rolls back what
+    was not committed and returns the connection to the pool.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect: Dialect = engine.dialect
+        self._dc: DriverConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_tx = False  # a transaction is open (logically)
+        self._begun = False  # BEGIN was sent
+        self._savepoints: list[str] = []
+        self._sp_counter = 0
+        self._invalid = False
+        self._closed = False
+
+    # -- life cycle ----------------------------------------------------------
+    async def _driver(self) -> DriverConnection:
+        dc = self._dc
+        if dc is None:
+            if self._closed:
+                raise exc.InvalidRequestError("this connection is closed; open a new one with engine.connect()")
+            dc = self._dc = await self.engine.pool.acquire(self.engine.pool_timeout)
+            self._loop = asyncio.get_running_loop()
+        return dc
+
+    async def __aenter__(self) -> Connection:
+        await self._driver()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def __await__(self) -> Any:
+        return self.__aenter__().__await__()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        """Roll back what is not committed and return the connection to the pool."""
+        self._closed = True
+        await self._release()
+
+    async def _release(self) -> None:
+        """Shielded: roll back, give the driver connection back; never raises."""
+        dc, self._dc = self._dc, None
+        if dc is None:
+            self._in_tx = self._begun = False
+            return
+        with anyio.CancelScope(shield=True):
+            discard = self._invalid
+            try:
+                if self._begun:
+                    if self.engine.echo:
+                        log.info("ROLLBACK")
+                    await asyncio.wait_for(dc.script("ROLLBACK"), timeout=5)
+                else:
+                    cancel = getattr(dc, "cancel_deferred_begin", None)
+                    if cancel is not None:
+                        cancel()
+            except BaseException:
+                discard = True
+            finally:
+                self._in_tx = self._begun = False
+                self._savepoints.clear()
+                self._invalid = False
+                await self.engine.pool.release(dc, discard=discard)
+
+    def __del__(self) -> None:
+        dc = self._dc
+        if dc is None:
+            return
+        self._dc = None
+        warnings.warn(
+            "an aiouow Connection was garbage-collected while holding a database connection; "
+            "it was rolled back and returned to the pool. Close connections and sessions explicitly.",
+            ResourceWarning,
+            stacklevel=2,
+        )
+        loop = self._loop
+        pool = self.engine.pool
+        begun = self._begun
+        if loop is None or loop.is_closed():
+            return
+
+        async def cleanup() -> None:
+            discard = False
+            try:
+                if begun:
+                    await asyncio.wait_for(dc.script("ROLLBACK"), timeout=5)
+            except BaseException:
+                discard = True
+            await pool.release(dc, discard=discard)
+
+        def start() -> None:
+            task = loop.create_task(cleanup())
+            _cleanup_tasks.add(task)
+            task.add_done_callback(_cleanup_tasks.discard)
+
+        try:
+            loop.call_soon_threadsafe(start)
+        except RuntimeError:
+            pass
+
+    # -- transactions ------------------------------------------------------------
+    def in_transaction(self) -> bool:
+        return self._in_tx
+
+    def in_nested_transaction(self) -> bool:
+        return bool(self._savepoints)
+
+    def begin(self) -> Transaction:
+        """Start a transaction: ``async with conn.begin():`` commits on success."""
+        if self._in_tx:
+            raise exc.InvalidRequestError(
+                "this connection already has a transaction (statements autobegin one); "
+                "commit() or rollback() it first, or use begin_nested() for a SAVEPOINT"
+            )
+        self._in_tx = True
+        return Transaction(self, nested=False)
+
+    def begin_nested(self) -> Transaction:
+        """A SAVEPOINT: ``async with conn.begin_nested():`` releases it, or rolls back to it on error."""
+        if not self._in_tx:
+            self._in_tx = True
+        self._sp_counter += 1
+        name = f"aiouow_sp_{self._sp_counter}"
+        self._savepoints.append(name)
+        return Transaction(self, nested=True, savepoint=name)
+
+    async def _ensure_begun(self) -> DriverConnection:
+        dc = self._dc or await self._driver()
+        if not self._begun:
+            self._in_tx = True
+            self._begun = True
+            if self.engine.echo:
+                log.info("BEGIN (implicit)")
+            defer = getattr(dc, "defer_begin", None)
+            if defer is not None:
+                defer()
+            else:
+                await self._script(dc, "BEGIN")
+        return dc
+
+    async def commit(self) -> None:
+        """Commit the transaction (nothing is sent if no statement ran)."""
+        if self._savepoints:
+            raise exc.InvalidRequestError("a SAVEPOINT is still open; release or roll it back before commit()")
+        dc = self._dc
+        try:
+            if self._begun and dc is not None:
+                if self.engine.echo:
+                    log.info("COMMIT")
+                await self._script(dc, "COMMIT")
+            elif dc is not None:
+                cancel = getattr(dc, "cancel_deferred_begin", None)
+                if cancel is not None:
+                    cancel()
+        finally:
+            self._in_tx = self._begun = False
+
+    async def rollback(self) -> None:
+        """Roll the transaction back."""
+        dc = self._dc
+        self._savepoints.clear()
+        try:
+            if self._begun and dc is not None:
+                if self.engine.echo:
+                    log.info("ROLLBACK")
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await dc.script("ROLLBACK")
+                    except BaseException as err:
+                        # a connection that cannot roll back is not reused
+                        self._invalid = True
+                        translated = self.dialect.translate_error(err, "ROLLBACK", None)
+                        if translated is None:
+                            raise
+                        if not isinstance(translated, exc.OperationalError) and "no transaction" not in str(err):
+                            raise translated from err
+            elif dc is not None:
+                cancel = getattr(dc, "cancel_deferred_begin", None)
+                if cancel is not None:
+                    cancel()
+        finally:
+            self._in_tx = self._begun = False
+
+    async def _savepoint(self, name: str) -> None:
+        await self._ensure_begun()
+        await self._run_script(f'SAVEPOINT "{name}"')
+
+    async def _release_savepoint(self, name: str) -> None:
+        await self._run_script(f'RELEASE SAVEPOINT "{name}"')
+        self._pop_savepoint(name)
+
+    async def _rollback_to_savepoint(self, name: str) -> None:
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._run_script(f'ROLLBACK TO SAVEPOINT "{name}"')
+        finally:
+            self._pop_savepoint(name)
+
+    def _pop_savepoint(self, name: str) -> None:
+        if name in self._savepoints:
+            del self._savepoints[self._savepoints.index(name):]
+
+    async def _run_script(self, sql: str) -> None:
+        dc = await self._ensure_begun()
+        if self.engine.echo:
+            log.info("%s", sql)
+        await self._script(dc, sql)
+
+    # -- statement execution -----------------------------------------------------
+    async def _script(self, dc: DriverConnection, sql: str) -> None:
+        try:
+            await dc.script(sql)
+        except Exception as err:
+            raise self._translate(err, sql, None) from err
+
+    async def fetch_sql(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run SQL that returns rows; the driver's rows."""
+        dc = await self._ensure_begun()
+        if self.engine.echo:
+            log.info("%s\n[parameters: %s]", sql, _format_params(params))
+        try:
+            return await dc.fetch(sql, params)
+        except Exception as err:
+            raise self._translate(err, sql, params) from err
+
+    async def execute_sql(self, sql: str, params: Sequence[Any]) -> int:
+        """Run SQL that returns no rows; rows affected."""
+        dc = await self._ensure_begun()
+        if self.engine.echo:
+            log.info("%s\n[parameters: %s]", sql, _format_params(params))
+        try:
+            return await dc.execute(sql, params)
+        except Exception as err:
+            raise self._translate(err, sql, params) from err
+
+    async def executemany_sql(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
+        """Run SQL once per parameter set; total rows affected (-1 if the driver cannot tell)."""
+        dc = await self._ensure_begun()
+        if self.engine.echo:
+            log.info("%s\n[%d parameter sets: %s]", sql, len(seq), _format_params(list(seq[:3])))
+        try:
+            return await dc.executemany(sql, seq)
+        except Exception as err:
+            raise self._translate(err, sql, seq) from err
+
+    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
+        """PostgreSQL COPY of many rows (the dialect must support it)."""
+        dc = await self._ensure_begun()
+        if self.engine.echo:
+            log.info("COPY %s (%s) FROM STDIN\n[%d rows]", table, ", ".join(columns), len(records))
+        try:
+            await dc.copy_records(table, columns, records)  # type: ignore[attr-defined]
+        except Exception as err:
+            raise self._translate(err, f"COPY {table}", None) from err
+
+    def _translate(self, err: Exception, sql: str, params: Any) -> Exception:
+        translated = self.dialect.translate_error(err, sql, params)
+        if translated is None:
+            return err
+        if isinstance(translated, exc.OperationalError):
+            self._invalid = True
+        return translated
+
+    async def stream_sql(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:
+        dc = await self._ensure_begun()
+        if self.engine.echo:
+            log.info("%s\n[parameters: %s]", sql, _format_params(params))
+        try:
+            async for rows in dc.stream(sql, params, chunk):
+                yield rows
+        except Exception as err:
+            raise self._translate(err, sql, params) from err
+
+    async def exec_driver_sql(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        """Run SQL in the driver's own parameter style (``$1`` / ``?``)."""
+        if _ROWS_RE.search(sql):
+            rows = await self.fetch_sql(sql, params)
+            return Result(rows, make_row_class(self._dc.column_names(rows)))  # type: ignore[union-attr]
+        return Result([], None, rowcount=await self.execute_sql(sql, params))
+
+    def compile(self, stmt: ClauseElement, params: dict[str, Any] | None = None) -> tuple[Compiled, list[Any]]:
+        """The compiled statement and its driver-ready parameters."""
+        compiled, binds = self.dialect.compile(stmt)
+        extra = params
+        if isinstance(stmt, TextClause):
+            extra = {**stmt.binds, **(params or {})}
+        return compiled, self.dialect.params_for(compiled, binds, extra)
+
+    async def execute(self, stmt: ClauseElement, params: dict[str, Any] | Sequence[dict[str, Any]] | None = None
+                      ) -> Result:
+        """Execute a statement; ``params`` fills ``text()`` parameters, or a list of
+        dicts runs an ``insert()`` once per dict."""
+        if isinstance(stmt, str):
+            raise exc.ArgumentError("execute() takes a statement; wrap literal SQL in text()")
+        if isinstance(params, (list, tuple)):
+            return await self._execute_many(stmt, params)
+        compiled, args = self.compile(stmt, params)  # type: ignore[arg-type]
+        return await self.run_compiled(compiled, args)
+
+    async def run_compiled(self, compiled: Compiled, args: list[Any]) -> Result:
+        sql = compiled.sql
+        returns_rows = compiled.returns_rows
+        if compiled.text_names is not None:
+            returns_rows = bool(_ROWS_RE.search(sql))
+        if not returns_rows:
+            return Result([], None, rowcount=await self.execute_sql(sql, args))
+        rows = await self.fetch_sql(sql, args)
+        procs = compiled.result_procs
+        if procs:
+            rows = _process(rows, procs)
+        if compiled.text_names is not None:
+            return Result(rows, make_row_class(self._dc.column_names(rows)))  # type: ignore[union-attr]
+        return Result(rows, compiled.row_class(), rowcount=len(rows))
+
+    async def _execute_many(self, stmt: ClauseElement, rows: Sequence[dict[str, Any]]) -> Result:
+        if not isinstance(stmt, Insert) or stmt._rows:
+            raise exc.ArgumentError("a list of parameter dicts is only accepted with a bare insert(Model)")
+        if not rows:
+            return Result([], None, rowcount=0)
+        compiled = None
+        seq = []
+        for row in rows:
+            c, args = self.compile(stmt.values(**row))
+            if compiled is None:
+                compiled = c
+            elif c is not compiled:
+                raise exc.ArgumentError("every parameter dict of an executemany insert must name the same columns")
+            seq.append(args)
+        assert compiled is not None
+        return Result([], None, rowcount=await self.executemany_sql(compiled.sql, seq))
+
+    async def stream(self, stmt: ClauseElement, params: dict[str, Any] | None = None,
+                     chunk_size: int = 1000) -> AsyncResult:
+        """Rows fetched in chunks (a server-side cursor on PostgreSQL)."""
+        compiled, args = self.compile(stmt, params)
+        procs = compiled.result_procs
+
+        def convert(rows: list[Any]) -> list[Any]:
+            return _process(rows, procs) if procs else rows
+
+        return AsyncResult(self.stream_sql(compiled.sql, args, chunk_size), convert, compiled.row_class())
+
+
+def _process(rows: list[Any], procs: tuple[tuple[int, Any], ...]) -> list[Any]:
+    out = []
+    for r in rows:
+        vals = list(r)
+        for i, p in procs:
+            vals[i] = p(vals[i])
+        out.append(vals)
+    return out
+
+
+class Transaction:
+    """``async with conn.begin():`` / ``async with conn.begin_nested():``."""
+
+    def __init__(self, conn: Connection, *, nested: bool, savepoint: str | None = None) -> None:
+        self.conn = conn
+        self.nested = nested
+        self.savepoint = savepoint
+        self._started = False
+
+    async def _start(self) -> None:
+        if self.nested and not self._started:
+            self._started = True
+            await self.conn._savepoint(self.savepoint)  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> Transaction:
+        await self._start()
+        return self
+
+    def __await__(self) -> Any:
+        return self.__aenter__().__await__()
+
+    async def commit(self) -> None:
+        if self.nested:
+            await self.conn._release_savepoint(self.savepoint)  # type: ignore[arg-type]
+        else:
+            await self.conn.commit()
+
+    async def rollback(self) -> None:
+        if self.nested:
+            await self.conn._rollback_to_savepoint(self.savepoint)  # type: ignore[arg-type]
+        else:
+            await self.conn.rollback()
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if et is None:
+            await self.commit()
+        else:
+            await self.rollback()
+
+
+class Engine:
+    """Connections to one database.  Make one with :func:`create_engine`."""
+
+    def __init__(self, url: URL, dialect: Dialect, pool_size: int, pool_timeout: float, echo: bool,
+                 connect_args: dict[str, Any]) -> None:
+        self.url = url
+        self.dialect = dialect
+        self.pool_size = pool_size
+        self.pool_timeout = pool_timeout
+        self.echo = echo
+        self._connect_args = connect_args
+        self.pool: Pool = dialect.create_pool(url, pool_size, connect_args)
+
+    @property
+    def echo(self) -> bool:
+        """Log every statement through the ``aiouow.engine`` logger at INFO."""
+        return self._echo
+
+    @echo.setter
+    def echo(self, value: bool) -> None:
+        self._echo = bool(value)
+        if value and log.level == logging.NOTSET:
+            log.setLevel(logging.INFO)
+            if not logging.getLogger().handlers and not log.handlers:
+                handler = logging.StreamHandler()
+                handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+                log.addHandler(handler)
+
+    def connect(self) -> Connection:
+        """A connection: ``async with engine.connect() as conn:``."""
+        return Connection(self)
+
+    def begin(self) -> _EngineBegin:
+        """``async with engine.begin() as conn:``: a connection in a transaction,
+        committed on success and rolled back on error."""
+        return _EngineBegin(self)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection not in use."""
+        await self.pool.dispose()
+
+    def __repr__(self) -> str:
+        return f"Engine({self.url.raw!r})"
+
+
+class _EngineBegin:
+    def __init__(self, engine: Engine) -> None:
+        self.conn = Connection(engine)
+
+    async def __aenter__(self) -> Connection:
+        await self.conn._driver()
+        self.conn.begin()
+        return self.conn
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            if et is None:
+                await self.conn.commit()
+        finally:
+            await self.conn.close()
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    pool_timeout: float = 30.0,
+    connect_args: dict[str, Any] | None = None,
+) -> Engine:
+    """An engine for ``sqlite:///file.db``, ``sqlite:///:memory:`` or ``postgresql://...``.
+
+    ``connect_args`` go to the driver's connect call unchanged.
+    """
+    u = make_url(url)
+    if u.backend == "sqlite":
+        from ..dialects.sqlite import SQLiteDialect
+
+        dialect: Dialect = SQLiteDialect()
+    else:
+        from ..dialects.postgresql import PGDialect
+
+        dialect = PGDialect()
+    if pool_timeout <= 0:
+        raise exc.ArgumentError(f"pool_timeout must be positive, got {pool_timeout}")
+    return Engine(u, dialect, pool_size, float(pool_timeout), echo, dict(connect_args or {}))

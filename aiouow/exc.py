@@ -1,0 +1,138 @@
+"""Exceptions raised by aiouow.
+
+Every class derives from :class:`AiouowError`.  Driver exceptions never leak
+unwrapped: they become a :class:`DBAPIError` subclass chosen by SQLSTATE class
+(the same class whichever driver raised it), with the driver's own exception
+kept as ``.orig``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AiouowError(Exception):
+    """Base class of every aiouow error."""
+
+
+class ArgumentError(AiouowError):
+    """A function or constructor was given an argument it cannot use."""
+
+
+class InvalidRequestError(AiouowError):
+    """The operation is not valid in the current state."""
+
+
+class PendingRollbackError(InvalidRequestError):
+    """A previous flush failed; the session must be rolled back first.
+
+    ``.orig`` holds the error that failed the flush.
+    """
+
+    def __init__(self, message: str, orig: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.orig = orig
+
+
+class NotLoadedError(InvalidRequestError):
+    """An attribute that is not loaded was read; aiouow never loads it implicitly.
+
+    Deliberately not an ``AttributeError``: ``hasattr()`` and ``getattr(obj, name,
+    default)`` must not silently swallow a missing load.
+    """
+
+
+class DetachedInstanceError(NotLoadedError):
+    """An unloaded attribute of an object that belongs to no session was read."""
+
+
+class ObjectDeletedError(InvalidRequestError):
+    """The row behind an object no longer exists."""
+
+
+class NoResultFound(InvalidRequestError):
+    """A result expected to hold exactly one row held none."""
+
+
+class MultipleResultsFound(InvalidRequestError):
+    """A result expected to hold at most one row held several."""
+
+
+class StaleDataError(AiouowError):
+    """An UPDATE or DELETE matched a different number of rows than expected."""
+
+
+class ConcurrentSessionUseError(InvalidRequestError):
+    """One session was used by two tasks at the same time."""
+
+
+class PoolTimeoutError(AiouowError):
+    """No connection became free within ``pool_timeout`` seconds."""
+
+
+class DBAPIError(AiouowError):
+    """An error raised by the database driver.
+
+    ``.orig`` is the driver's exception, ``.statement`` and ``.params`` what was
+    being executed when it was raised.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        orig: BaseException | None = None,
+        statement: str | None = None,
+        params: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.orig = orig
+        self.statement = statement
+        self.params = params
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.statement:
+            text = f"{text}\n[SQL: {self.statement}]"
+        return text
+
+
+class IntegrityError(DBAPIError):
+    """A constraint was violated (SQLSTATE class 23)."""
+
+
+class DataError(DBAPIError):
+    """A value could not be stored or converted (SQLSTATE class 22)."""
+
+
+class ProgrammingError(DBAPIError):
+    """The SQL or the schema is wrong (SQLSTATE class 42)."""
+
+
+class OperationalError(DBAPIError):
+    """The connection or the server failed (SQLSTATE classes 08 and 57)."""
+
+
+class NPlusOneWarning(UserWarning):
+    """Many single-object loads of one relationship were issued in one session."""
+
+
+__all__ = [
+    "AiouowError",
+    "ArgumentError",
+    "ConcurrentSessionUseError",
+    "DBAPIError",
+    "DataError",
+    "DetachedInstanceError",
+    "IntegrityError",
+    "InvalidRequestError",
+    "MultipleResultsFound",
+    "NPlusOneWarning",
+    "NoResultFound",
+    "NotLoadedError",
+    "ObjectDeletedError",
+    "OperationalError",
+    "PendingRollbackError",
+    "PoolTimeoutError",
+    "ProgrammingError",
+    "StaleDataError",
+]

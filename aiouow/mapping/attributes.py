@@ -1,0 +1,68 @@
+"""Class-level descriptors for mapped column attributes.
+
+A column attribute is a *non-data* descriptor: when the value is loaded it
+sits in the instance ``__dict__`` and Python returns it without calling any
+of our code.  Only a read of an unloaded attribute reaches ``__get__``.
+Writes go through ``Model.__setattr__`` to :meth:`ColumnAttribute.set`,
+which checks the value's type and records the previous value once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..exc import ArgumentError
+from . import state as _state
+from .state import PERSISTENT, InstanceState
+
+if TYPE_CHECKING:
+    from ..sql.schema import Column
+
+
+class ColumnAttribute:
+    """``User.name``: the Column on the class; the value on an instance."""
+
+    __slots__ = ("key", "column", "owner", "_accepts", "_nullable")
+
+    def __init__(self, key: str, column: Column, owner: type) -> None:
+        self.key = key
+        self.column = column
+        self.owner = owner
+        self._accepts = column.type.accepts
+        self._nullable = column.nullable or column.primary_key
+
+    def __get__(self, obj: Any, cls: type | None = None) -> Any:
+        if obj is None:
+            return self.column
+        return _state.missing_column(obj, self.key)
+
+    def set(self, obj: Any, value: Any) -> None:
+        if value is None:
+            if not self._nullable:
+                raise ArgumentError(
+                    f"{type(obj).__name__}.{self.key} is NOT NULL and cannot be set to None; "
+                    f"annotate it as `{self.key}: X | None` to allow NULL"
+                )
+        elif not self._accepts(value):
+            raise ArgumentError(
+                f"{type(obj).__name__}.{self.key} takes {self.column.type!r} values "
+                f"({', '.join(t.__name__ for t in self.column.type.python_types)}), "
+                f"not {type(value).__name__} {value!r}"
+            )
+        d = obj.__dict__
+        st = _state._get_slot(obj)
+        if st.__class__ is not InstanceState:
+            st = _state.state_of(obj)
+        if st.status >= PERSISTENT:
+            committed = st.committed
+            if committed is None:
+                committed = st.committed = {}
+                session = st.session
+                if session is not None:
+                    session._note_modified(obj)
+            if self.key not in committed:
+                committed[self.key] = d.get(self.key, _state.NO_VALUE)
+        d[self.key] = value
+
+    def __repr__(self) -> str:
+        return f"<ColumnAttribute {self.owner.__name__}.{self.key}>"

@@ -1,0 +1,157 @@
+"""``Model``, ``column()`` and ``relationship()``: declaring mapped classes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar, dataclass_transform
+
+from ..exc import ArgumentError
+from ..sql.schema import ForeignKey, MetaData, default_metadata
+from . import state as _state
+from .mapper import ColumnSpec, Mapper, map_class
+from .relationships import Relationship
+from .state import PENDING, TRANSIENT, InstanceState
+
+_MISSING: Any = dataclasses.MISSING
+
+
+def column(
+    *foreign_keys: ForeignKey,
+    primary_key: bool = False,
+    nullable: bool | None = None,
+    default: Any = _MISSING,
+    default_factory: Callable[[], Any] | Any = _MISSING,
+    unique: bool = False,
+    index: bool = False,
+    type_: Any = None,
+    version: bool = False,
+    autoincrement: bool | str = "auto",
+) -> Any:
+    """A mapped column.  Its type comes from the annotation unless ``type_`` is given.
+
+    ``version=True`` makes it an optimistic-concurrency counter (starts at 1,
+    +1 per UPDATE, checked on UPDATE and DELETE).
+    """
+    for fk in foreign_keys:
+        if not isinstance(fk, ForeignKey):
+            raise ArgumentError(f"column(): positional arguments must be ForeignKey(...), not {fk!r}")
+    if default is not _MISSING and default_factory is not _MISSING:
+        raise ArgumentError("column(): give default or default_factory, not both")
+    return ColumnSpec(foreign_keys, primary_key, nullable, default, default_factory, unique, index,
+                      type_, version, autoincrement)
+
+
+def relationship(
+    argument: Any = None,
+    *,
+    back_populates: str | None = None,
+    cascade: str = "save-update, merge",
+    order_by: Any = None,
+    secondary: Any = None,
+    uselist: bool | None = None,
+    remote_side: Any = None,
+    foreign_keys: Any = None,
+    passive_deletes: bool = False,
+    viewonly: bool = False,
+) -> Any:
+    """A relationship to another model; direction is inferred from foreign keys.
+
+    Loading is always explicit: ``await session.load(obj, "rel")`` or a loader
+    option in the query.
+    """
+    return Relationship(
+        argument, back_populates=back_populates, cascade=cascade, order_by=order_by,
+        secondary=secondary, uselist=uselist, remote_side=remote_side,
+        foreign_keys=foreign_keys, passive_deletes=passive_deletes, viewonly=viewonly,
+    )
+
+
+@dataclass_transform(kw_only_default=True, field_specifiers=(column, relationship))
+class Model:
+    """Base class of mapped models.
+
+    ``class User(Model): __tablename__ = "users"; id: int = column(primary_key=True)``.
+    A subclass without ``__tablename__`` is an abstract base whose columns its
+    subclasses inherit.
+    """
+
+    __slots__ = ("_aiouow_state", "__dict__", "__weakref__")
+
+    metadata: ClassVar[MetaData] = default_metadata
+    __aiouow_mapper__: ClassVar[Mapper]
+    __table__: ClassVar[Any]
+    __tablename__: ClassVar[str]
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        mapper = map_class(cls, cls.metadata)
+        cls.__aiouow_mapper__ = mapper  # type: ignore[assignment]
+        if mapper is not None:
+            cls.__table__ = mapper.table
+            cls.__aiouow_setters__ = {  # type: ignore[attr-defined]
+                **{k: cls.__dict__[k].set for k in mapper.columns},
+                **{k: _relationship_setter(r) for k, r in mapper.relationships.items()},
+            }
+
+    @classmethod
+    def __clause_element__(cls) -> Any:
+        mapper = cls.__dict__.get("__aiouow_mapper__")
+        if mapper is None:
+            raise ArgumentError(f"{cls.__name__} is an abstract model (no __tablename__); it has no table")
+        return mapper.__clause_element__()
+
+    def __new__(cls, *args: Any, **kw: Any) -> Any:
+        mapper = cls.__dict__.get("__aiouow_mapper__")
+        if mapper is None:
+            raise ArgumentError(f"{cls.__name__} is an abstract model (no __tablename__) and cannot be instantiated")
+        obj = object.__new__(cls)
+        _set_state(obj, InstanceState(mapper, TRANSIENT))
+        return obj
+
+    def __init__(self, **kw: Any) -> None:
+        mapper = type(self).__aiouow_mapper__
+        d = self.__dict__
+        for key, value, factory in mapper.defaults:
+            if key not in kw:
+                d[key] = value() if factory else value
+        setters = type(self).__aiouow_setters__  # type: ignore[attr-defined]
+        for key, value in kw.items():
+            setter = setters.get(key)
+            if setter is None:
+                raise TypeError(
+                    f"{type(self).__name__}() got an unexpected keyword argument {key!r}; "
+                    f"mapped attributes: {', '.join(mapper.attrs)}"
+                )
+            setter(self, value)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        setter = type(self).__aiouow_setters__.get(key)  # type: ignore[attr-defined]
+        if setter is None:
+            object.__setattr__(self, key, value)
+        else:
+            setter(self, value)
+
+    def __repr__(self) -> str:
+        mapper = type(self).__aiouow_mapper__
+        d = self.__dict__
+        shown = ", ".join(f"{k}={d[k]!r}" for k in mapper.column_keys if k in d)
+        return f"{type(self).__name__}({shown})"
+
+
+_set_state = Model._aiouow_state.__set__  # type: ignore[attr-defined]
+_state.bind_slot(Model._aiouow_state)  # type: ignore[attr-defined]
+
+
+def _relationship_setter(rel: Relationship) -> Callable[[Any, Any], None]:
+    from .relationship_events import set_relationship
+
+    def setter(obj: Any, value: Any) -> None:
+        set_relationship(rel, obj, value)
+
+    return setter
+
+
+def is_pending_or_transient(obj: Any) -> bool:
+    st = _state.raw_state(obj)
+    return st.__class__ is InstanceState and st.status in (TRANSIENT, PENDING)

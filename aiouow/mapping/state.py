@@ -1,0 +1,341 @@
+"""Per-instance state: where an object stands and what changed.
+
+Design: every mapped object has one slot, ``_aiouow_state``.  It holds either
+
+* an :class:`InstanceState`, or
+* the owning session's weak reference (one object per session, shared by
+  all its instances), meaning "persistent in that session, nothing
+  modified".
+
+Rows loaded from the database take the second form, so loading an object
+allocates the object and its ``__dict__`` and nothing else, and no object
+references its session strongly (no reference cycles for the garbage
+collector to find).  The first write to an attribute, ``inspect()``, or any
+state change promotes the slot to a full :class:`InstanceState`.
+
+Loaded values live in the instance ``__dict__``; an attribute absent from it
+is unloaded (expired, or never loaded), and reading it reaches the class
+descriptor, which asks this module what to do.  Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..exc import DetachedInstanceError, NotLoadedError
+
+if TYPE_CHECKING:
+    from .mapper import Mapper
+
+TRANSIENT = 0
+PENDING = 1
+PERSISTENT = 2
+DELETED = 3
+DETACHED = 4
+
+_STATUS_NAMES = ("transient", "pending", "persistent", "deleted", "detached")
+
+
+class _NoValue:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+
+NO_VALUE: Any = _NoValue()
+
+
+class History(NamedTuple):
+    """Changes to one attribute since it was loaded or last flushed."""
+
+    added: tuple[Any, ...]
+    unchanged: tuple[Any, ...]
+    deleted: tuple[Any, ...]
+
+    def has_changes(self) -> bool:
+        return bool(self.added or self.deleted)
+
+
+class InstanceState:
+    """The state of one mapped object (see the module docstring)."""
+
+    __slots__ = ("mapper", "status", "key", "session_ref", "committed", "expired_by", "rel_committed")
+
+    def __init__(self, mapper: Mapper, status: int, key: Any = None,
+                 session_ref: weakref.ref[Any] | None = None) -> None:
+        self.mapper = mapper
+        self.status = status
+        #: primary key value (scalar, or tuple for composite keys) once persistent
+        self.key = key
+        self.session_ref = session_ref
+        #: attribute -> value before the first change since load/flush (None: no change)
+        self.committed: dict[str, Any] | None = None
+        #: why unloaded attributes are unloaded ("commit()", "expire()", ...)
+        self.expired_by: str | None = None
+        #: relationship -> value as last loaded/flushed, for relationships changed since
+        self.rel_committed: dict[str, Any] | None = None
+
+    # -- inspection API (``aiouow.inspect(obj)``) ---------------------------
+    @property
+    def session(self) -> Any:
+        """The session the object belongs to, or None."""
+        ref = self.session_ref
+        return ref() if ref is not None else None
+
+    @property
+    def transient(self) -> bool:
+        return self.status == TRANSIENT
+
+    @property
+    def pending(self) -> bool:
+        return self.status == PENDING
+
+    @property
+    def persistent(self) -> bool:
+        return self.status == PERSISTENT
+
+    @property
+    def deleted(self) -> bool:
+        return self.status == DELETED
+
+    @property
+    def detached(self) -> bool:
+        return self.status == DETACHED
+
+    @property
+    def status_name(self) -> str:
+        return _STATUS_NAMES[self.status]
+
+    @property
+    def modified(self) -> bool:
+        return self.committed is not None or self.rel_committed is not None
+
+    @property
+    def identity(self) -> tuple[Any, ...] | None:
+        """The primary key as a tuple, or None before the object has one."""
+        if self.key is None:
+            return None
+        return self.key if isinstance(self.key, tuple) and len(self.mapper.pk_keys) > 1 else (self.key,)
+
+    @property
+    def identity_key(self) -> tuple[type, tuple[Any, ...]] | None:
+        ident = self.identity
+        return None if ident is None else (self.mapper.class_, ident)
+
+
+class AttributeState:
+    """``inspect(obj).attrs[name]``."""
+
+    __slots__ = ("_obj", "_state", "key")
+
+    def __init__(self, obj: Any, state: InstanceState, key: str) -> None:
+        self._obj = obj
+        self._state = state
+        self.key = key
+
+    @property
+    def loaded_value(self) -> Any:
+        return self._obj.__dict__.get(self.key, NO_VALUE)
+
+    @property
+    def value(self) -> Any:
+        return getattr(self._obj, self.key)
+
+    @property
+    def history(self) -> History:
+        return attribute_history(self._obj, self._state, self.key)
+
+
+def attribute_history(obj: Any, state: InstanceState, key: str) -> History:
+    d = obj.__dict__
+    current = d.get(key, NO_VALUE)
+    rel = state.mapper.relationships.get(key)
+    if rel is not None:
+        old = state.rel_committed.get(key, current) if state.rel_committed else current
+        if state.status in (TRANSIENT, PENDING) and old is current:
+            old = [] if rel.uselist else None
+        return rel.history(old, current)
+    if state.status in (TRANSIENT, PENDING):
+        return History((current,), (), ()) if current is not NO_VALUE else History((), (), ())
+    committed = state.committed
+    if committed is not None and key in committed:
+        old = committed[key]
+        if old is NO_VALUE:
+            return History((current,), (), ())
+        if current is NO_VALUE:
+            return History((), (), (old,))
+        if _same(old, current):
+            return History((), (current,), ())
+        return History((current,), (), (old,))
+    if current is NO_VALUE:
+        return History((), (), ())
+    return History((), (current,), ())
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return False
+
+
+class AttrsView(Mapping[str, AttributeState]):
+    __slots__ = ("_obj", "_state")
+
+    def __init__(self, obj: Any, state: InstanceState) -> None:
+        self._obj = obj
+        self._state = state
+
+    def __getitem__(self, key: str) -> AttributeState:
+        if key not in self._state.mapper.attrs:
+            raise KeyError(key)
+        return AttributeState(self._obj, self._state, key)
+
+    def __iter__(self) -> Any:
+        return iter(self._state.mapper.attrs)
+
+    def __len__(self) -> int:
+        return len(self._state.mapper.attrs)
+
+
+class InstanceInspection:
+    """What ``aiouow.inspect(obj)`` returns: the state plus the object."""
+
+    __slots__ = ("obj", "state")
+
+    def __init__(self, obj: Any, state: InstanceState) -> None:
+        self.obj = obj
+        self.state = state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.state, name)
+
+    @property
+    def object(self) -> Any:
+        return self.obj
+
+    @property
+    def mapper(self) -> Mapper:
+        return self.state.mapper
+
+    @property
+    def attrs(self) -> AttrsView:
+        return AttrsView(self.obj, self.state)
+
+    @property
+    def unloaded(self) -> set[str]:
+        d = self.obj.__dict__
+        return {k for k in self.state.mapper.attrs if k not in d}
+
+    @property
+    def modified(self) -> bool:
+        return self.state.modified
+
+    @property
+    def session(self) -> Any:
+        return self.state.session
+
+
+# -- the slot ----------------------------------------------------------------
+_get_slot: Any = None
+_set_slot: Any = None
+
+
+def bind_slot(descriptor: Any) -> None:
+    """Called once by ``Model`` with its ``_aiouow_state`` slot descriptor."""
+    global _get_slot, _set_slot
+    _get_slot = descriptor.__get__
+    _set_slot = descriptor.__set__
+
+
+def state_of(obj: Any) -> InstanceState:
+    """The object's full state, promoting the compact form."""
+    st = _get_slot(obj)
+    if st.__class__ is InstanceState:
+        return st  # type: ignore[no-any-return]
+    mapper = type(obj).__aiouow_mapper__
+    full = InstanceState(mapper, PERSISTENT, mapper.pk_of(obj.__dict__), st)
+    _set_slot(obj, full)
+    return full
+
+
+def raw_state(obj: Any) -> Any:
+    """The slot as it is: an InstanceState or a session weakref."""
+    return _get_slot(obj)
+
+
+# -- reading what is not loaded ------------------------------------------------
+def _describe(obj: Any) -> str:
+    mapper = type(obj).__aiouow_mapper__
+    d = obj.__dict__
+    pk = ", ".join(f"{k}={d.get(k)!r}" for k in mapper.pk_keys)
+    return f"{mapper.class_.__name__}({pk})"
+
+
+def _expire_reason(obj: Any, st: Any) -> str | None:
+    if st.__class__ is InstanceState:
+        if st.expired_by:
+            return st.expired_by
+        session = st.session
+    else:
+        session = st()
+    if session is not None:
+        return getattr(session, "_expire_reason_for", lambda o: None)(obj)
+    return None
+
+
+def missing_column(obj: Any, key: str) -> Any:
+    """Reading a column attribute absent from ``__dict__``: None, or a clear error."""
+    st = _get_slot(obj)
+    status = st.status if st.__class__ is InstanceState else PERSISTENT
+    if status == TRANSIENT or status == PENDING:
+        return None
+    cls = type(obj).__name__
+    what = _describe(obj)
+    if status == DETACHED:
+        raise DetachedInstanceError(
+            f"{cls}.{key} is not loaded and {what} is detached from any session, so it cannot be "
+            f"loaded. Add it to a session (session.add(obj), or obj = await session.merge(obj)) and "
+            f"then `await session.refresh(obj, [{key!r}])`, or load it before closing the session."
+        )
+    reason = _expire_reason(obj, st)
+    why = f"{what} was expired by {reason}" if reason else f"the query that loaded {what} did not load it"
+    raise NotLoadedError(
+        f"{cls}.{key} is not loaded: {why}, and aiouow never loads implicitly. "
+        f"Load it with `await session.refresh(obj, [{key!r}])` (or `await obj.awaitable_attrs.{key}`)"
+        f", or keep it loaded with expire_on_commit=False."
+    )
+
+
+def missing_relationship(obj: Any, rel: Any) -> Any:
+    """Reading a relationship absent from ``__dict__``: empty for new objects, else a clear error."""
+    st = _get_slot(obj)
+    status = st.status if st.__class__ is InstanceState else PERSISTENT
+    key = rel.key
+    if status == TRANSIENT or status == PENDING:
+        value = rel.empty_value(obj)
+        obj.__dict__[key] = value
+        return value
+    cls = type(obj).__name__
+    what = _describe(obj)
+    if status == DETACHED:
+        raise DetachedInstanceError(
+            f"{cls}.{key} is not loaded and {what} is detached from any session, so it cannot be "
+            f"loaded. Load it while the object is in a session (selectinload({cls}.{key}) in the "
+            f"query, or `await session.load(obj, {key!r})`), or re-attach it with session.merge()."
+        )
+    if key in getattr(rel, "_raise_marker", ()):
+        pass
+    reason = _expire_reason(obj, st)
+    why = f"{what} was expired by {reason}" if reason else "it was not loaded"
+    raise NotLoadedError(
+        f"{cls}.{key} is not loaded ({why}); aiouow never loads on attribute access. "
+        f"Load it with `await session.load(obj, {key!r})`, `await obj.awaitable_attrs.{key}`, "
+        f"or in the query: select({cls}).options(selectinload({cls}.{key})) "
+        f"(for many objects: `await session.load_all(objs, {key!r})`)."
+    )

@@ -1,0 +1,366 @@
+"""One SQL compiler; dialects override a handful of hooks.
+
+Compiling walks a statement once and produces a :class:`Compiled`: the SQL
+text, where each placeholder's value comes from (an index into the bound
+parameters collected by the statement's cache-key walk) and how it is
+converted for the driver, plus what the result columns are.  ``compile()``
+caches Compiled objects by cache key, so a statement shape is compiled once
+per dialect and later executions only walk the key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import types as sqltypes
+from ..exc import ArgumentError
+from .elements import (
+    BinaryExpression,
+    BindParameter,
+    BooleanClauseList,
+    ClauseElement,
+    ExpandingBind,
+    FunctionCall,
+    Label,
+    TextClause,
+    UnaryExpression,
+)
+from .schema import Column, Table
+from .selectable import EntityClause, Select
+
+if TYPE_CHECKING:
+    from .dml import Delete, Insert, Update
+
+Processor = Callable[[Any], Any] | None
+
+_NAMED_PARAM = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
+class Compiled:
+    """The compiled form of one statement shape for one dialect.
+
+    ``params`` entries are ``(bind_index, processor, expand)``; ``text_names``
+    replaces them for ``text()`` statements, whose values arrive by name.
+    ``items`` describes the result: ``("entity", entity, start, stop)`` or
+    ``("column", None, index, index + 1)`` per selected item.
+    """
+
+    __slots__ = ("sql", "params", "text_names", "names", "result_procs", "items", "returns_rows",
+                 "_row_class", "is_select")
+
+    def __init__(self) -> None:
+        self.sql = ""
+        self.params: list[tuple[int, Processor, bool]] = []
+        self.text_names: list[str] | None = None
+        self.names: list[str] = []
+        self.result_procs: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+        self.items: list[tuple[str, Any, int, int]] = []
+        self.returns_rows = False
+        self.is_select = False
+        self._row_class: type | None = None
+
+    def row_class(self) -> type:
+        """A tuple subclass whose instances expose columns by name."""
+        if self._row_class is None:
+            from ..engine.result import make_row_class
+
+            self._row_class = make_row_class(self.names)
+        return self._row_class
+
+
+class Compiler:
+    """Turns statements into SQL.  Dialect subclasses override the hooks."""
+
+    # -- hooks -------------------------------------------------------------
+    def placeholder(self, position: int) -> str:
+        raise NotImplementedError
+
+    def quote(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def bind_processor(self, type_: sqltypes.TypeEngine) -> Processor:
+        return self.dialect.bind_processor(type_)
+
+    def visit_expanding_in(self, left: str, op: str, bind: ExpandingBind) -> str:
+        if not bind.value:
+            return "1 != 1" if op == "IN" else "1 = 1"
+        marks = ", ".join(self._add_param(bind, self.bind_processor(bind.type), expand_index=i)
+                          for i in range(len(bind.value)))
+        return f"{left} {op} ({marks})"
+
+    def visit_ilike(self, left: str, right: str) -> str:
+        return f"lower({left}) LIKE lower({right})"
+
+    def limit_clause(self, limit: str | None, offset: str | None) -> str:
+        out = ""
+        if limit is not None:
+            out += " LIMIT " + limit
+        if offset is not None:
+            out += " OFFSET " + offset
+        return out
+
+    def for_update_clause(self) -> str:
+        return " FOR UPDATE"
+
+    # -- machinery ---------------------------------------------------------
+    def __init__(self, dialect: Any, binds: list[BindParameter]) -> None:
+        self.dialect = dialect
+        self._positions = {id(b): i for i, b in enumerate(binds)}
+        self.compiled = Compiled()
+        self._placeholders: dict[Any, str] = {}
+        self._n = 0
+        self._depth = 0
+        self._in_dml = False
+
+    def _add_param(self, bind: BindParameter, proc: Processor, expand_index: int = -1) -> str:
+        index = self._positions[id(bind)]
+        slot = (index, expand_index)
+        existing = self._placeholders.get(slot)
+        if existing is not None and self.reuses_placeholders:
+            return existing
+        self._n += 1
+        mark = self.placeholder(self._n)
+        self._placeholders[slot] = mark
+        self.compiled.params.append((index, proc, expand_index))  # type: ignore[arg-type]
+        return mark
+
+    reuses_placeholders = False
+
+    def process(self, stmt: ClauseElement) -> Compiled:
+        self.compiled.sql = stmt._compile(self)
+        return self.compiled
+
+    # -- expressions -------------------------------------------------------
+    def visit_column(self, col: Column) -> str:
+        return f"{self.quote(col.table.name)}.{self.quote(col.name)}"
+
+    def visit_bind(self, bind: BindParameter) -> str:
+        return self._add_param(bind, self.bind_processor(bind.type))
+
+    def visit_expanding_bind(self, bind: ExpandingBind) -> str:
+        raise ArgumentError("a list of values can only be used with in_() / not_in()")
+
+    def visit_null(self, _: Any) -> str:
+        return "NULL"
+
+    def _operand(self, el: ClauseElement) -> str:
+        sql = el._compile(self)
+        if isinstance(el, (BinaryExpression, BooleanClauseList, Select)) or (
+            isinstance(el, UnaryExpression) and el.prefix and el.op != "-"
+        ):
+            return f"({sql})"
+        return sql
+
+    def visit_binary(self, b: BinaryExpression) -> str:
+        left = self._operand(b.left)
+        if isinstance(b.right, ExpandingBind):
+            return self.visit_expanding_in(left, b.op, b.right)
+        right = self._operand(b.right)
+        if b.op == "ILIKE":
+            return self.visit_ilike(left, right)
+        return f"{left} {b.op} {right}"
+
+    def visit_unary(self, u: UnaryExpression) -> str:
+        inner = self._operand(u.element)
+        return f"{u.op} {inner}" if u.prefix else f"{inner} {u.op}"
+
+    def visit_boolean_list(self, b: BooleanClauseList) -> str:
+        if not b.clauses:
+            return "1 = 1" if b.op == "AND" else "1 != 1"
+        # comparisons bind tighter than AND / OR: only nested lists need parentheses
+        return f" {b.op} ".join(
+            f"({c._compile(self)})" if isinstance(c, BooleanClauseList) else c._compile(self)
+            for c in b.clauses
+        )
+
+    def visit_label(self, lbl: Label) -> str:
+        return f"{self._operand(lbl.element)} AS {self.quote(lbl.name)}"
+
+    def visit_function(self, f: FunctionCall) -> str:
+        if not f.args and f.name.lower() == "count":
+            return "count(*)"
+        return f"{f.name}({', '.join(a._compile(self) for a in f.args)})"
+
+    def visit_entity(self, e: EntityClause) -> str:
+        return ", ".join(self.visit_column(c) for c in e.columns)
+
+    def visit_text(self, t: TextClause) -> str:
+        names: list[str] = []
+
+        def repl(m: re.Match[str]) -> str:
+            names.append(m.group(1))
+            self._n += 1
+            return self.placeholder(self._n)
+
+        sql = _NAMED_PARAM.sub(repl, t.text)
+        self.compiled.text_names = names
+        self.compiled.returns_rows = True
+        return sql
+
+    # -- statements --------------------------------------------------------
+    def _result_columns(self, cols: tuple[ClauseElement, ...]) -> str:
+        c = self.compiled
+        parts = []
+        procs = []
+        pos = 0
+        for item in cols:
+            if isinstance(item, EntityClause):
+                start = pos
+                for col in item.columns:
+                    c.names.append(col.key)
+                    proc = self.dialect.result_processor(col.type)
+                    if proc is not None:
+                        procs.append((pos, proc))
+                    pos += 1
+                c.items.append(("entity", item.entity, start, pos))
+                parts.append(self.visit_entity(item))
+            else:
+                c.names.append(getattr(item, "result_name", "value"))
+                proc = self.dialect.result_processor(getattr(item, "type", sqltypes.NULLTYPE))
+                if proc is not None:
+                    procs.append((pos, proc))
+                c.items.append(("column", None, pos, pos + 1))
+                pos += 1
+                parts.append(self._operand(item) if isinstance(item, Select) else item._compile(self))
+        c.result_procs = tuple(procs)
+        c.returns_rows = True
+        return ", ".join(parts)
+
+    def visit_select(self, s: Select) -> str:
+        self._depth += 1
+        try:
+            if self._depth == 1 and not self._in_dml:
+                return self._select_sql(s)
+            # a subquery: its columns are not the statement's result columns
+            outer = self.compiled
+            self.compiled = Compiled()
+            self.compiled.params = outer.params
+            try:
+                return self._select_sql(s)
+            finally:
+                self.compiled = outer
+        finally:
+            self._depth -= 1
+
+    def _select_sql(self, s: Select) -> str:
+        self.compiled.is_select = True
+        sql = "SELECT "
+        if s._distinct:
+            sql += "DISTINCT "
+        sql += self._result_columns(s._columns)
+        sql += " FROM " + self._from_clause(s)
+        if s._where:
+            sql += " WHERE " + self.visit_boolean_list(BooleanClauseList("AND", s._where))
+        if s._group_by:
+            sql += " GROUP BY " + ", ".join(g._compile(self) for g in s._group_by)
+        if s._having:
+            sql += " HAVING " + self.visit_boolean_list(BooleanClauseList("AND", s._having))
+        if s._order_by:
+            sql += " ORDER BY " + ", ".join(o._compile(self) for o in s._order_by)
+        if s._limit is not None or s._offset is not None:
+            sql += self.limit_clause(
+                s._limit._compile(self) if s._limit is not None else None,
+                s._offset._compile(self) if s._offset is not None else None,
+            )
+        if s._for_update:
+            sql += self.for_update_clause()
+        return sql
+
+    def _from_clause(self, s: Select) -> str:
+        tables: dict[Table, None] = {}
+        for t in s._select_from:
+            tables[t] = None
+        for c in s._columns:
+            for t in c._tables():
+                tables[t] = None
+        for w in s._where:
+            for t in w._tables():
+                tables[t] = None
+        if not s._joins:
+            if not tables:
+                raise ArgumentError("a SELECT needs a table: select a column or model, or use select_from()")
+            return ", ".join(self.quote(t.name) for t in tables)
+        first = s._joins[0]
+        head = first.left
+        if head is None:
+            joined = {j.right for j in s._joins}
+            head = next((t for t in tables if t not in joined), None)
+            if head is None:
+                raise ArgumentError("cannot tell the left side of the JOIN; use select_from()")
+        chain = self.quote(head.name)
+        in_chain = {head}
+        for j in s._joins:
+            kind = " LEFT OUTER JOIN " if j.isouter else " JOIN "
+            chain += f"{kind}{self.quote(j.right.name)} ON {j.onclause._compile(self)}"
+            in_chain.add(j.right)
+        others = [self.quote(t.name) for t in tables if t not in in_chain]
+        return ", ".join([*others, chain])
+
+    def _returning(self, cols: tuple[ClauseElement, ...]) -> str:
+        if not cols:
+            return ""
+        return " RETURNING " + self._result_columns(cols)
+
+    def visit_insert(self, stmt: Insert) -> str:
+        self._in_dml = True
+        table = stmt.table
+        sql = f"INSERT INTO {self.quote(table.name)}"
+        if not stmt._rows:
+            sql += self.default_values()
+        else:
+            cols = [c for c, _ in stmt._rows[0]]
+            sql += " (" + ", ".join(self.quote(c.name) for c in cols) + ") VALUES "
+            sql += ", ".join(
+                "(" + ", ".join(v._compile(self) for _, v in row) + ")" for row in stmt._rows
+            )
+        return sql + self._returning(stmt._returning)
+
+    def default_values(self) -> str:
+        return " DEFAULT VALUES"
+
+    def visit_update(self, stmt: Update) -> str:
+        self._in_dml = True
+        if not stmt._values:
+            raise ArgumentError("update() needs .values(...)")
+        sets = ", ".join(f"{self.quote(c.name)} = {v._compile(self)}" for c, v in stmt._values)
+        sql = f"UPDATE {self.quote(stmt.table.name)} SET {sets}"
+        if stmt._where:
+            sql += " WHERE " + self.visit_boolean_list(BooleanClauseList("AND", stmt._where))
+        return sql + self._returning(stmt._returning)
+
+    def visit_delete(self, stmt: Delete) -> str:
+        self._in_dml = True
+        sql = f"DELETE FROM {self.quote(stmt.table.name)}"
+        if stmt._where:
+            sql += " WHERE " + self.visit_boolean_list(BooleanClauseList("AND", stmt._where))
+        return sql + self._returning(stmt._returning)
+
+    def visit_table(self, t: Table) -> str:
+        return self.quote(t.name)
+
+
+class StatementCache:
+    """Compiled statements by cache key, evicting the oldest past ``size``."""
+
+    __slots__ = ("_data", "size", "compilations")
+
+    def __init__(self, size: int = 1000) -> None:
+        self._data: dict[Any, Compiled] = {}
+        self.size = size
+        #: how many statements were compiled (cache misses); tests read it
+        self.compilations = 0
+
+    def get(self, key: Any) -> Compiled | None:
+        return self._data.get(key)
+
+    def put(self, key: Any, compiled: Compiled) -> None:
+        data = self._data
+        if len(data) >= self.size:
+            del data[next(iter(data))]
+        data[key] = compiled
+        self.compilations += 1
+
+    def clear(self) -> None:
+        self._data.clear()

@@ -1,0 +1,169 @@
+"""INSERT, UPDATE and DELETE statements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..exc import ArgumentError
+from .elements import BindParameter, ClauseElement, coerce
+from .schema import Column, Table
+from .selectable import EntityClause
+
+
+def _target(target: Any, what: str) -> tuple[Table, Any]:
+    if isinstance(target, Table):
+        return target, None
+    el = coerce(target) if not isinstance(target, ClauseElement) else target
+    if isinstance(el, EntityClause):
+        return el.table, el.entity
+    raise ArgumentError(f"{what}() takes a model class or a Table, not {target!r}")
+
+
+def _column(table: Table, key: Any, what: str) -> Column:
+    if isinstance(key, Column):
+        if key.table is not table:
+            raise ArgumentError(f"{what}: column {key!r} is not a column of table {table.name!r}")
+        return key
+    col = table.c.get(key)
+    if col is None:
+        raise ArgumentError(f"{what}: table {table.name!r} has no column {key!r}")
+    return col
+
+
+class DMLStatement(ClauseElement):
+    __slots__ = ("table", "entity", "_returning", "_execution_options")
+
+    def __init__(self, target: Any) -> None:
+        self.table, self.entity = _target(target, type(self).__name__.lower())
+        self._returning: tuple[ClauseElement, ...] = ()
+        self._execution_options: dict[str, Any] = {}
+
+    def _copy(self) -> Any:
+        new = type(self).__new__(type(self))
+        for cls in type(self).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                setattr(new, name, getattr(self, name))
+        return new
+
+    def returning(self, *cols: Any) -> Any:
+        """``RETURNING`` these columns (or every column of a model)."""
+        new = self._copy()
+        new._returning = self._returning + tuple(coerce(c) for c in cols)
+        return new
+
+    def execution_options(self, **kw: Any) -> Any:
+        new = self._copy()
+        new._execution_options = {**self._execution_options, **kw}
+        return new
+
+    def _returning_ck(self, binds: list[BindParameter]) -> Any:
+        return tuple(c._ck(binds) for c in self._returning)
+
+
+class Insert(DMLStatement):
+    """``insert(User).values(name="a")`` or ``.values([{...}, {...}])`` for many rows."""
+
+    __slots__ = ("_rows",)
+    visit_name = "insert"
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self._rows: tuple[tuple[tuple[Column, ClauseElement], ...], ...] = ()
+
+    def values(self, *args: Any, **kw: Any) -> Insert:
+        if args and kw:
+            raise ArgumentError("insert().values() takes a list of dicts or keywords, not both")
+        rows: Sequence[Mapping[str, Any]]
+        if args:
+            if len(args) != 1:
+                raise ArgumentError("insert().values() takes one list of dicts")
+            rows = args[0] if isinstance(args[0], (list, tuple)) else [args[0]]
+        else:
+            rows = [kw]
+        built = []
+        keys = None
+        for row in rows:
+            if keys is None:
+                keys = list(row)
+            elif list(row) != keys:
+                raise ArgumentError("insert().values(): every row must name the same columns in the same order")
+            built.append(tuple((c := _column(self.table, k, "insert().values()"), coerce(v, c.type))
+                               for k, v in row.items()))
+        new = self._copy()
+        new._rows = self._rows + tuple(built)
+        return new
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return (
+            "insert", self.table._ckid,
+            tuple(tuple((c._ckid, v._ck(binds)) for c, v in row) for row in self._rows),
+            self._returning_ck(binds),
+        )
+
+
+class Update(DMLStatement):
+    """``update(User).where(User.id == 1).values(name="b")``."""
+
+    __slots__ = ("_where", "_values")
+    visit_name = "update"
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self._where: tuple[ClauseElement, ...] = ()
+        self._values: tuple[tuple[Column, ClauseElement], ...] = ()
+
+    def where(self, *clauses: Any) -> Update:
+        new = self._copy()
+        new._where = self._where + tuple(coerce(c) for c in clauses)
+        return new
+
+    def values(self, mapping: Mapping[Any, Any] | None = None, **kw: Any) -> Update:
+        items = {**(mapping or {}), **kw}
+        new = self._copy()
+        new._values = self._values + tuple(
+            (c := _column(self.table, k, "update().values()"), coerce(v, c.type)) for k, v in items.items()
+        )
+        return new
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return (
+            "update", self.table._ckid,
+            tuple((c._ckid, v._ck(binds)) for c, v in self._values),
+            tuple(w._ck(binds) for w in self._where),
+            self._returning_ck(binds),
+        )
+
+
+class Delete(DMLStatement):
+    """``delete(User).where(User.id == 1)``."""
+
+    __slots__ = ("_where",)
+    visit_name = "delete"
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self._where: tuple[ClauseElement, ...] = ()
+
+    def where(self, *clauses: Any) -> Delete:
+        new = self._copy()
+        new._where = self._where + tuple(coerce(c) for c in clauses)
+        return new
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return ("delete", self.table._ckid, tuple(w._ck(binds) for w in self._where), self._returning_ck(binds))
+
+
+def insert(target: Any) -> Insert:
+    """An INSERT into a model's table or a Table."""
+    return Insert(target)
+
+
+def update(target: Any) -> Update:
+    """An UPDATE of a model's table or a Table."""
+    return Update(target)
+
+
+def delete(target: Any) -> Delete:
+    """A DELETE from a model's table or a Table."""
+    return Delete(target)

@@ -1,0 +1,388 @@
+"""SQL expression objects: columns, bound values, operators, functions, text.
+
+Every element can do two things:
+
+* ``_ck(binds)`` returns a hashable *cache key* describing its shape and
+  appends its bound parameters to ``binds`` in a fixed traversal order.  Two
+  statements with the same key compile to the same SQL, so compiled SQL is
+  cached by key (see ``compiler.py``) and values never take part in it.
+* ``_compile(compiler)`` hands itself to the compiler's ``visit_*`` method.
+
+Elements are immutable once built; builder methods return new objects.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import types as sqltypes
+from ..exc import ArgumentError
+
+if TYPE_CHECKING:
+    from .compiler import Compiler
+
+_ids = itertools.count(1)
+
+
+class ClauseElement:
+    """Base of every SQL expression element."""
+
+    __slots__ = ()
+    visit_name = "element"
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        raise NotImplementedError
+
+    def _compile(self, compiler: Compiler) -> str:
+        return getattr(compiler, "visit_" + self.visit_name)(self)
+
+    def _tables(self) -> Iterable[Any]:
+        return ()
+
+
+def coerce(value: Any, type_: sqltypes.TypeEngine | None = None) -> ClauseElement:
+    """Turn a Python value (or something with ``__clause_element__``) into an element."""
+    if isinstance(value, ClauseElement):
+        return value
+    ce = getattr(value, "__clause_element__", None)
+    if ce is not None:
+        return ce()
+    return BindParameter(value, type_ if type_ is not None else sqltypes.type_for_value(value))
+
+
+class ColumnElement(ClauseElement):
+    """An expression that yields a value: comparisons and operators build on it."""
+
+    __slots__ = ()
+    type: sqltypes.TypeEngine = sqltypes.NULLTYPE
+
+    # -- operators ---------------------------------------------------------
+    def _bin(self, op: str, other: Any, type_: sqltypes.TypeEngine | None = None) -> BinaryExpression:
+        return BinaryExpression(self, op, coerce(other, self.type), type_ or _BOOLEAN)
+
+    def __eq__(self, other: Any) -> BinaryExpression:  # type: ignore[override]
+        if other is None:
+            return BinaryExpression(self, "IS", NULL, _BOOLEAN)
+        return self._bin("=", other)
+
+    def __ne__(self, other: Any) -> BinaryExpression:  # type: ignore[override]
+        if other is None:
+            return BinaryExpression(self, "IS NOT", NULL, _BOOLEAN)
+        return self._bin("!=", other)
+
+    __hash__ = ClauseElement.__hash__  # type: ignore[assignment]
+
+    def __lt__(self, other: Any) -> BinaryExpression:
+        return self._bin("<", other)
+
+    def __le__(self, other: Any) -> BinaryExpression:
+        return self._bin("<=", other)
+
+    def __gt__(self, other: Any) -> BinaryExpression:
+        return self._bin(">", other)
+
+    def __ge__(self, other: Any) -> BinaryExpression:
+        return self._bin(">=", other)
+
+    def __add__(self, other: Any) -> BinaryExpression:
+        return self._bin("+", other, self.type)
+
+    def __sub__(self, other: Any) -> BinaryExpression:
+        return self._bin("-", other, self.type)
+
+    def __mul__(self, other: Any) -> BinaryExpression:
+        return self._bin("*", other, self.type)
+
+    def __truediv__(self, other: Any) -> BinaryExpression:
+        return self._bin("/", other, self.type)
+
+    def __neg__(self) -> UnaryExpression:
+        return UnaryExpression(self, "-", prefix=True)
+
+    def __invert__(self) -> UnaryExpression:
+        return not_(self)
+
+    def __and__(self, other: Any) -> BooleanClauseList:
+        return and_(self, other)
+
+    def __or__(self, other: Any) -> BooleanClauseList:
+        return or_(self, other)
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "a SQL expression has no truth value; combine conditions with and_() / or_() "
+            "or the & and | operators, not 'and' / 'or'"
+        )
+
+    def is_(self, other: Any) -> BinaryExpression:
+        return BinaryExpression(self, "IS", NULL if other is None else coerce(other, self.type), _BOOLEAN)
+
+    def is_not(self, other: Any) -> BinaryExpression:
+        return BinaryExpression(self, "IS NOT", NULL if other is None else coerce(other, self.type), _BOOLEAN)
+
+    def in_(self, values: Any) -> BinaryExpression:
+        if isinstance(values, ClauseElement) or hasattr(values, "__clause_element__"):
+            return BinaryExpression(self, "IN", coerce(values), _BOOLEAN)
+        return BinaryExpression(self, "IN", ExpandingBind(list(values), self.type), _BOOLEAN)
+
+    def not_in(self, values: Any) -> BinaryExpression:
+        if isinstance(values, ClauseElement) or hasattr(values, "__clause_element__"):
+            return BinaryExpression(self, "NOT IN", coerce(values), _BOOLEAN)
+        return BinaryExpression(self, "NOT IN", ExpandingBind(list(values), self.type), _BOOLEAN)
+
+    def like(self, pattern: Any) -> BinaryExpression:
+        return self._bin("LIKE", pattern)
+
+    def ilike(self, pattern: Any) -> BinaryExpression:
+        return self._bin("ILIKE", pattern)
+
+    def contains(self, other: str) -> BinaryExpression:
+        """``LIKE '%other%'`` (``%`` and ``_`` in ``other`` keep their LIKE meaning)."""
+        return self._bin("LIKE", f"%{other}%")
+
+    def startswith(self, other: str) -> BinaryExpression:
+        return self._bin("LIKE", f"{other}%")
+
+    def endswith(self, other: str) -> BinaryExpression:
+        return self._bin("LIKE", f"%{other}")
+
+    def between(self, low: Any, high: Any) -> BooleanClauseList:
+        return and_(self >= low, self <= high)
+
+    def desc(self) -> UnaryExpression:
+        return UnaryExpression(self, "DESC")
+
+    def asc(self) -> UnaryExpression:
+        return UnaryExpression(self, "ASC")
+
+    def label(self, name: str) -> Label:
+        return Label(name, self)
+
+    @property
+    def result_name(self) -> str:
+        return "value"
+
+
+class BindParameter(ColumnElement):
+    """A value sent to the database as a bound parameter, never spliced into SQL."""
+
+    __slots__ = ("value", "type", "name")
+    visit_name = "bind"
+
+    def __init__(self, value: Any, type_: sqltypes.TypeEngine, name: str | None = None) -> None:
+        self.value = value
+        self.type = type_
+        self.name = name
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        binds.append(self)
+        return ("b", self.type)
+
+
+class ExpandingBind(BindParameter):
+    """A list of values for ``IN``; its length is part of the statement's shape."""
+
+    __slots__ = ()
+    visit_name = "expanding_bind"
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        binds.append(self)
+        return ("xb", self.type, len(self.value))
+
+
+class Null(ColumnElement):
+    __slots__ = ()
+    visit_name = "null"
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return "NULL"
+
+
+NULL = Null()
+_BOOLEAN = sqltypes.Boolean()
+
+
+class BinaryExpression(ColumnElement):
+    __slots__ = ("left", "op", "right", "type")
+    visit_name = "binary"
+
+    def __init__(self, left: ClauseElement, op: str, right: ClauseElement, type_: sqltypes.TypeEngine) -> None:
+        self.left = left
+        self.op = op
+        self.right = right
+        self.type = type_
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return (self.op, self.left._ck(binds), self.right._ck(binds))
+
+    def _tables(self) -> Iterable[Any]:
+        yield from self.left._tables()
+        yield from self.right._tables()
+
+
+class UnaryExpression(ColumnElement):
+    __slots__ = ("element", "op", "prefix", "type")
+    visit_name = "unary"
+
+    def __init__(self, element: ClauseElement, op: str, prefix: bool = False) -> None:
+        self.element = element
+        self.op = op
+        self.prefix = prefix
+        self.type = getattr(element, "type", sqltypes.NULLTYPE)
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return ("u", self.op, self.prefix, self.element._ck(binds))
+
+    def _tables(self) -> Iterable[Any]:
+        return self.element._tables()
+
+    @property
+    def result_name(self) -> str:
+        return getattr(self.element, "result_name", "value")
+
+
+class BooleanClauseList(ColumnElement):
+    __slots__ = ("op", "clauses")
+    visit_name = "boolean_list"
+    type = _BOOLEAN
+
+    def __init__(self, op: str, clauses: Sequence[ClauseElement]) -> None:
+        self.op = op
+        self.clauses = tuple(clauses)
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return (self.op, *[c._ck(binds) for c in self.clauses])
+
+    def _tables(self) -> Iterable[Any]:
+        for c in self.clauses:
+            yield from c._tables()
+
+
+def _boolean(op: str, clauses: tuple[Any, ...]) -> BooleanClauseList:
+    items: list[ClauseElement] = []
+    for c in clauses:
+        el = coerce(c)
+        if isinstance(el, BooleanClauseList) and el.op == op:
+            items.extend(el.clauses)
+        else:
+            items.append(el)
+    return BooleanClauseList(op, items)
+
+
+def and_(*clauses: Any) -> BooleanClauseList:
+    """Conditions joined with AND."""
+    return _boolean("AND", clauses)
+
+
+def or_(*clauses: Any) -> BooleanClauseList:
+    """Conditions joined with OR."""
+    return _boolean("OR", clauses)
+
+
+def not_(clause: Any) -> UnaryExpression:
+    """``NOT clause``."""
+    return UnaryExpression(coerce(clause), "NOT", prefix=True)
+
+
+class Label(ColumnElement):
+    __slots__ = ("name", "element", "type")
+    visit_name = "label"
+
+    def __init__(self, name: str, element: ClauseElement) -> None:
+        self.name = name
+        self.element = element
+        self.type = getattr(element, "type", sqltypes.NULLTYPE)
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return ("l", self.name, self.element._ck(binds))
+
+    def _tables(self) -> Iterable[Any]:
+        return self.element._tables()
+
+    @property
+    def result_name(self) -> str:
+        return self.name
+
+
+class FunctionCall(ColumnElement):
+    __slots__ = ("name", "args", "type")
+    visit_name = "function"
+
+    def __init__(self, name: str, args: Sequence[Any], type_: sqltypes.TypeEngine | None = None) -> None:
+        self.name = name
+        self.args = tuple(coerce(a) for a in args)
+        if type_ is None:
+            if name.lower() == "count":
+                type_ = sqltypes.Integer()
+            elif self.args and name.lower() in _TYPE_PRESERVING:
+                type_ = getattr(self.args[0], "type", sqltypes.NULLTYPE)
+            else:
+                type_ = sqltypes.NULLTYPE
+        self.type = type_
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return ("f", self.name, self.type, *[a._ck(binds) for a in self.args])
+
+    def _tables(self) -> Iterable[Any]:
+        for a in self.args:
+            yield from a._tables()
+
+    @property
+    def result_name(self) -> str:
+        return self.name.lower()
+
+
+_TYPE_PRESERVING = {"max", "min", "sum", "coalesce", "lower", "upper", "abs", "trim", "round"}
+
+
+class _FunctionFactory:
+    """``func.count(User.id)``, ``func.lower(User.name)``: any SQL function by name."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def make(*args: Any, type_: sqltypes.TypeEngine | None = None) -> FunctionCall:
+            return FunctionCall(name, args, type_)
+
+        return make
+
+
+func = _FunctionFactory()
+
+
+class TextClause(ClauseElement):
+    """Literal SQL with ``:name`` parameters: ``text("select * from t where id = :id")``."""
+
+    __slots__ = ("text", "binds")
+    visit_name = "text"
+
+    def __init__(self, text: str, binds: dict[str, Any] | None = None) -> None:
+        self.text = text
+        self.binds = binds or {}
+
+    def bindparams(self, **values: Any) -> TextClause:
+        """A copy with values for the named parameters."""
+        return TextClause(self.text, {**self.binds, **values})
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return ("t", self.text)
+
+
+def text(sql: str) -> TextClause:
+    """A literal SQL statement or fragment; values go in ``:name`` parameters."""
+    if not isinstance(sql, str):
+        raise ArgumentError(f"text() takes a string, not {type(sql).__name__}")
+    return TextClause(sql)
+
+
+class ColumnClause(ColumnElement):
+    """A named column of a table (``Column`` in ``schema.py`` is the real thing)."""
+
+    __slots__ = ()
+
+
+def next_id() -> int:
+    return next(_ids)

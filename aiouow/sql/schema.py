@@ -1,0 +1,312 @@
+"""Tables, columns, foreign keys and the metadata that collects them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .. import types as sqltypes
+from ..exc import ArgumentError
+from .elements import BindParameter, ColumnElement, next_id
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+
+class ForeignKey:
+    """A reference from a column to ``"table.column"`` (or a ``Column``)."""
+
+    __slots__ = ("target", "ondelete", "onupdate", "parent", "_column")
+
+    def __init__(self, target: str | Column, *, ondelete: str | None = None, onupdate: str | None = None) -> None:
+        if isinstance(target, str) and target.count(".") != 1:
+            raise ArgumentError(f"ForeignKey({target!r}): expected 'table.column'")
+        self.target = target
+        self.ondelete = _check_action(ondelete, "ondelete")
+        self.onupdate = _check_action(onupdate, "onupdate")
+        self.parent: Column | None = None
+        self._column: Column | None = target if isinstance(target, Column) else None
+
+    @property
+    def target_table_name(self) -> str:
+        if isinstance(self.target, Column):
+            return self.target.table.name
+        return self.target.split(".")[0]
+
+    @property
+    def column(self) -> Column:
+        """The referenced column (resolved through the metadata on first use)."""
+        if self._column is None:
+            assert self.parent is not None
+            table_name, col_name = str(self.target).split(".")
+            metadata = self.parent.table.metadata
+            table = metadata.tables.get(table_name)
+            if table is None:
+                raise ArgumentError(
+                    f"foreign key {self.parent.table.name}.{self.parent.name} -> {self.target}: "
+                    f"no table named {table_name!r} in the metadata"
+                )
+            col = table.c.get(col_name)
+            if col is None:
+                raise ArgumentError(
+                    f"foreign key {self.parent.table.name}.{self.parent.name} -> {self.target}: "
+                    f"table {table_name!r} has no column {col_name!r}"
+                )
+            self._column = col
+        return self._column
+
+    def __repr__(self) -> str:
+        return f"ForeignKey({self.target!r})"
+
+
+_ACTIONS = {"CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"}
+
+
+def _check_action(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    v = value.upper()
+    if v not in _ACTIONS:
+        raise ArgumentError(f"ForeignKey({what}={value!r}): expected one of {sorted(_ACTIONS)}")
+    return v
+
+
+class Column(ColumnElement):
+    """A table column.
+
+    ``Column(name, type, *foreign_keys, primary_key=..., nullable=..., ...)``;
+    the type may be a Python type (``int``) or an ``aiouow.types`` instance.
+    """
+
+    __slots__ = (
+        "name", "key", "type", "primary_key", "nullable", "unique", "index",
+        "foreign_keys", "autoincrement", "table", "_ckid", "default", "version",
+    )
+    visit_name = "column"
+
+    def __init__(
+        self,
+        name: str,
+        type_: Any,
+        *args: ForeignKey,
+        primary_key: bool = False,
+        nullable: bool | None = None,
+        unique: bool = False,
+        index: bool = False,
+        autoincrement: bool | str = "auto",
+        default: Any = None,
+        version: bool = False,
+    ) -> None:
+        self.name = name
+        self.key = name
+        self.type = _coerce_type(type_, name)
+        self.primary_key = primary_key
+        self.nullable = (not primary_key) if nullable is None else nullable
+        self.unique = unique
+        self.index = index
+        self.autoincrement = autoincrement
+        self.default = default
+        self.version = version
+        self.foreign_keys: list[ForeignKey] = []
+        for fk in args:
+            if not isinstance(fk, ForeignKey):
+                raise ArgumentError(f"Column({name!r}): unexpected positional argument {fk!r}")
+            fk.parent = self
+            self.foreign_keys.append(fk)
+        self.table: Table = None  # type: ignore[assignment]
+        self._ckid = next_id()
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return self._ckid
+
+    def _tables(self) -> Iterable[Any]:
+        yield self.table
+
+    @property
+    def result_name(self) -> str:
+        return self.key
+
+    def __repr__(self) -> str:
+        t = self.table.name if self.table is not None else "?"
+        return f"Column({t}.{self.name}, {self.type!r})"
+
+
+def _coerce_type(type_: Any, name: str) -> sqltypes.TypeEngine:
+    if isinstance(type_, sqltypes.TypeEngine):
+        return type_
+    if isinstance(type_, type) and issubclass(type_, sqltypes.TypeEngine):
+        return type_()
+    t = sqltypes.from_python(type_)
+    if t is None:
+        raise ArgumentError(f"column {name!r}: no column type for {type_!r}; pass an aiouow.types type")
+    return t
+
+
+class ColumnCollection:
+    """Columns of a table by name, in order: ``table.c.name`` or ``table.c["name"]``."""
+
+    __slots__ = ("_cols",)
+
+    def __init__(self, cols: Iterable[Column]) -> None:
+        object.__setattr__(self, "_cols", {c.key: c for c in cols})
+
+    def __getattr__(self, name: str) -> Column:
+        try:
+            return self._cols[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Column:
+        return self._cols[name]
+
+    def get(self, name: str) -> Column | None:
+        return self._cols.get(name)
+
+    def __iter__(self) -> Iterator[Column]:
+        return iter(self._cols.values())
+
+    def __len__(self) -> int:
+        return len(self._cols)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._cols
+
+    def keys(self) -> list[str]:
+        return list(self._cols)
+
+
+class Index:
+    """An index over columns of one table."""
+
+    __slots__ = ("name", "columns", "unique")
+
+    def __init__(self, name: str, *columns: Column, unique: bool = False) -> None:
+        self.name = name
+        self.columns = columns
+        self.unique = unique
+
+
+class Table:
+    """A table: ``Table("post_tags", Column(...), Column(...))``.
+
+    Tables register in ``Model.metadata`` unless another ``metadata=`` is given.
+    """
+
+    visit_name = "table"
+
+    def __init__(self, name: str, *columns: Column, metadata: MetaData | None = None) -> None:
+        if not columns:
+            raise ArgumentError(f"Table({name!r}) needs at least one Column")
+        self.name = name
+        self.columns: tuple[Column, ...] = columns
+        for col in columns:
+            if not isinstance(col, Column):
+                raise ArgumentError(f"Table({name!r}): {col!r} is not a Column")
+            if col.table is not None:
+                raise ArgumentError(f"Column {col.name!r} already belongs to table {col.table.name!r}")
+            col.table = self
+        self.c = ColumnCollection(columns)
+        self.primary_key: tuple[Column, ...] = tuple(c for c in columns if c.primary_key)
+        self.foreign_keys: list[ForeignKey] = [fk for c in columns for fk in c.foreign_keys]
+        self.indexes: list[Index] = [Index(f"ix_{name}_{c.name}", c) for c in columns if c.index]
+        self.mapper: Any = None  # set by the mapping layer for model tables
+        self._ckid = next_id()
+        self.metadata = metadata if metadata is not None else default_metadata
+        self.metadata._add(self)
+
+    @property
+    def autoincrement_column(self) -> Column | None:
+        """The integer primary key the database generates, if there is one."""
+        pk = self.primary_key
+        if len(pk) != 1:
+            return None
+        col = pk[0]
+        if col.autoincrement is False or not isinstance(col.type, sqltypes.Integer):
+            return None
+        if col.autoincrement == "auto" and col.foreign_keys:
+            return None
+        return col
+
+    def dependencies(self) -> set[Table]:
+        """Tables this one refers to through foreign keys (itself excluded)."""
+        out = set()
+        for fk in self.foreign_keys:
+            t = fk.column.table
+            if t is not self:
+                out.add(t)
+        return out
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return self._ckid
+
+    def _tables(self) -> Iterable[Table]:
+        yield self
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r})"
+
+
+class MetaData:
+    """A collection of tables, created and dropped together."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, Table] = {}
+
+    def _add(self, table: Table) -> None:
+        if table.name in self.tables:
+            raise ArgumentError(
+                f"a table named {table.name!r} is already defined in this metadata; "
+                "choose another __tablename__"
+            )
+        self.tables[table.name] = table
+
+    def remove(self, table: Table) -> None:
+        """Forget a table (for tests that define throwaway models)."""
+        self.tables.pop(table.name, None)
+
+    def sorted_tables(self, tables: Iterable[Table] | None = None) -> list[Table]:
+        """Tables ordered so that every table comes after the tables it refers to."""
+        return sort_tables(self.tables.values() if tables is None else tables)
+
+    async def create_all(self, engine: Engine, tables: Iterable[Table] | None = None) -> None:
+        """Create every table (or the given ones) that does not exist yet, with indexes."""
+        async with engine.begin() as conn:
+            for table in self.sorted_tables(tables):
+                for stmt in engine.dialect.ddl.create_table(table):
+                    await conn.exec_driver_sql(stmt)
+
+    async def drop_all(self, engine: Engine, tables: Iterable[Table] | None = None) -> None:
+        """Drop every table (or the given ones) that exists, dependents first."""
+        async with engine.begin() as conn:
+            for table in reversed(self.sorted_tables(tables)):
+                await conn.exec_driver_sql(engine.dialect.ddl.drop_table(table))
+
+
+def sort_tables(tables: Iterable[Table]) -> list[Table]:
+    """Topological order by foreign key; ties keep definition order.
+
+    A cycle between tables cannot be ordered; its tables come last in
+    definition order (the database may then refuse the DDL or a flush).
+    """
+    pending = list(tables)
+    wanted = set(pending)
+    done: list[Table] = []
+    placed: set[Table] = set()
+    while pending:
+        progress = False
+        rest = []
+        for t in pending:
+            if all(d in placed or d not in wanted for d in t.dependencies()):
+                done.append(t)
+                placed.add(t)
+                progress = True
+            else:
+                rest.append(t)
+        pending = rest
+        if not progress:
+            done.extend(pending)
+            break
+    return done
+
+
+default_metadata = MetaData()

@@ -1,0 +1,259 @@
+"""SELECT statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .. import types as sqltypes
+from ..exc import ArgumentError
+from .elements import BindParameter, ClauseElement, ColumnElement, and_, coerce
+from .schema import Column, Table
+
+_INT = sqltypes.Integer()
+
+
+class EntityClause(ClauseElement):
+    """A mapped class in a column list: ``select(User)`` selects all its columns.
+
+    ``entity`` is the mapping layer's object; this layer only carries it.
+    """
+
+    __slots__ = ("table", "columns", "entity")
+    visit_name = "entity"
+
+    def __init__(self, table: Table, columns: tuple[Column, ...], entity: Any) -> None:
+        self.table = table
+        self.columns = columns
+        self.entity = entity
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return ("e", self.table._ckid)
+
+    def _tables(self) -> Iterable[Table]:
+        yield self.table
+
+
+def _table_of(target: Any) -> Table:
+    if isinstance(target, Table):
+        return target
+    el = coerce(target)
+    if isinstance(el, EntityClause):
+        return el.table
+    raise ArgumentError(f"cannot join to {target!r}: expected a model class, a Table or a relationship")
+
+
+class Join:
+    """One ``JOIN right ON onclause`` step of a SELECT."""
+
+    __slots__ = ("left", "right", "onclause", "isouter")
+
+    def __init__(self, left: Table | None, right: Table, onclause: ClauseElement, isouter: bool) -> None:
+        self.left = left
+        self.right = right
+        self.onclause = onclause
+        self.isouter = isouter
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return ("j", self.left._ckid if self.left is not None else None, self.right._ckid, self.isouter,
+                self.onclause._ck(binds))
+
+
+def _infer_onclause(froms: list[Table], right: Table) -> tuple[Table, ClauseElement]:
+    for left in reversed(froms):
+        pairs = [(fk.parent, fk.column) for fk in right.foreign_keys if fk.column.table is left]
+        pairs += [(fk.column, fk.parent) for fk in left.foreign_keys if fk.column.table is right]
+        if len(pairs) == 1:
+            a, b = pairs[0]
+            return left, a == b
+        if len(pairs) > 1:
+            raise ArgumentError(
+                f"more than one foreign key links {left.name!r} and {right.name!r}; "
+                "give the ON clause: .join(Target, Target.x == Source.y)"
+            )
+    raise ArgumentError(
+        f"no foreign key links {right.name!r} to {[t.name for t in froms]}; "
+        "give the ON clause: .join(Target, Target.x == Source.y)"
+    )
+
+
+class Select(ColumnElement):
+    """``select(User)``, ``select(User.id, User.name)``: build with chained methods."""
+
+    __slots__ = (
+        "_columns", "_where", "_joins", "_order_by", "_group_by", "_having",
+        "_limit", "_offset", "_distinct", "_for_update", "_options",
+        "_execution_options", "_select_from",
+    )
+    visit_name = "select"
+
+    def __init__(self, *columns: Any) -> None:
+        if len(columns) == 1 and isinstance(columns[0], (list, tuple)):
+            columns = tuple(columns[0])
+        if not columns:
+            raise ArgumentError("select() needs at least one column or model")
+        self._columns = tuple(coerce(c) for c in columns)
+        self._where: tuple[ClauseElement, ...] = ()
+        self._joins: tuple[Join, ...] = ()
+        self._order_by: tuple[ClauseElement, ...] = ()
+        self._group_by: tuple[ClauseElement, ...] = ()
+        self._having: tuple[ClauseElement, ...] = ()
+        self._limit: BindParameter | None = None
+        self._offset: BindParameter | None = None
+        self._distinct = False
+        self._for_update = False
+        self._options: tuple[Any, ...] = ()
+        self._execution_options: dict[str, Any] = {}
+        self._select_from: tuple[Table, ...] = ()
+
+    def _copy(self) -> Select:
+        new = Select.__new__(Select)
+        for name in Select.__slots__:
+            setattr(new, name, getattr(self, name))
+        return new
+
+    @property
+    def type(self) -> sqltypes.TypeEngine:  # type: ignore[override]
+        first = self._columns[0]
+        return getattr(first, "type", sqltypes.NULLTYPE)
+
+    # -- builders ----------------------------------------------------------
+    def where(self, *clauses: Any) -> Select:
+        """Add WHERE conditions; several are ANDed."""
+        new = self._copy()
+        new._where = self._where + tuple(coerce(c) for c in clauses)
+        return new
+
+    filter = where
+
+    def filter_by(self, **kw: Any) -> Select:
+        """``where(Entity.name == value, ...)`` for the first selected model."""
+        first = self._columns[0]
+        if not isinstance(first, EntityClause):
+            raise ArgumentError("filter_by() needs a model as the first selected item")
+        return self.where(*[first.table.c[k] == v for k, v in kw.items()])
+
+    def join(self, target: Any, onclause: Any = None, *, isouter: bool = False) -> Select:
+        """``JOIN`` a relationship (``User.posts``) or a model/table with an optional ON clause."""
+        new = self._copy()
+        froms = self._from_tables()
+        path = getattr(target, "_join_path", None)
+        if path is not None and onclause is None:
+            steps = [Join(left, right, on, isouter) for left, right, on in path()]
+        else:
+            right = _table_of(target)
+            if onclause is None:
+                left, on = _infer_onclause(froms, right)
+            else:
+                left, on = None, coerce(onclause)
+            steps = [Join(left, right, on, isouter)]
+        new._joins = self._joins + tuple(steps)
+        return new
+
+    def outerjoin(self, target: Any, onclause: Any = None) -> Select:
+        """``LEFT OUTER JOIN``."""
+        return self.join(target, onclause, isouter=True)
+
+    def select_from(self, *froms: Any) -> Select:
+        new = self._copy()
+        new._select_from = self._select_from + tuple(_table_of(f) for f in froms)
+        return new
+
+    def order_by(self, *clauses: Any) -> Select:
+        new = self._copy()
+        new._order_by = self._order_by + tuple(coerce(c) for c in clauses)
+        return new
+
+    def group_by(self, *clauses: Any) -> Select:
+        new = self._copy()
+        new._group_by = self._group_by + tuple(coerce(c) for c in clauses)
+        return new
+
+    def having(self, *clauses: Any) -> Select:
+        new = self._copy()
+        new._having = self._having + tuple(coerce(c) for c in clauses)
+        return new
+
+    def limit(self, n: int | None) -> Select:
+        new = self._copy()
+        new._limit = None if n is None else BindParameter(int(n), _INT)
+        return new
+
+    def offset(self, n: int | None) -> Select:
+        new = self._copy()
+        new._offset = None if n is None else BindParameter(int(n), _INT)
+        return new
+
+    def distinct(self) -> Select:
+        new = self._copy()
+        new._distinct = True
+        return new
+
+    def with_for_update(self) -> Select:
+        """``FOR UPDATE`` (ignored on SQLite, whose writers are serialized anyway)."""
+        new = self._copy()
+        new._for_update = True
+        return new
+
+    def options(self, *options: Any) -> Select:
+        """Loader options (``selectinload(...)`` and friends)."""
+        new = self._copy()
+        new._options = self._options + options
+        return new
+
+    def execution_options(self, **kw: Any) -> Select:
+        """Options read at execution, e.g. ``populate_existing=True``."""
+        new = self._copy()
+        new._execution_options = {**self._execution_options, **kw}
+        return new
+
+    def scalar_subquery(self) -> Select:
+        return self
+
+    # -- introspection -----------------------------------------------------
+    def _from_tables(self) -> list[Table]:
+        seen: dict[Table, None] = {}
+        for t in self._select_from:
+            seen[t] = None
+        for c in self._columns:
+            for t in c._tables():
+                seen[t] = None
+        for j in self._joins:
+            if j.left is not None:
+                seen[j.left] = None
+            seen[j.right] = None
+        return list(seen)
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return (
+            "select",
+            tuple(c._ck(binds) for c in self._columns),
+            tuple(j._ck(binds) for j in self._joins),
+            tuple(t._ckid for t in self._select_from),
+            tuple(w._ck(binds) for w in self._where),
+            tuple(g._ck(binds) for g in self._group_by),
+            tuple(h._ck(binds) for h in self._having),
+            tuple(o._ck(binds) for o in self._order_by),
+            self._limit._ck(binds) if self._limit is not None else None,
+            self._offset._ck(binds) if self._offset is not None else None,
+            self._distinct,
+            self._for_update,
+        )
+
+    def _tables(self) -> Iterable[Table]:
+        return ()
+
+
+def select(*columns: Any) -> Select:
+    """A SELECT of models and/or column expressions."""
+    return Select(*columns)
+
+
+def exists(stmt: Select) -> ColumnElement:
+    """``EXISTS (subquery)``."""
+    from .elements import UnaryExpression
+
+    return UnaryExpression(stmt, "EXISTS", prefix=True)
+
+
+__all__ = ["EntityClause", "Join", "Select", "and_", "exists", "select"]

@@ -1,0 +1,1 @@
+"""Test-suite support: a transactional session and a pytest plugin."""

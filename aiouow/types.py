@@ -1,0 +1,279 @@
+"""Column types.
+
+A type says what Python values a column holds.  How it is spelled in DDL and
+how values are converted on the way to and from a driver is the dialect's
+business (``aiouow.dialects``), keyed by the type's ``visit_name``; this module
+knows nothing of any database.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import enum
+import types as _pytypes
+import typing
+import uuid
+from typing import Any
+
+from .exc import ArgumentError
+
+
+class TypeEngine:
+    """Base of every column type."""
+
+    visit_name = "type"
+    #: Python classes a value must be an instance of (``None`` is handled apart).
+    python_types: tuple[type, ...] = (object,)
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` can be stored in a column of this type."""
+        return isinstance(value, self.python_types)
+
+    def cache_key(self) -> tuple[Any, ...]:
+        return (self.visit_name,)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.cache_key() == self.cache_key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self.cache_key())
+
+
+class Integer(TypeEngine):
+    """A 64-bit integer (``BIGINT`` on PostgreSQL)."""
+
+    visit_name = "integer"
+    python_types = (int,)
+
+
+class BigInteger(Integer):
+    """A 64-bit integer."""
+
+    visit_name = "big_integer"
+
+
+class SmallInteger(Integer):
+    """A 16-bit integer."""
+
+    visit_name = "small_integer"
+
+
+class String(TypeEngine):
+    """A string, optionally of bounded length (``VARCHAR(length)``)."""
+
+    visit_name = "string"
+    python_types = (str,)
+
+    def __init__(self, length: int | None = None) -> None:
+        self.length = length
+
+    def cache_key(self) -> tuple[Any, ...]:
+        return (self.visit_name, self.length)
+
+    def __repr__(self) -> str:
+        return f"String({self.length})" if self.length else "String()"
+
+
+class Text(String):
+    """An unbounded string (``TEXT``)."""
+
+    visit_name = "text"
+
+
+class Float(TypeEngine):
+    """A double-precision float."""
+
+    visit_name = "float"
+    python_types = (float, int)
+
+
+class Numeric(TypeEngine):
+    """An exact decimal number.  Values are :class:`decimal.Decimal`."""
+
+    visit_name = "numeric"
+    python_types = (decimal.Decimal, int)
+
+    def __init__(self, precision: int | None = None, scale: int | None = None) -> None:
+        self.precision = precision
+        self.scale = scale
+
+    def cache_key(self) -> tuple[Any, ...]:
+        return (self.visit_name, self.precision, self.scale)
+
+
+class Boolean(TypeEngine):
+    """A boolean."""
+
+    visit_name = "boolean"
+    python_types = (bool,)
+
+
+class DateTime(TypeEngine):
+    """A timestamp; ``timezone=True`` stores time-zone aware values."""
+
+    visit_name = "datetime"
+    python_types = (_dt.datetime,)
+
+    def __init__(self, timezone: bool = False) -> None:
+        self.timezone = timezone
+
+    def cache_key(self) -> tuple[Any, ...]:
+        return (self.visit_name, self.timezone)
+
+    def __repr__(self) -> str:
+        return f"DateTime(timezone={self.timezone})"
+
+
+class Date(TypeEngine):
+    """A calendar date."""
+
+    visit_name = "date"
+    python_types = (_dt.date,)
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, _dt.date) and not isinstance(value, _dt.datetime)
+
+
+class Time(TypeEngine):
+    """A time of day."""
+
+    visit_name = "time"
+    python_types = (_dt.time,)
+
+
+class Interval(TypeEngine):
+    """A duration (:class:`datetime.timedelta`)."""
+
+    visit_name = "interval"
+    python_types = (_dt.timedelta,)
+
+
+class LargeBinary(TypeEngine):
+    """Bytes."""
+
+    visit_name = "binary"
+    python_types = (bytes, bytearray, memoryview)
+
+
+class Uuid(TypeEngine):
+    """A :class:`uuid.UUID`."""
+
+    visit_name = "uuid"
+    python_types = (uuid.UUID,)
+
+
+class JSON(TypeEngine):
+    """A JSON document (``JSONB`` on PostgreSQL)."""
+
+    visit_name = "json"
+    python_types = (dict, list, str, int, float, bool)
+
+
+class Enum(TypeEngine):
+    """A Python :class:`enum.Enum`, stored by member name."""
+
+    visit_name = "enum"
+
+    def __init__(self, enum_class: type[enum.Enum]) -> None:
+        if not (isinstance(enum_class, type) and issubclass(enum_class, enum.Enum)):
+            raise ArgumentError(f"Enum() takes an enum.Enum subclass, not {enum_class!r}")
+        self.enum_class = enum_class
+        self.python_types = (enum_class,)
+        self.length = max((len(m) for m in enum_class.__members__), default=1)
+
+    def cache_key(self) -> tuple[Any, ...]:
+        return (self.visit_name, self.enum_class)
+
+    def __repr__(self) -> str:
+        return f"Enum({self.enum_class.__name__})"
+
+
+class NullType(TypeEngine):
+    """The type of a value whose column type is unknown (``text()`` parameters)."""
+
+    visit_name = "null"
+
+
+NULLTYPE = NullType()
+
+_SIMPLE: dict[Any, TypeEngine] = {
+    int: BigInteger(),
+    str: String(),
+    float: Float(),
+    bool: Boolean(),
+    bytes: LargeBinary(),
+    decimal.Decimal: Numeric(),
+    _dt.datetime: DateTime(),
+    _dt.date: Date(),
+    _dt.time: Time(),
+    _dt.timedelta: Interval(),
+    uuid.UUID: Uuid(),
+    dict: JSON(),
+    list: JSON(),
+}
+
+
+def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """Split ``X | None`` / ``Optional[X]`` into ``(X, True)``; else ``(X, False)``."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is _pytypes.UnionType:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable = len(args) < len(typing.get_args(annotation))
+        if len(args) == 1:
+            return args[0], nullable
+        return typing.Union[tuple(args)], nullable  # type: ignore[return-value]  # noqa: UP007
+    return annotation, False
+
+
+def from_python(annotation: Any) -> TypeEngine | None:
+    """The column type for a (non-optional) Python annotation, or None."""
+    origin = typing.get_origin(annotation)
+    if origin in (dict, list):
+        return _SIMPLE[origin]
+    if annotation in _SIMPLE:
+        return _SIMPLE[annotation]
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return Enum(annotation)
+    return None
+
+
+def type_for_value(value: Any) -> TypeEngine:
+    """The type of a literal value given with no column to compare it to."""
+    if value is None:
+        return NULLTYPE
+    if isinstance(value, enum.Enum):
+        return Enum(type(value))
+    if isinstance(value, bool):
+        return _SIMPLE[bool]
+    t = _SIMPLE.get(type(value))
+    if t is not None:
+        return t
+    for py, t in _SIMPLE.items():
+        if isinstance(value, py):
+            return t
+    return NULLTYPE
+
+
+__all__ = [
+    "JSON",
+    "BigInteger",
+    "Boolean",
+    "Date",
+    "DateTime",
+    "Enum",
+    "Float",
+    "Integer",
+    "Interval",
+    "LargeBinary",
+    "Numeric",
+    "SmallInteger",
+    "String",
+    "Text",
+    "Time",
+    "TypeEngine",
+    "Uuid",
+]
