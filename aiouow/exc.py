@@ -112,7 +112,7 @@ class OperationalError(DBAPIError):
     """The connection or the server failed (SQLSTATE classes 08 and 57)."""
 
 
-class NPlusOneWarning(UserWarning):
+class NPlusOneWarning(AiouowError, UserWarning):
     """Many single-object loads of one relationship were issued in one session."""
 
 

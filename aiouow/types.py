@@ -44,7 +44,10 @@ class TypeEngine:
 
 
 class Integer(TypeEngine):
-    """A 64-bit integer (``BIGINT`` on PostgreSQL)."""
+    """An integer (``INTEGER``, 32 bits on PostgreSQL, as in SQLAlchemy).
+
+    An ``int`` annotation maps to :class:`BigInteger`, not to this.
+    """
 
     visit_name = "integer"
     python_types = (int,)

@@ -169,6 +169,12 @@ class Dialect:
         """The cached Compiled for the statement's shape, and its bound parameters."""
         binds: list[BindParameter] = []
         key = stmt._ck(binds)
+        if len(binds) > 1 and len({id(b) for b in binds}) != len(binds):
+            # One bind object used at several places (a condition reused) compiles to a
+            # single value; the key must say so, or a same-shaped statement with separate
+            # values would reuse that SQL and send one value for all of them.
+            first: dict[int, int] = {}
+            key = (key, tuple(first.setdefault(id(b), i) for i, b in enumerate(binds)))
         compiled = self.cache.get(key)
         if compiled is None:
             compiled = self.compiler_class(self, binds).process(stmt)

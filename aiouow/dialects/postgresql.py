@@ -98,7 +98,9 @@ class PGDialect(Dialect):
             try:
                 conn = await asyncpg.connect(dsn, **connect_args)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-                raise self.translate_error(err, None, None) or err from err
+                # whatever the server says (no such database, authentication), not getting a
+                # connection is operational, as in SQLAlchemy; the SQLSTATE stays on .orig
+                raise self.wrap(exc.OperationalError, err, None, None) from err
             for name in ("jsonb", "json"):
                 await conn.set_type_codec(name, encoder=json_dumps, decoder=json_loads, schema="pg_catalog")
             return PGConnection(conn)

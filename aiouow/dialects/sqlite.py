@@ -58,6 +58,14 @@ def _iso(v: Any) -> str:
     return v.isoformat()
 
 
+def _iso_utc(v: dt.datetime) -> str:
+    # stored as text, an aware value must be in one offset (UTC) to compare and sort
+    # as an instant, the way PostgreSQL's TIMESTAMP WITH TIME ZONE does
+    if v.tzinfo is not None and v.utcoffset() is not None:
+        v = v.astimezone(dt.UTC)
+    return v.isoformat()
+
+
 class SQLiteDialect(Dialect):
     name = "sqlite"
     compiler_class = SQLiteCompiler
@@ -85,7 +93,9 @@ class SQLiteDialect(Dialect):
 
     def _make_bind_processor(self, type_: sqltypes.TypeEngine) -> Processor:
         v = type_.visit_name
-        if v in ("datetime", "date", "time"):
+        if v == "datetime":
+            return none_safe(_iso_utc)
+        if v in ("date", "time"):
             return none_safe(_iso)
         if v == "numeric":
             return none_safe(str)
@@ -118,7 +128,9 @@ class SQLiteDialect(Dialect):
         return super()._make_result_processor(type_)
 
     def adapt_untyped(self, value: Any) -> Any:
-        if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        if isinstance(value, dt.datetime):
+            return _iso_utc(value)
+        if isinstance(value, (dt.date, dt.time)):
             return value.isoformat()
         if isinstance(value, (decimal.Decimal, uuid.UUID)):
             return str(value)
@@ -134,22 +146,28 @@ class SQLiteDialect(Dialect):
         return super().type_ddl(col, table)
 
     def translate_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError | None:
+        code = getattr(err, "sqlite_errorcode", None) if isinstance(err, sqlite3.Error) else None
+        if code is not None and code & 0xFF in (sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG):
+            # sqlite3 raises "datatype mismatch" as an IntegrityError; by SQLSTATE it is class 22
+            return self.wrap(exc.DataError, err, statement, params)
         if isinstance(err, sqlite3.IntegrityError):
             return self.wrap(exc.IntegrityError, err, statement, params)
         if isinstance(err, sqlite3.DataError):
             return self.wrap(exc.DataError, err, statement, params)
+        if isinstance(err, OverflowError) or (
+            isinstance(err, (sqlite3.ProgrammingError, sqlite3.InterfaceError)) and "binding parameter" in str(err)
+        ):
+            # a value sqlite3 cannot send (an int beyond 64 bits, an unsupported type):
+            # what asyncpg reports as DataError, so the same class on both drivers
+            return self.wrap(exc.DataError, err, statement, params)
         if isinstance(err, sqlite3.ProgrammingError):
             return self.wrap(exc.ProgrammingError, err, statement, params)
         if isinstance(err, sqlite3.OperationalError):
-            code = getattr(err, "sqlite_errorcode", None)
             # SQLITE_ERROR (1) is what SQLite reports for bad SQL and missing tables: class 42
             if code is not None and code & 0xFF == sqlite3.SQLITE_ERROR:
                 return self.wrap(exc.ProgrammingError, err, statement, params)
-            if code is not None and code & 0xFF in (sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG):
-                return self.wrap(exc.DataError, err, statement, params)
             return self.wrap(exc.OperationalError, err, statement, params)
         if isinstance(err, sqlite3.Error):
-            code = getattr(err, "sqlite_errorcode", None)
             if code is not None and code & 0xFF == sqlite3.SQLITE_CONSTRAINT:
                 return self.wrap(exc.IntegrityError, err, statement, params)
             return self.wrap(exc.DBAPIError, err, statement, params)
@@ -165,12 +183,17 @@ class SQLiteDialect(Dialect):
             aio = aiosqlite.connect(
                 ":memory:" if memory else path, isolation_level=None, check_same_thread=False, **connect_args
             )
-            await aio
-            raw = aio._conn  # the sqlite3 connection, used only on aiosqlite's thread
             setup = ["PRAGMA foreign_keys=ON"]
             if not memory:
                 setup += ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"]
-            await aio._execute(_run_script, raw, setup)
+            try:
+                await aio
+                raw = aio._conn  # the sqlite3 connection, used only on aiosqlite's thread
+                await aio._execute(_run_script, raw, setup)
+            except sqlite3.Error as err:
+                await aio.close()
+                # e.g. "unable to open database file": never a bare driver error
+                raise self.wrap(exc.OperationalError, err, None, None) from err
             return SQLiteConnection(aio, raw)
 
         if not memory:

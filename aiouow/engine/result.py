@@ -103,6 +103,22 @@ class ScalarResult:
         return len(self._items)
 
 
+class MappingResult(list):  # type: ignore[type-arg]
+    """Rows as dicts: a list that also has SQLAlchemy's ``.all() .first() .one() .one_or_none()``."""
+
+    def all(self) -> list[dict[str, Any]]:
+        return list(self)
+
+    def first(self) -> dict[str, Any] | None:
+        return self[0] if self else None
+
+    def one(self) -> dict[str, Any]:
+        return _one(self, "row")
+
+    def one_or_none(self) -> dict[str, Any] | None:
+        return _one_or_none(self, "row")
+
+
 class Result:
     """Rows of one execution, all fetched.
 
@@ -172,8 +188,9 @@ class Result:
     def scalar_one_or_none(self) -> Any:
         return _one_or_none(self._first_column(), "row")
 
-    def mappings(self) -> list[dict[str, Any]]:
-        return [r._asdict() for r in self._rows()]
+    def mappings(self) -> MappingResult:
+        """Every row as a dict of column name to value."""
+        return MappingResult(r._asdict() for r in self._rows())
 
     def unique(self) -> Result:
         """Drop repeated rows (mapped objects compare by identity)."""

@@ -113,6 +113,8 @@ class Compiler:
         self._n = 0
         self._depth = 0
         self._in_dml = False
+        #: tables of the statements being compiled, outermost first (for correlation)
+        self._enclosing: list[set[Table]] = []
 
     def _add_param(self, bind: BindParameter, proc: Processor, expand_index: int = -1) -> str:
         index = self._positions[id(bind)]
@@ -245,6 +247,16 @@ class Compiler:
             self._depth -= 1
 
     def _select_sql(self, s: Select) -> str:
+        # known before the column list compiles, so subqueries anywhere in it correlate
+        own = set(self._select_tables(s))
+        own.update(t for j in s._joins for t in (j.left, j.right) if t is not None)
+        self._enclosing.append(own)
+        try:
+            return self._select_body(s)
+        finally:
+            self._enclosing.pop()
+
+    def _select_body(self, s: Select) -> str:
         self.compiled.is_select = True
         sql = "SELECT "
         if s._distinct:
@@ -268,7 +280,8 @@ class Compiler:
             sql += self.for_update_clause()
         return sql
 
-    def _from_clause(self, s: Select) -> str:
+    def _select_tables(self, s: Select) -> dict[Table, None]:
+        """Tables a SELECT names outside its joins (select_from, columns, WHERE), in order."""
         tables: dict[Table, None] = {}
         for t in s._select_from:
             tables[t] = None
@@ -278,6 +291,18 @@ class Compiler:
         for w in s._where:
             for t in w._tables():
                 tables[t] = None
+        return tables
+
+    def _from_clause(self, s: Select) -> str:
+        tables = self._select_tables(s)
+        outer = set().union(*self._enclosing[:-1])
+        if outer and not s._select_from:
+            # a subquery correlates: a table of an enclosing statement it refers to
+            # (``WHERE posts.author_id = users.id``) is the outer row, not a new FROM entry;
+            # as in SQLAlchemy, only while the subquery keeps a FROM of its own
+            inner = {t: None for t in tables if t not in outer}
+            if inner:
+                tables = inner
         if not s._joins:
             if not tables:
                 raise ArgumentError("a SELECT needs a table: select a column or model, or use select_from()")
@@ -322,6 +347,7 @@ class Compiler:
 
     def visit_update(self, stmt: Update) -> str:
         self._in_dml = True
+        self._enclosing.append({stmt.table})
         if not stmt._values:
             raise ArgumentError("update() needs .values(...)")
         sets = ", ".join(f"{self.quote(c.name)} = {v._compile(self)}" for c, v in stmt._values)
@@ -332,6 +358,7 @@ class Compiler:
 
     def visit_delete(self, stmt: Delete) -> str:
         self._in_dml = True
+        self._enclosing.append({stmt.table})
         sql = f"DELETE FROM {self.quote(stmt.table.name)}"
         if stmt._where:
             sql += " WHERE " + self.visit_boolean_list(BooleanClauseList("AND", stmt._where))

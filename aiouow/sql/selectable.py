@@ -92,7 +92,10 @@ class Select(ColumnElement):
             columns = tuple(columns[0])
         if not columns:
             raise ArgumentError("select() needs at least one column or model")
-        self._columns = tuple(coerce(c) for c in columns)
+        # a Table (an association table) selects its columns; coerce() would make it a bound value
+        self._columns = tuple(
+            col for c in columns for col in (c.columns if isinstance(c, Table) else (coerce(c),))
+        )
         self._where: tuple[ClauseElement, ...] = ()
         self._joins: tuple[Join, ...] = ()
         self._order_by: tuple[ClauseElement, ...] = ()
