@@ -4,6 +4,7 @@ from . import exc, types
 from .engine import URL, AsyncResult, Connection, Engine, Result, Row, ScalarResult, create_engine
 from .inspection import inspect
 from .mapping import Mapper, Model, Relationship, column, relationship
+from .session import AsyncSession, NestedTransaction, SessionTransaction, sessionmaker
 from .sql import (
     Column,
     ForeignKey,
@@ -25,8 +26,39 @@ from .sql import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "URL", "AsyncResult", "Column", "Connection", "Engine", "ForeignKey", "Index", "Mapper", "MetaData",
-    "Model", "Relationship", "Result", "Row", "ScalarResult", "Table", "and_", "column", "create_engine",
-    "delete", "exc", "exists", "func", "insert", "inspect", "not_", "or_", "relationship", "select",
-    "text", "types", "update",
+    "AsyncResult",
+    "AsyncSession",
+    "Column",
+    "Connection",
+    "Engine",
+    "ForeignKey",
+    "Index",
+    "Mapper",
+    "MetaData",
+    "Model",
+    "NestedTransaction",
+    "Relationship",
+    "Result",
+    "Row",
+    "ScalarResult",
+    "SessionTransaction",
+    "Table",
+    "URL",
+    "and_",
+    "column",
+    "create_engine",
+    "delete",
+    "exc",
+    "exists",
+    "func",
+    "insert",
+    "inspect",
+    "not_",
+    "or_",
+    "relationship",
+    "select",
+    "sessionmaker",
+    "text",
+    "types",
+    "update",
 ]

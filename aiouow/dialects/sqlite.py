@@ -186,6 +186,10 @@ class SQLiteDialect(Dialect):
             setup = ["PRAGMA foreign_keys=ON"]
             if not memory:
                 setup += ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"]
+            thread = getattr(aio, "_thread", None)
+            if thread is not None:
+                # a forgotten engine.dispose() must not keep the interpreter from exiting
+                thread.daemon = True
             try:
                 await aio
                 raw = aio._conn  # the sqlite3 connection, used only on aiosqlite's thread

@@ -259,9 +259,21 @@ def state_of(obj: Any) -> InstanceState:
     if st.__class__ is InstanceState:
         return st  # type: ignore[no-any-return]
     mapper = type(obj).__aiouow_mapper__
-    full = InstanceState(mapper, PERSISTENT, mapper.pk_of(obj.__dict__), st)
+    key = mapper.pk_of(obj.__dict__)
+    if st.active:
+        full = InstanceState(mapper, PERSISTENT, key, st)
+    else:
+        full = InstanceState(mapper, DETACHED, key, None)
     _set_slot(obj, full)
     return full
+
+
+def status_of(obj: Any) -> int:
+    """The status without promoting the compact form."""
+    st = _get_slot(obj)
+    if st.__class__ is InstanceState:
+        return st.status  # type: ignore[no-any-return]
+    return PERSISTENT if st.active else DETACHED
 
 
 def raw_state(obj: Any) -> Any:
@@ -291,10 +303,10 @@ def _expire_reason(obj: Any, st: Any) -> str | None:
 
 def missing_column(obj: Any, key: str) -> Any:
     """Reading a column attribute absent from ``__dict__``: None, or a clear error."""
-    st = _get_slot(obj)
-    status = st.status if st.__class__ is InstanceState else PERSISTENT
+    status = status_of(obj)
     if status == TRANSIENT or status == PENDING:
         return None
+    st = _get_slot(obj)
     cls = type(obj).__name__
     what = _describe(obj)
     if status == DETACHED:
@@ -314,8 +326,8 @@ def missing_column(obj: Any, key: str) -> Any:
 
 def missing_relationship(obj: Any, rel: Any) -> Any:
     """Reading a relationship absent from ``__dict__``: empty for new objects, else a clear error."""
+    status = status_of(obj)
     st = _get_slot(obj)
-    status = st.status if st.__class__ is InstanceState else PERSISTENT
     key = rel.key
     if status == TRANSIENT or status == PENDING:
         value = rel.empty_value(obj)
@@ -329,8 +341,6 @@ def missing_relationship(obj: Any, rel: Any) -> Any:
             f"loaded. Load it while the object is in a session (selectinload({cls}.{key}) in the "
             f"query, or `await session.load(obj, {key!r})`), or re-attach it with session.merge()."
         )
-    if key in getattr(rel, "_raise_marker", ()):
-        pass
     reason = _expire_reason(obj, st)
     why = f"{what} was expired by {reason}" if reason else "it was not loaded"
     raise NotLoadedError(

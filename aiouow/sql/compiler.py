@@ -48,7 +48,7 @@ class Compiled:
     """
 
     __slots__ = ("sql", "params", "text_names", "names", "result_procs", "items", "returns_rows",
-                 "_row_class", "is_select")
+                 "_row_class", "is_select", "_orm_row_class")
 
     def __init__(self) -> None:
         self.sql = ""
@@ -60,6 +60,7 @@ class Compiled:
         self.returns_rows = False
         self.is_select = False
         self._row_class: type | None = None
+        self._orm_row_class: type | None = None  # set by the session layer
 
     def row_class(self) -> type:
         """A tuple subclass whose instances expose columns by name."""

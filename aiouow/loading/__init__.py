@@ -1,0 +1,1 @@
+"""Turning rows into objects, and loading relationships explicitly or eagerly."""

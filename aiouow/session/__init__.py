@@ -1,0 +1,6 @@
+"""Sessions: instance book-keeping, identity map, unit of work, transactions."""
+
+from .maker import sessionmaker
+from .session import AsyncSession, NestedTransaction, SessionTransaction
+
+__all__ = ["AsyncSession", "NestedTransaction", "SessionTransaction", "sessionmaker"]

@@ -1,0 +1,318 @@
+"""Executing a flush plan: one round trip per batch wherever the backend allows.
+
+PostgreSQL: a batch sends one array parameter per column and ``unnest``s it
+server-side (``INSERT ... SELECT * FROM unnest($1::bigint[], ...)``,
+``UPDATE ... FROM unnest(...)``, ``DELETE ... USING unnest(...)``), so the
+SQL text, and asyncpg's prepared statement, is the same for any batch size,
+and the row count comes back for the stale-data check.  Generated keys are
+reserved from the sequence in one query before a multi-row insert.
+
+SQLite: multi-row ``INSERT ... VALUES ... RETURNING`` for generated keys
+(chunked under the parameter limit; rowids are handed out in insertion
+order, so sorting them restores the row order whatever order RETURNING
+uses), ``executemany`` for the rest, which reports the total row count.
+
+Nothing here touches the objects: the outcome is returned as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import types as sqltypes
+from ..engine.base import Connection
+from ..exc import StaleDataError
+from ..mapping.mapper import Mapper
+from ..sql.schema import Column
+from .unitofwork import DeleteBatch, FlushPlan, InsertBatch, UpdateBatch
+
+Processor = Callable[[Any], Any] | None
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class FlushOutcome:
+    """What the database decided: generated primary keys, by batch index."""
+
+    __slots__ = ("generated",)
+
+    def __init__(self) -> None:
+        self.generated: dict[int, list[Any]] = {}
+
+
+class _Sql:
+    """SQL for one mapper and dialect, built once per batch shape."""
+
+    def __init__(self, conn: Connection, mapper: Mapper) -> None:
+        self.dialect = conn.dialect
+        self.pg = self.dialect.name == "postgresql"
+        self.mapper = mapper
+        self.table = _q(mapper.table.name)
+
+    def col(self, key: str) -> Column:
+        return self.mapper.columns[key]
+
+    def procs(self, keys: tuple[str, ...]) -> list[Processor]:
+        return [self.dialect.bind_processor(self.col(k).type) for k in keys]
+
+    def mark(self, i: int) -> str:
+        return f"${i}" if self.pg else "?"
+
+    # -- PostgreSQL array parameters --------------------------------------------
+    def array(self, key: str) -> tuple[str, str, Processor]:
+        """(array cast, expression reading the unnested value, per-value processor)."""
+        t = self.col(key).type
+        if isinstance(t, sqltypes.JSON):
+            # JSON travels as text: a list value must not read as an array dimension
+            from ..dialects.base import json_dumps
+
+            return "::TEXT[]", "::JSONB", (lambda v: None if v is None else json_dumps(v))
+        return "::" + self.dialect.sql_type(t) + "[]", "", self.dialect.bind_processor(t)
+
+
+def _columns(rows: list[list[Any]], procs: list[Processor]) -> list[list[Any]]:
+    """Transpose rows into per-column lists, converting values for the driver."""
+    cols = [list(c) for c in zip(*rows)] if rows else [[] for _ in procs]
+    for i, p in enumerate(procs):
+        if p is not None:
+            cols[i] = [p(v) for v in cols[i]]
+    return cols
+
+
+def _processed_rows(rows: list[list[Any]], procs: list[Processor]) -> list[list[Any]]:
+    if not any(p is not None for p in procs):
+        return rows
+    return [[v if p is None else p(v) for v, p in zip(row, procs)] for row in rows]
+
+
+def _cache(mapper: Mapper, conn: Connection, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    full = (conn.dialect.name, *key)
+    hit = mapper.cache.get(full)
+    if hit is None:
+        hit = mapper.cache[full] = build()
+    return hit
+
+
+async def execute_plan(conn: Connection, plan: FlushPlan) -> FlushOutcome:
+    out = FlushOutcome()
+    for i, step in enumerate(plan.steps):
+        if isinstance(step, InsertBatch):
+            ids = await _insert(conn, step)
+            if ids is not None:
+                out.generated[i] = ids
+        elif isinstance(step, UpdateBatch):
+            await _update(conn, step)
+        else:
+            await _delete(conn, step)
+    return out
+
+
+# -- INSERT ------------------------------------------------------------------------
+async def _insert(conn: Connection, b: InsertBatch) -> list[Any] | None:
+    s = _Sql(conn, b.mapper)
+    n = len(b.rows)
+    auto = b.mapper.autoincrement_key
+    if s.pg:
+        if b.generate_pk and n == 1:
+            sql = _cache(b.mapper, conn, ("insert1r", b.keys), lambda: _values_sql(s, b.keys, 1) +
+                         f" RETURNING {_q(auto)}")  # type: ignore[arg-type]
+            rows = await conn.fetch_sql(sql, _processed_rows(b.rows, s.procs(b.keys))[0])
+            return [rows[0][0]]
+        keys, rows, ids = b.keys, b.rows, None
+        if b.generate_pk:
+            seq_sql = _cache(b.mapper, conn, ("nextval",), lambda: (
+                f"SELECT nextval(pg_get_serial_sequence('{s.table}', '{auto}')) "
+                f"FROM generate_series(1, $1)"))
+            ids = [r[0] for r in await conn.fetch_sql(seq_sql, [n])]
+            keys = (auto, *keys)  # type: ignore[assignment]
+            rows = [[pk, *row] for pk, row in zip(ids, rows)]
+        if n == 1:
+            sql = _cache(b.mapper, conn, ("insert1", keys), lambda: _values_sql(s, keys, 1))
+            await conn.execute_sql(sql, _processed_rows(rows, s.procs(keys))[0])
+        else:
+            sql, procs = _cache(b.mapper, conn, ("insert_unnest", keys), lambda: _unnest_insert_sql(s, keys))
+            await conn.execute_sql(sql, _columns(rows, procs))
+        return ids
+    # SQLite
+    procs = s.procs(b.keys)
+    prows = _processed_rows(b.rows, procs)
+    if not b.generate_pk:
+        sql = _cache(b.mapper, conn, ("insert1", b.keys), lambda: _values_sql(s, b.keys, 1))
+        if n == 1:
+            await conn.execute_sql(sql, prows[0])
+        else:
+            await conn.executemany_sql(sql, prows)
+        return None
+    width = max(1, len(b.keys))
+    per_chunk = max(1, conn.dialect.max_params // width)
+    ids: list[Any] = []
+    for start in range(0, n, per_chunk):
+        chunk = prows[start:start + per_chunk]
+        m = len(chunk)
+        sql = _cache(b.mapper, conn, ("insert_ret", b.keys, m),
+                     lambda m=m: _values_sql(s, b.keys, m) + f" RETURNING {_q(auto)}")  # type: ignore[arg-type]
+        flat = [v for row in chunk for v in row]
+        got = await conn.fetch_sql(sql, flat)
+        ids.extend(sorted(r[0] for r in got))
+    return ids
+
+
+def _values_sql(s: _Sql, keys: tuple[str, ...], rows: int) -> str:
+    cols = ", ".join(_q(k) for k in keys)
+    if not keys:
+        return f"INSERT INTO {s.table} DEFAULT VALUES" if rows == 1 else \
+            f"INSERT INTO {s.table} ({_q(s.mapper.autoincrement_key)}) VALUES " + \
+            ", ".join("(NULL)" for _ in range(rows))  # type: ignore[arg-type]
+    width = len(keys)
+    groups = []
+    n = 0
+    for _ in range(rows):
+        marks = []
+        for _ in range(width):
+            n += 1
+            marks.append(s.mark(n))
+        groups.append("(" + ", ".join(marks) + ")")
+    return f"INSERT INTO {s.table} ({cols}) VALUES " + ", ".join(groups)
+
+
+def _unnest_insert_sql(s: _Sql, keys: tuple[str, ...]) -> tuple[str, list[Processor]]:
+    casts, reads, procs = zip(*[s.array(k) for k in keys])
+    names = [f"c{i}" for i in range(len(keys))]
+    select = ", ".join(f"v.{n}{r}" for n, r in zip(names, reads))
+    args = ", ".join(f"${i + 1}{c}" for i, c in enumerate(casts))
+    sql = (f"INSERT INTO {s.table} ({', '.join(_q(k) for k in keys)}) "
+           f"SELECT {select} FROM unnest({args}) AS v({', '.join(names)})")
+    return sql, list(procs)
+
+
+# -- UPDATE ------------------------------------------------------------------------
+def _stale(kind: str, table: str, expected: int, matched: int) -> StaleDataError:
+    return StaleDataError(
+        f"{kind} of table {table!r} expected to match {expected} row(s) but matched {matched}: the row was "
+        "deleted, or its version changed, in another transaction since it was loaded"
+    )
+
+
+async def _update(conn: Connection, b: UpdateBatch) -> None:
+    s = _Sql(conn, b.mapper)
+    m = b.mapper
+    pk_keys = m.pk_keys
+    version = m.version_key
+    n = len(b.rows)
+    if not s.pg or n == 1:
+        sql = _cache(m, conn, ("update1", b.keys, b.version_mode), lambda: _update_one_sql(s, b))
+        procs = s.procs(b.keys) + s.procs(pk_keys)
+        params = []
+        for i, row in enumerate(b.rows):
+            vals = list(row)
+            if b.version_mode == "check":
+                vals.append(b.old_versions[i] + 1)
+            vals.extend(b.pks[i])
+            if b.version_mode == "check":
+                vals.append(b.old_versions[i])
+            params.append(vals)
+        vprocs = procs[:len(b.keys)] + ([None] if b.version_mode == "check" else []) + procs[len(b.keys):] + \
+            ([None] if b.version_mode == "check" else [])
+        params = _processed_rows(params, vprocs)
+        if n == 1:
+            count = await conn.execute_sql(sql, params[0])
+        else:
+            count = await conn.executemany_sql(sql, params)
+    else:
+        sql, procs = _cache(m, conn, ("update_unnest", b.keys, b.version_mode), lambda: _update_unnest_sql(s, b))
+        rows = [[*pk, *row] for pk, row in zip(b.pks, b.rows)]
+        if b.version_mode == "check":
+            rows = [[*r, v] for r, v in zip(rows, b.old_versions)]
+        count = await conn.execute_sql(sql, _columns(rows, procs))
+    if count != n and count >= 0:
+        raise _stale("UPDATE", m.table.name, n, count)
+    del version
+
+
+def _update_one_sql(s: _Sql, b: UpdateBatch) -> str:
+    m = b.mapper
+    n = 0
+
+    def mark() -> str:
+        nonlocal n
+        n += 1
+        return s.mark(n)
+
+    sets = [f"{_q(k)} = {mark()}" for k in b.keys]
+    if b.version_mode == "check":
+        sets.append(f"{_q(m.version_key)} = {mark()}")  # type: ignore[arg-type]
+    elif b.version_mode == "bump":
+        sets.append(f"{_q(m.version_key)} = {_q(m.version_key)} + 1")  # type: ignore[arg-type]
+    where = [f"{_q(k)} = {mark()}" for k in m.pk_keys]
+    if b.version_mode == "check":
+        where.append(f"{_q(m.version_key)} = {mark()}")  # type: ignore[arg-type]
+    return f"UPDATE {s.table} SET {', '.join(sets)} WHERE {' AND '.join(where)}"
+
+
+def _update_unnest_sql(s: _Sql, b: UpdateBatch) -> tuple[str, list[Processor]]:
+    m = b.mapper
+    keys = [*m.pk_keys, *b.keys]
+    specs = [s.array(k) for k in keys]
+    if b.version_mode == "check":
+        specs.append(("::BIGINT[]", "", None))
+    names = [f"c{i}" for i in range(len(specs))]
+    npk = len(m.pk_keys)
+    sets = [f"{_q(k)} = v.{names[npk + i]}{specs[npk + i][1]}" for i, k in enumerate(b.keys)]
+    where = [f"t.{_q(k)} = v.{names[i]}" for i, k in enumerate(m.pk_keys)]
+    vk = m.version_key
+    if b.version_mode == "check":
+        sets.append(f"{_q(vk)} = v.{names[-1]} + 1")  # type: ignore[arg-type]
+        where.append(f"t.{_q(vk)} = v.{names[-1]}")  # type: ignore[arg-type]
+    elif b.version_mode == "bump":
+        sets.append(f"{_q(vk)} = t.{_q(vk)} + 1")  # type: ignore[arg-type]
+    args = ", ".join(f"${i + 1}{spec[0]}" for i, spec in enumerate(specs))
+    sql = (f"UPDATE {s.table} AS t SET {', '.join(sets)} FROM unnest({args}) AS v({', '.join(names)}) "
+           f"WHERE {' AND '.join(where)}")
+    return sql, [spec[2] for spec in specs]
+
+
+# -- DELETE ------------------------------------------------------------------------
+async def _delete(conn: Connection, b: DeleteBatch) -> None:
+    s = _Sql(conn, b.mapper)
+    m = b.mapper
+    n = len(b.pks)
+    versioned = b.versions is not None
+    rows = [list(pk) + ([b.versions[i]] if versioned else []) for i, pk in enumerate(b.pks)]  # type: ignore[index]
+    if s.pg and n > 1:
+        sql, procs = _cache(m, conn, ("delete_unnest", versioned), lambda: _delete_unnest_sql(s, versioned))
+        count = await conn.execute_sql(sql, _columns(rows, procs))
+    else:
+        sql = _cache(m, conn, ("delete1", versioned), lambda: _delete_one_sql(s, versioned))
+        procs = s.procs(m.pk_keys) + ([None] if versioned else [])
+        prows = _processed_rows(rows, procs)
+        count = await (conn.execute_sql(sql, prows[0]) if n == 1 else conn.executemany_sql(sql, prows))
+    if count != n and count >= 0:
+        raise _stale("DELETE", m.table.name, n, count)
+
+
+def _delete_one_sql(s: _Sql, versioned: bool) -> str:
+    m = s.mapper
+    keys = [*m.pk_keys, *([m.version_key] if versioned else [])]
+    where = " AND ".join(f"{_q(k)} = {s.mark(i + 1)}" for i, k in enumerate(keys))  # type: ignore[arg-type]
+    return f"DELETE FROM {s.table} WHERE {where}"
+
+
+def _delete_unnest_sql(s: _Sql, versioned: bool) -> tuple[str, list[Processor]]:
+    m = s.mapper
+    specs = [s.array(k) for k in m.pk_keys]
+    if versioned:
+        specs.append(("::BIGINT[]", "", None))
+    if len(m.pk_keys) == 1 and not versioned:
+        cast, _, proc = specs[0]
+        return f"DELETE FROM {s.table} WHERE {_q(m.pk_keys[0])} = ANY($1{cast})", [proc]
+    names = [f"c{i}" for i in range(len(specs))]
+    where = [f"t.{_q(k)} = v.{names[i]}" for i, k in enumerate(m.pk_keys)]
+    if versioned:
+        where.append(f"t.{_q(m.version_key)} = v.{names[-1]}")  # type: ignore[arg-type]
+    args = ", ".join(f"${i + 1}{spec[0]}" for i, spec in enumerate(specs))
+    sql = (f"DELETE FROM {s.table} AS t USING unnest({args}) AS v({', '.join(names)}) "
+           f"WHERE {' AND '.join(where)}")
+    return sql, [spec[2] for spec in specs]

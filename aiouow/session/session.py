@@ -1,0 +1,1326 @@
+"""``AsyncSession``: identity map, unit of work and transaction, with SQLAlchemy's semantics.
+
+Book-keeping, in a few dicts keyed by ``id(obj)`` (objects need not be
+hashable): ``_new`` (pending), ``_modified`` (persistent with attribute
+changes), ``_deleted`` (marked by ``delete()``, not flushed yet), plus the
+identity map ``_imap`` (``{mapper: {pk: obj}}``) and the transaction levels
+(see ``transaction.py``).  Nothing touches the database until an operation
+needs it; the connection is checked out then and returned at the end of the
+transaction.
+
+Every public operation records the task running it; another task using the
+session meanwhile gets ``ConcurrentSessionUseError`` (one attribute test on
+the hot path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+
+from .. import exc
+from ..engine.base import Connection, Engine, Transaction, _process
+from ..engine.result import AsyncResult, Result, ScalarResult, make_row_class
+from ..loading.rows import instances
+from ..mapping import state as _state
+from ..mapping.mapper import Mapper
+from ..mapping.state import (
+    DELETED,
+    DETACHED,
+    NO_VALUE,
+    PENDING,
+    PERSISTENT,
+    TRANSIENT,
+    InstanceState,
+    _same,
+    state_of,
+    status_of,
+)
+from ..sql.dml import Delete, DMLStatement, Update
+from ..sql.elements import BindParameter, ClauseElement, and_
+from ..sql.selectable import Select
+from .identity import IdentityMapView, IdentitySet, SessionToken
+from .persistence import execute_plan
+from .transaction import TxLevel, TxState, check_transition
+from .unitofwork import DeleteBatch, FlushPlan, InsertBatch, UpdateBatch, plan_flush
+
+T = TypeVar("T")
+
+_set_slot = _state._set_slot
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def _mapper_of_instance(obj: Any, op: str) -> Mapper:
+    mapper = getattr(type(obj), "__aiouow_mapper__", None)
+    if not isinstance(mapper, Mapper):
+        raise exc.ArgumentError(f"session.{op}() takes a mapped object (a Model instance), not {obj!r}")
+    return mapper
+
+
+def _mapper_of_class(entity: Any, op: str) -> Mapper:
+    mapper = getattr(entity, "__aiouow_mapper__", None) if isinstance(entity, type) else None
+    if not isinstance(mapper, Mapper):
+        raise exc.ArgumentError(f"session.{op}() takes a mapped model class, not {entity!r}")
+    return mapper
+
+
+def _describe(obj: Any) -> str:
+    mapper = type(obj).__aiouow_mapper__
+    d = obj.__dict__
+    return f"{type(obj).__name__}({', '.join(f'{k}={d.get(k)!r}' for k in mapper.pk_keys)})"
+
+
+class AsyncSession:
+    """A unit of work against one engine: ``async with AsyncSession(engine) as session:``.
+
+    ``expire_on_commit``, ``autoflush`` and ``autobegin`` mean what they mean in
+    SQLAlchemy.  Loading is always explicit: reading an unloaded attribute raises
+    ``NotLoadedError`` and never does I/O.
+    """
+
+    def __init__(
+        self,
+        bind: Engine | Connection | None = None,
+        *,
+        expire_on_commit: bool = True,
+        autoflush: bool = True,
+        autobegin: bool = True,
+        info: dict[str, Any] | None = None,
+        join_transaction_mode: str = "create_savepoint",
+    ) -> None:
+        if bind is not None and not isinstance(bind, (Engine, Connection)):
+            raise exc.ArgumentError(f"AsyncSession() takes an Engine (or a Connection), not {bind!r}")
+        self.bind = bind
+        self.expire_on_commit = expire_on_commit
+        self.autoflush = autoflush
+        self.autobegin = autobegin
+        self.info: dict[str, Any] = dict(info or {})
+        self.join_transaction_mode = join_transaction_mode
+        self._ref = weakref.ref(self)
+        self._token = SessionToken(self._ref)
+        self._imap: dict[Mapper, dict[Any, Any]] = {}
+        self._new: dict[int, Any] = {}
+        self._modified: dict[int, Any] = {}
+        self._deleted: dict[int, Any] = {}
+        self._state = TxState.IDLE
+        self._levels: list[TxLevel] = []
+        self._conn: Connection | None = None
+        self._outer_tx: Transaction | None = None
+        self._failure: BaseException | None = None
+        self._expire_reasons: dict[int, str] = {}
+        self._expire_all_reason: str | None = None
+        self._no_autoflush = 0
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    # -- one task at a time ------------------------------------------------------
+    def _enter(self) -> None:
+        task = _current_task()
+        owner = self._owner
+        if owner is None:
+            self._owner = task
+            self._depth = 1
+        elif owner is task:
+            self._depth += 1
+        else:
+            raise self._concurrent(owner, task)
+
+    def _leave(self) -> None:
+        self._depth -= 1
+        if self._depth <= 0:
+            self._owner = None
+            self._depth = 0
+
+    def _check_sync(self) -> None:
+        owner = self._owner
+        if owner is not None:
+            task = _current_task()
+            if owner is not task:
+                raise self._concurrent(owner, task)
+
+    def _concurrent(self, owner: Any, task: Any) -> exc.ConcurrentSessionUseError:
+        def name(t: Any) -> str:
+            return t.get_name() if t is not None else "<no task>"
+
+        return exc.ConcurrentSessionUseError(
+            f"this AsyncSession is in use by task {name(owner)!r} while task {name(task)!r} tried to use it; "
+            "a session belongs to one task at a time: give each task its own session "
+            "(scoped_session / sessionmaker), or await the first operation before starting the next"
+        )
+
+    # -- transaction state ---------------------------------------------------------
+    def _transition(self, new: TxState) -> None:
+        check_transition(self._state, new)
+        self._state = new
+
+    def _autobegin(self) -> None:
+        if self._state is TxState.IDLE:
+            if not self.autobegin:
+                raise exc.InvalidRequestError(
+                    "this session has autobegin=False and no transaction; call session.begin() first"
+                )
+            self._transition(TxState.ACTIVE)
+            self._levels.append(TxLevel(None))
+
+    def _require_usable(self) -> None:
+        if self._state is TxState.FAILED:
+            raise exc.PendingRollbackError(
+                "this session's transaction was rolled back because of an error during flush "
+                f"({type(self._failure).__name__}: {self._failure}); call `await session.rollback()` "
+                "(or leave the begin_nested() block) before using the database again",
+                self._failure,
+            )
+        if self._state is TxState.COMMITTING:
+            raise exc.InvalidRequestError("the session is committing; wait for commit() to finish")
+
+    async def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is None:
+            bind = self.bind
+            if bind is None:
+                raise exc.InvalidRequestError(
+                    "this session has no engine: AsyncSession(engine) or sessionmaker(engine)"
+                )
+            if isinstance(bind, Connection):
+                conn = bind
+                if self.join_transaction_mode == "create_savepoint":
+                    self._outer_tx = conn.begin_nested()
+                    await self._outer_tx._start()
+            else:
+                conn = Connection(bind)
+            self._conn = conn
+        return conn
+
+    async def connection(self) -> Connection:
+        """The connection of the current transaction (checked out if needed)."""
+        self._enter()
+        try:
+            self._require_usable()
+            self._autobegin()
+            return await self._connection()
+        finally:
+            self._leave()
+
+    async def _end_db_transaction(self, commit: bool) -> None:
+        """Commit or roll back the database transaction and give the connection back."""
+        conn = self._conn
+        if conn is None:
+            return
+        outer = self._outer_tx
+        try:
+            if isinstance(self.bind, Connection):
+                if outer is not None:
+                    conn._savepoints[:] = conn._savepoints[: conn._savepoints.index(outer.savepoint) + 1] \
+                        if outer.savepoint in conn._savepoints else conn._savepoints
+                    if commit:
+                        await outer.commit()
+                    else:
+                        await outer.rollback()
+                elif commit:
+                    conn._savepoints.clear()
+                    await conn.commit()
+                else:
+                    await conn.rollback()
+            else:
+                if commit:
+                    conn._savepoints.clear()
+                    await conn.commit()
+        finally:
+            self._outer_tx = None
+            if not isinstance(self.bind, Connection):
+                self._conn = None
+                await conn._release()
+            else:
+                self._conn = None
+
+    async def _fail(self, err: BaseException) -> None:
+        """A flush failed: roll the database back (shielded) and require rollback()."""
+        level = self._levels[-1] if self._levels else None
+        with anyio.CancelScope(shield=True):
+            try:
+                if level is not None and level.nested and self._conn is not None:
+                    await self._conn._rollback_to_savepoint(level.savepoint.savepoint)
+                    level.failed = err
+                    self._failure = err
+                    self._state = TxState.FAILED
+                    return
+            except BaseException:
+                pass
+            try:
+                await self._rollback_db()
+            except BaseException:
+                pass
+        self._failure = err
+        self._state = TxState.FAILED
+
+    async def _rollback_db(self) -> None:
+        with anyio.CancelScope(shield=True):
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                if isinstance(self.bind, Connection):
+                    await self._end_db_transaction(commit=False)
+                else:
+                    self._conn = None
+                    await conn._release()
+            except BaseException:
+                self._conn = None
+
+    # -- identity map -----------------------------------------------------------------
+    def _identity_for(self, mapper: Mapper) -> dict[Any, Any]:
+        m = self._imap.get(mapper)
+        if m is None:
+            m = self._imap[mapper] = {}
+        return m
+
+    def _note_modified(self, obj: Any) -> None:
+        self._modified[id(obj)] = obj
+
+    def _forget_modified(self, obj: Any) -> None:
+        self._modified.pop(id(obj), None)
+
+    def _expire_reason_for(self, obj: Any) -> str | None:
+        return self._expire_reasons.get(id(obj), self._expire_all_reason)
+
+    @property
+    def identity_map(self) -> IdentityMapView:
+        """Read-only mapping of ``(cls, pk_tuple)`` to object."""
+        return IdentityMapView(self._imap)
+
+    @property
+    def new(self) -> IdentitySet:
+        """Pending objects (added, not yet flushed)."""
+        return IdentitySet(self._new)
+
+    @property
+    def dirty(self) -> IdentitySet:
+        """Persistent objects with attributes set since they were loaded or flushed."""
+        return IdentitySet({k: o for k, o in self._modified.items() if k not in self._deleted})
+
+    @property
+    def deleted(self) -> IdentitySet:
+        """Objects marked by ``delete()`` and not yet flushed."""
+        return IdentitySet(self._deleted)
+
+    def __contains__(self, obj: object) -> bool:
+        try:
+            st = _state.raw_state(obj)
+        except (AttributeError, TypeError):
+            return False
+        if st.__class__ is InstanceState:
+            return st.session_ref is self._token and st.status in (PENDING, PERSISTENT)
+        return st is self._token
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from list(self._new.values())
+        for m in list(self._imap.values()):
+            yield from list(m.values())
+
+    @property
+    def is_active(self) -> bool:
+        """False only while a failed flush awaits ``rollback()``."""
+        return self._state is not TxState.FAILED
+
+    def in_transaction(self) -> bool:
+        return self._state is not TxState.IDLE
+
+    def in_nested_transaction(self) -> bool:
+        return len(self._levels) > 1
+
+    @property
+    @contextmanager
+    def no_autoflush(self) -> Iterator[AsyncSession]:
+        """``with session.no_autoflush:`` queries in the block do not flush first."""
+        self._no_autoflush += 1
+        try:
+            yield self
+        finally:
+            self._no_autoflush -= 1
+
+    # -- add / delete / expunge ------------------------------------------------------
+    def add(self, obj: Any) -> None:
+        """Make a transient object pending, or attach a detached one."""
+        self._check_sync()
+        mapper = _mapper_of_instance(obj, "add")
+        st = state_of(obj)
+        other = st.session
+        if other is not None and other is not self:
+            raise exc.InvalidRequestError(
+                f"{_describe(obj)} is already attached to another session; expunge it from that session "
+                "first, or copy it into this one with `await session.merge(obj)`"
+            )
+        status = st.status
+        if status == PERSISTENT or status == PENDING:
+            return
+        self._autobegin()
+        if status == TRANSIENT:
+            d = obj.__dict__
+            pk = mapper.pk_of(d)
+            if pk is not None and not (isinstance(pk, tuple) and None in pk):
+                existing = self._identity_for(mapper).get(pk)
+                if existing is not None and existing is not obj:
+                    raise exc.InvalidRequestError(
+                        f"cannot add {_describe(obj)}: this session already holds {_describe(existing)} with "
+                        "the same primary key; modify that object, or use `await session.merge(obj)`"
+                    )
+            st.status = PENDING
+            st.session_ref = self._token
+            self._new[id(obj)] = obj
+            self._levels[-1].added[id(obj)] = obj
+        elif status == DETACHED:
+            self._attach(obj, st, mapper)
+        else:
+            raise exc.InvalidRequestError(
+                f"{_describe(obj)} was deleted in this transaction; it cannot be added back until the "
+                "transaction ends (after rollback() it is persistent again)"
+            )
+
+    def add_all(self, objs: Iterable[Any]) -> None:
+        """``add()`` each object."""
+        for obj in objs:
+            self.add(obj)
+
+    def _attach(self, obj: Any, st: InstanceState, mapper: Mapper) -> None:
+        key = st.key if st.key is not None else mapper.pk_of(obj.__dict__)
+        imap = self._identity_for(mapper)
+        existing = imap.get(key)
+        if existing is not None and existing is not obj:
+            raise exc.InvalidRequestError(
+                f"cannot attach {_describe(obj)}: this session already holds another object with that "
+                "primary key; use `obj = await session.merge(obj)` instead"
+            )
+        st.key = key
+        imap[key] = obj
+        st.status = PERSISTENT
+        st.session_ref = self._token
+        if st.committed is not None or st.rel_committed is not None:
+            self._modified[id(obj)] = obj
+
+    async def delete(self, obj: Any) -> None:
+        """Mark a persistent object for deletion at the next flush."""
+        self._enter()
+        try:
+            self._check_deletable(obj)
+            self._deleted[id(obj)] = obj
+        finally:
+            self._leave()
+
+    def _check_deletable(self, obj: Any) -> None:
+        mapper = _mapper_of_instance(obj, "delete")
+        st = state_of(obj)
+        if st.status == TRANSIENT or st.status == PENDING:
+            raise exc.InvalidRequestError(
+                f"{_describe(obj)} is not persisted ({st.status_name}); to discard a pending object use "
+                "session.expunge(obj)"
+            )
+        other = st.session
+        if other is not None and other is not self:
+            raise exc.InvalidRequestError(f"{_describe(obj)} belongs to another session")
+        self._autobegin()
+        if st.status == DETACHED:
+            self._attach(obj, st, mapper)
+
+    def expunge(self, obj: Any) -> None:
+        """Remove an object from the session (pending -> transient, persistent -> detached)."""
+        self._check_sync()
+        mapper = _mapper_of_instance(obj, "expunge")
+        if obj not in self:
+            raise exc.InvalidRequestError(f"{_describe(obj)} is not present in this session")
+        st = state_of(obj)
+        oid = id(obj)
+        self._new.pop(oid, None)
+        self._modified.pop(oid, None)
+        self._deleted.pop(oid, None)
+        self._expire_reasons.pop(oid, None)
+        for level in self._levels:
+            level.added.pop(oid, None)
+        if st.status == PENDING:
+            st.status = TRANSIENT
+        else:
+            imap = self._imap.get(mapper)
+            key = st.key if st.key is not None else mapper.pk_of(obj.__dict__)
+            if imap is not None and imap.get(key) is obj:
+                del imap[key]
+            st.status = DETACHED
+        st.session_ref = None
+
+    def expunge_all(self) -> None:
+        """Remove every object from the session."""
+        self._check_sync()
+        self._detach_all()
+
+    def _detach_all(self) -> None:
+        for obj in self._new.values():
+            st = state_of(obj)
+            st.status = TRANSIENT
+            st.session_ref = None
+        for m in self._imap.values():
+            for obj in m.values():
+                st = _state.raw_state(obj)
+                if st.__class__ is InstanceState:
+                    st.status = DETACHED
+                    st.session_ref = None
+        for level in self._levels:
+            for obj in level.removed.values():
+                st = state_of(obj)
+                st.status = DETACHED
+                st.session_ref = None
+        self._token.active = False
+        self._token = SessionToken(self._ref)
+        self._imap = {}
+        self._new = {}
+        self._modified = {}
+        self._deleted = {}
+        self._expire_reasons = {}
+        self._expire_all_reason = None
+        for level in self._levels:
+            level.added.clear()
+            level.inserted.clear()
+            level.updated.clear()
+            level.removed.clear()
+
+    # -- expire / refresh -----------------------------------------------------------
+    def _expire_obj(self, obj: Any, mapper: Mapper, names: Iterable[str] | None) -> None:
+        d = obj.__dict__
+        pk = mapper.pk_keys
+        keys = mapper.attrs if names is None else names
+        for k in keys:
+            if k not in pk:
+                d.pop(k, None)
+        st = _state.raw_state(obj)
+        if st.__class__ is InstanceState:
+            if names is None:
+                st.committed = None
+                st.rel_committed = None
+            else:
+                for k in names:
+                    if st.committed:
+                        st.committed.pop(k, None)
+                    if st.rel_committed:
+                        st.rel_committed.pop(k, None)
+                if not st.committed:
+                    st.committed = None
+                if not st.rel_committed:
+                    st.rel_committed = None
+            if st.committed is None and st.rel_committed is None:
+                self._modified.pop(id(obj), None)
+
+    def _check_persistent(self, obj: Any, op: str) -> tuple[Mapper, InstanceState]:
+        mapper = _mapper_of_instance(obj, op)
+        st = state_of(obj)
+        if st.status != PERSISTENT or st.session is not self:
+            raise exc.InvalidRequestError(
+                f"session.{op}() needs an object persistent in this session; {_describe(obj)} is "
+                f"{st.status_name}{'' if st.session in (None, self) else ' in another session'}"
+            )
+        return mapper, st
+
+    def _check_names(self, mapper: Mapper, names: Iterable[str], op: str) -> list[str]:
+        out = []
+        for n in names:
+            if n not in mapper.attrs:
+                raise exc.ArgumentError(
+                    f"session.{op}(): {mapper.class_.__name__} has no mapped attribute {n!r}; "
+                    f"attributes: {', '.join(mapper.attrs)}"
+                )
+            out.append(n)
+        return out
+
+    def expire(self, obj: Any, attribute_names: Iterable[str] | None = None) -> None:
+        """Forget loaded values (all, or the named ones); reading them then raises NotLoadedError."""
+        self._check_sync()
+        mapper, st = self._check_persistent(obj, "expire")
+        names = None if attribute_names is None else self._check_names(mapper, attribute_names, "expire")
+        self._expire_obj(obj, mapper, names)
+        self._expire_reasons[id(obj)] = "session.expire()"
+
+    def expire_all(self) -> None:
+        """Expire every persistent object in the session."""
+        self._check_sync()
+        self._expire_everything("session.expire_all()")
+
+    def _expire_everything(self, reason: str) -> None:
+        for mapper, objs in self._imap.items():
+            for obj in objs.values():
+                self._expire_obj(obj, mapper, None)
+        self._modified = {k: o for k, o in self._modified.items() if status_of(o) != PERSISTENT}
+        self._expire_reasons = {}
+        self._expire_all_reason = reason
+
+    async def refresh(self, obj: Any, attribute_names: Iterable[str] | None = None,
+                      with_for_update: bool = False) -> None:
+        """Reload attributes (all, or the named ones, relationships included) from the database."""
+        self._enter()
+        try:
+            mapper, st = self._check_persistent(obj, "refresh")
+            names = None if attribute_names is None else self._check_names(mapper, attribute_names, "refresh")
+            self._require_usable()
+            await self._autoflush()
+            col_names = [n for n in (names or mapper.column_keys) if n in mapper.columns]
+            rel_names = [n for n in (names or ()) if n in mapper.relationships]
+            if col_names or names is None:
+                row = await self._select_by_pk(mapper, st.key if st.key is not None else mapper.pk_of(obj.__dict__),
+                                               with_for_update)
+                if row is None:
+                    raise exc.ObjectDeletedError(
+                        f"cannot refresh {_describe(obj)}: its row no longer exists in the database"
+                    )
+                d = obj.__dict__
+                for k, v in zip(mapper.column_keys, row):
+                    if names is None or k in col_names:
+                        d[k] = v
+                self._expire_obj_history(obj, col_names if names is not None else None)
+            for rel in rel_names:
+                await self._load_relationship([obj], mapper.relationships[rel], refresh=True)
+        finally:
+            self._leave()
+
+    def _expire_obj_history(self, obj: Any, names: list[str] | None) -> None:
+        st = _state.raw_state(obj)
+        if st.__class__ is InstanceState and st.committed is not None:
+            if names is None:
+                st.committed = None
+            else:
+                for n in names:
+                    st.committed.pop(n, None)
+                if not st.committed:
+                    st.committed = None
+            if st.committed is None and st.rel_committed is None:
+                self._modified.pop(id(obj), None)
+
+    async def _load_relationship(self, objs: list[Any], rel: Any, refresh: bool = False) -> None:
+        from ..loading.explicit import load_relationship
+
+        await load_relationship(self, objs, rel, refresh=refresh)
+
+    # -- flush ----------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Write pending changes to the database (in the current transaction)."""
+        self._enter()
+        try:
+            await self._flush()
+        finally:
+            self._leave()
+
+    async def _autoflush(self) -> None:
+        if self.autoflush and not self._no_autoflush and (self._new or self._modified or self._deleted):
+            await self._flush()
+
+    def _has_changes(self) -> bool:
+        return bool(self._new or self._modified or self._deleted)
+
+    async def _flush(self) -> None:
+        if not (self._new or self._modified or self._deleted):
+            return
+        self._require_usable()
+        self._autobegin()
+        deleted = self._deleted
+        modified = [o for k, o in self._modified.items() if k not in deleted]
+        plan = plan_flush(list(self._new.values()), modified, list(deleted.values()))
+        if not plan.steps:
+            self._apply(plan, {})
+            return
+        conn = await self._connection()
+        try:
+            outcome = await execute_plan(conn, plan)
+        except BaseException as err:
+            await self._fail(err)
+            raise
+        self._apply(plan, outcome.generated)
+
+    def _apply(self, plan: FlushPlan, generated: dict[int, list[Any]]) -> None:
+        """Bring objects and book-keeping in line with a successful flush."""
+        level = self._levels[-1]
+        token = self._token
+        set_slot = _state._set_slot
+        for i, step in enumerate(plan.steps):
+            mapper = step.mapper
+            imap = self._identity_for(mapper)
+            if isinstance(step, InsertBatch):
+                ids = generated.get(i)
+                auto = mapper.autoincrement_key
+                keys = step.keys
+                for j, obj in enumerate(step.objs):
+                    d = obj.__dict__
+                    if ids is not None:
+                        d[auto] = ids[j]  # type: ignore[index]
+                    for k, v in zip(keys, step.rows[j]):
+                        if k not in d or d[k] is None:
+                            d[k] = v
+                    oid = id(obj)
+                    imap[mapper.pk_of(d)] = obj
+                    del self._new[oid]
+                    level.inserted[oid] = obj
+                    set_slot(obj, token)
+            elif isinstance(step, UpdateBatch):
+                vk = mapper.version_key
+                for j, obj in enumerate(step.objs):
+                    d = obj.__dict__
+                    st = _state.raw_state(obj)
+                    if step.version_mode == "check":
+                        d[vk] = step.old_versions[j] + 1
+                    elif step.version_mode == "bump":
+                        d.pop(vk, None)  # the database incremented a value we never loaded
+                    new_pk = mapper.pk_of(d)
+                    old_pk = st.key if st.__class__ is InstanceState and st.key is not None else new_pk
+                    if new_pk != old_pk:
+                        if imap.get(old_pk) is obj:
+                            del imap[old_pk]
+                        imap[new_pk] = obj
+                    oid = id(obj)
+                    self._modified.pop(oid, None)
+                    level.updated[oid] = obj
+                    if st.__class__ is InstanceState:
+                        st.committed = None
+                        st.key = new_pk
+                        if st.rel_committed is None and st.expired_by is None:
+                            set_slot(obj, token)
+            else:
+                assert isinstance(step, DeleteBatch)
+                for obj in step.objs:
+                    st = state_of(obj)
+                    key = st.key if st.key is not None else mapper.pk_of(obj.__dict__)
+                    if imap.get(key) is obj:
+                        del imap[key]
+                    st.status = DELETED
+                    st.key = key
+                    oid = id(obj)
+                    self._deleted.pop(oid, None)
+                    self._modified.pop(oid, None)
+                    level.removed[oid] = obj
+        for obj in plan.unchanged:
+            st = _state.raw_state(obj)
+            if st.__class__ is InstanceState:
+                st.committed = None
+            self._modified.pop(id(obj), None)
+
+    # -- commit / rollback / close -----------------------------------------------------
+    def begin(self) -> SessionTransaction:
+        """Begin a transaction explicitly: ``async with session.begin():`` commits on success,
+        rolls back on error."""
+        self._check_sync()
+        if self._state is not TxState.IDLE:
+            raise exc.InvalidRequestError(
+                "a transaction is already begun on this session (autobegin starts one at the first "
+                "operation); end it with commit() or rollback(), or use begin_nested() for a SAVEPOINT"
+            )
+        self._transition(TxState.ACTIVE)
+        level = TxLevel(None)
+        self._levels.append(level)
+        return SessionTransaction(self, level)
+
+    def begin_nested(self) -> NestedTransaction:
+        """A SAVEPOINT: ``async with session.begin_nested():`` releases it on success and rolls
+        back to it (only the work since, in the database and in the identity map) on error."""
+        self._check_sync()
+        return NestedTransaction(self)
+
+    async def commit(self) -> None:
+        """Flush, commit, and (with expire_on_commit) expire every object."""
+        self._enter()
+        try:
+            if self._state is TxState.IDLE:
+                return
+            self._require_usable()
+            await self._flush()
+            self._transition(TxState.COMMITTING)
+            try:
+                await self._end_db_transaction(commit=True)
+            except BaseException as err:
+                self._state = TxState.ACTIVE
+                await self._fail(err)
+                raise
+            self._after_commit()
+            self._transition(TxState.IDLE)
+        finally:
+            self._leave()
+
+    def _after_commit(self) -> None:
+        for level in self._levels:
+            level.closed = True
+            for obj in level.removed.values():
+                st = state_of(obj)
+                st.status = DETACHED
+                st.session_ref = None
+        self._levels = []
+        self._failure = None
+        if self.expire_on_commit:
+            self._expire_everything("commit()")
+
+    async def rollback(self) -> None:
+        """Roll back the whole transaction: pending objects are expunged, deleted ones restored,
+        persistent ones expired."""
+        self._enter()
+        try:
+            if self._state is TxState.IDLE:
+                return
+            await self._rollback_db()
+            self._restore(self._levels, whole=True)
+            for level in self._levels:
+                level.closed = True
+            self._levels = []
+            self._failure = None
+            self._state = TxState.IDLE
+        finally:
+            self._leave()
+
+    def _restore(self, levels: Sequence[TxLevel], whole: bool) -> None:
+        """Undo the in-memory effects of the given transaction levels."""
+        for level in levels:
+            for obj in list(level.inserted.values()) + list(level.added.values()):
+                self._to_transient(obj)
+            for obj in level.removed.values():
+                mapper = type(obj).__aiouow_mapper__
+                st = state_of(obj)
+                st.status = PERSISTENT
+                st.session_ref = self._token
+                self._identity_for(mapper)[st.key] = obj
+        if whole:
+            for obj in list(self._new.values()):
+                self._to_transient(obj)
+            self._deleted = {}
+            self._expire_everything("rollback()")
+        else:
+            for level in levels:
+                for oid in list(self._deleted):
+                    if oid in level.removed or oid in level.added:
+                        self._deleted.pop(oid, None)
+                for obj in level.updated.values():
+                    if status_of(obj) == PERSISTENT:
+                        self._expire_obj(obj, type(obj).__aiouow_mapper__, None)
+                        self._expire_reasons[id(obj)] = "rollback of a SAVEPOINT"
+            for obj in list(self._modified.values()):
+                if status_of(obj) == PERSISTENT:
+                    self._expire_obj(obj, type(obj).__aiouow_mapper__, None)
+                    self._expire_reasons[id(obj)] = "rollback of a SAVEPOINT"
+
+    def _to_transient(self, obj: Any) -> None:
+        mapper = type(obj).__aiouow_mapper__
+        st = state_of(obj)
+        oid = id(obj)
+        self._new.pop(oid, None)
+        self._modified.pop(oid, None)
+        self._deleted.pop(oid, None)
+        imap = self._imap.get(mapper)
+        if imap is not None:
+            key = st.key if st.key is not None else mapper.pk_of(obj.__dict__)
+            if imap.get(key) is obj:
+                del imap[key]
+        d = obj.__dict__
+        if mapper.autoincrement_key is not None and st.status != PENDING:
+            d.pop(mapper.autoincrement_key, None)  # the key was the database's, and is gone
+        if mapper.version_key is not None:
+            d.pop(mapper.version_key, None)
+        st.status = TRANSIENT
+        st.session_ref = None
+        st.key = None
+        st.committed = None
+
+    async def close(self) -> None:
+        """Roll back what is not committed, expunge every object, return the connection.
+        The session can be used again afterwards."""
+        self._enter()
+        try:
+            await self._rollback_db()
+            self._detach_all()
+            for level in self._levels:
+                level.closed = True
+            self._levels = []
+            self._failure = None
+            self._state = TxState.IDLE
+        finally:
+            self._leave()
+
+    async def __aenter__(self) -> AsyncSession:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    # -- queries ------------------------------------------------------------------
+    async def execute(self, statement: ClauseElement, params: dict[str, Any] | Sequence[dict[str, Any]] | None = None
+                      ) -> Result:
+        """Execute a statement.  Mapped classes in a SELECT come back as identity-mapped objects."""
+        self._enter()
+        try:
+            self._require_usable()
+            self._autobegin()
+            await self._autoflush()
+            conn = await self._connection()
+            if isinstance(statement, Select) and any(
+                    getattr(c, "visit_name", "") == "entity" for c in statement._columns):
+                return await self._orm_select(conn, statement, params)
+            if isinstance(statement, DMLStatement) and statement.entity is not None and \
+                    isinstance(statement, (Update, Delete)) and not isinstance(params, (list, tuple)):
+                return await self._orm_dml(conn, statement, params)
+            return await conn.execute(statement, params)
+        except BaseException:
+            raise
+        finally:
+            self._leave()
+
+    async def _orm_select(self, conn: Connection, stmt: Select, params: Any) -> Result:
+        compiled, args = conn.compile(stmt, params)
+        rows = await conn.fetch_sql(compiled.sql, args)
+        if compiled.result_procs:
+            rows = _process(rows, compiled.result_procs)
+        populate = bool(stmt._execution_options.get("populate_existing"))
+        row_class = _orm_row_class(compiled)
+        items = compiled.items
+        if len(items) == 1:
+            mapper = items[0][1]
+            objs = instances(self, mapper, rows, 0, populate)
+            if stmt._options:
+                await self._apply_options(stmt._options, [mapper], [objs], populate)
+            return Result(objs, row_class, scalar_rows=True)
+        columns: list[list[Any]] = []
+        entity_cols: list[tuple[Mapper, list[Any]]] = []
+        for kind, ent, start, _stop in items:
+            if kind == "entity":
+                objs = instances(self, ent, rows, start, populate)
+                columns.append(objs)
+                entity_cols.append((ent, objs))
+            else:
+                columns.append([r[start] for r in rows])
+        if stmt._options and entity_cols:
+            await self._apply_options(stmt._options, [m for m, _ in entity_cols], [o for _, o in entity_cols],
+                                      populate)
+        return Result(list(zip(*columns)) if rows else [], row_class)
+
+    async def _apply_options(self, options: Sequence[Any], mappers: list[Mapper], objs: list[list[Any]],
+                             populate: bool) -> None:
+        from ..loading.options import apply_options
+
+        await apply_options(self, options, mappers, objs, populate)
+
+    async def _orm_dml(self, conn: Connection, stmt: Update | Delete, params: Any) -> Result:
+        """ORM update()/delete(): keep identity-mapped objects in step (synchronize_session="auto")."""
+        mapper = stmt.table.mapper
+        if mapper is None or stmt._returning:
+            result = await conn.execute(stmt, params)
+            if mapper is not None and isinstance(stmt, Update):
+                names = [c.key for c, _ in stmt._values]
+                for obj in list(self._identity_for(mapper).values()):
+                    self._expire_obj(obj, mapper, names)
+            return result
+        returning = stmt.returning(*mapper.primary_key)
+        compiled, args = conn.compile(returning, params)
+        rows = await conn.fetch_sql(compiled.sql, args)
+        if compiled.result_procs:
+            rows = _process(rows, compiled.result_procs)
+        imap = self._identity_for(mapper)
+        single = len(mapper.pk_keys) == 1
+        level = self._levels[-1]
+        for r in rows:
+            obj = imap.get(r[0] if single else tuple(r))
+            if obj is None:
+                continue
+            if isinstance(stmt, Update):
+                d = obj.__dict__
+                st = _state.raw_state(obj)
+                for col, value in stmt._values:
+                    if isinstance(value, BindParameter):
+                        d[col.key] = value.value
+                        if st.__class__ is InstanceState and st.committed:
+                            st.committed.pop(col.key, None)
+                    else:
+                        d.pop(col.key, None)
+                        self._expire_reasons[id(obj)] = "an ORM update() statement"
+            else:
+                st = state_of(obj)
+                del imap[st.key if st.key is not None else mapper.pk_of(obj.__dict__)]
+                st.status = DELETED
+                oid = id(obj)
+                self._deleted.pop(oid, None)
+                self._modified.pop(oid, None)
+                level.removed[oid] = obj
+        return Result([], None, rowcount=len(rows))
+
+    async def scalars(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> ScalarResult:
+        """``(await execute(statement)).scalars()``."""
+        return (await self.execute(statement, params)).scalars()
+
+    async def scalar(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        return (await self.execute(statement, params)).scalar()
+
+    async def stream(self, statement: ClauseElement, params: dict[str, Any] | None = None,
+                     chunk_size: int = 1000) -> AsyncResult:
+        """Rows fetched in chunks (a server-side cursor on PostgreSQL) as you iterate."""
+        self._enter()
+        try:
+            self._require_usable()
+            self._autobegin()
+            await self._autoflush()
+            conn = await self._connection()
+        finally:
+            self._leave()
+        compiled, args = conn.compile(statement, params)
+        procs = compiled.result_procs
+        items = compiled.items
+        entities = any(kind == "entity" for kind, *_ in items)
+        populate = isinstance(statement, Select) and bool(statement._execution_options.get("populate_existing"))
+
+        def convert(rows: list[Any]) -> list[Any]:
+            if procs:
+                rows = _process(rows, procs)
+            if not entities:
+                return rows
+            if len(items) == 1:
+                return instances(self, items[0][1], rows, 0, populate)
+            cols = [instances(self, ent, rows, start, populate) if kind == "entity" else [r[start] for r in rows]
+                    for kind, ent, start, _ in items]
+            return list(zip(*cols))
+
+        single = entities and len(items) == 1
+        return AsyncResult(self._guarded_stream(conn, compiled.sql, args, chunk_size), convert,
+                           _orm_row_class(compiled) if entities else compiled.row_class(), scalar_rows=single)
+
+    async def _guarded_stream(self, conn: Connection, sql: str, args: list[Any], chunk: int
+                              ) -> AsyncIterator[list[Any]]:
+        agen = conn.stream_sql(sql, args, chunk)
+        try:
+            while True:
+                self._enter()
+                try:
+                    rows = await agen.__anext__()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    self._leave()
+                yield rows
+        finally:
+            await agen.aclose()
+
+    async def stream_scalars(self, statement: ClauseElement, params: dict[str, Any] | None = None,
+                             chunk_size: int = 1000) -> AsyncResult:
+        """``(await stream(statement)).scalars()``."""
+        return (await self.stream(statement, params, chunk_size)).scalars()
+
+    # -- get ------------------------------------------------------------------------
+    def _is_expired(self, obj: Any, mapper: Mapper) -> bool:
+        d = obj.__dict__
+        for k in mapper.column_keys:
+            if k not in d:
+                return True
+        return False
+
+    async def get(self, entity: type[T], ident: Any, *, populate_existing: bool = False,
+                  with_for_update: bool = False, options: Sequence[Any] = ()) -> T | None:
+        """The object with this primary key: from the identity map without SQL when it is there
+        (and not expired), else loaded.  None if there is no such row."""
+        mapper = _mapper_of_class(entity, "get")
+        pk = mapper.identity_from_pk(ident)
+        self._enter()
+        try:
+            if not populate_existing and not with_for_update:
+                objs = self._imap.get(mapper)
+                obj = objs.get(pk) if objs is not None else None
+                if obj is not None and id(obj) not in self._deleted and not self._is_expired(obj, mapper):
+                    if options:
+                        await self._apply_options(options, [mapper], [[obj]], False)
+                    return obj  # type: ignore[no-any-return]
+            self._require_usable()
+            self._autobegin()
+            await self._autoflush()
+            row = await self._select_by_pk(mapper, pk, with_for_update, raw=True)
+            if row is None:
+                return None
+            obj = instances(self, mapper, [row], 0, populate_existing or with_for_update)[0]
+            if id(obj) in self._deleted:
+                return None
+            if options:
+                await self._apply_options(options, [mapper], [[obj]], populate_existing)
+            return obj  # type: ignore[no-any-return]
+        finally:
+            self._leave()
+
+    async def get_one(self, entity: type[T], ident: Any, **kw: Any) -> T:
+        """Like ``get()``, but raise ``NoResultFound`` when there is no such row."""
+        obj = await self.get(entity, ident, **kw)
+        if obj is None:
+            raise exc.NoResultFound(f"no {entity.__name__} with primary key {ident!r}")
+        return obj
+
+    async def _select_by_pk(self, mapper: Mapper, pk: Any, for_update: bool, raw: bool = False) -> Any:
+        conn = await self._connection()
+        dialect = conn.dialect
+        key = (dialect.name, "get", for_update)
+        cached = mapper.cache.get(key)
+        if cached is None:
+            cols = mapper.primary_key
+            stmt = Select(mapper.class_).where(and_(*[c == BindParameter(None, c.type) for c in cols]))
+            if for_update:
+                stmt = stmt.with_for_update()
+            compiled, binds = dialect.compile(stmt)
+            procs = [dialect.bind_processor(c.type) for c in cols]
+            cached = mapper.cache[key] = (compiled, procs)
+        compiled, procs = cached
+        values = pk if len(mapper.pk_keys) > 1 else (pk,)
+        args = [v if p is None else p(v) for v, p in zip(values, procs)]
+        rows = await conn.fetch_sql(compiled.sql, args)
+        if not rows:
+            return None
+        if compiled.result_procs:
+            rows = _process(rows, compiled.result_procs)
+        return rows[0]
+
+    # -- merge / is_modified ------------------------------------------------------------
+    async def merge(self, obj: T, load: bool = True) -> T:
+        """Copy the state of ``obj`` onto the object this session holds for its primary key
+        (loading it if needed, or creating it) and return that object."""
+        self._enter()
+        try:
+            mapper = _mapper_of_instance(obj, "merge")
+            if obj in self:
+                return obj
+            d = obj.__dict__
+            pk = mapper.pk_of(d)
+            has_pk = pk is not None and not (isinstance(pk, tuple) and None in pk)
+            target = None
+            if has_pk:
+                target = self._identity_for(mapper).get(pk)
+                if target is None and load:
+                    self._require_usable()
+                    self._autobegin()
+                    await self._autoflush()
+                    row = await self._select_by_pk(mapper, pk, False, raw=True)
+                    if row is not None:
+                        target = instances(self, mapper, [row], 0, False)[0]
+            cls = mapper.class_
+            values = {k: d[k] for k in mapper.column_keys if k in d}
+            if target is None:
+                if not load and has_pk:
+                    st_src = _state.raw_state(obj)
+                    if st_src.__class__ is InstanceState and st_src.committed:
+                        raise exc.InvalidRequestError(
+                            f"merge(load=False) needs an unmodified object; {_describe(obj)} has pending changes"
+                        )
+                    self._autobegin()
+                    target = object.__new__(cls)
+                    target.__dict__.update(values)
+                    _set_slot(target, self._token)
+                    self._identity_for(mapper)[pk] = target
+                    return target  # type: ignore[no-any-return]
+                target = cls.__new__(cls)
+                for k, v in values.items():
+                    setattr(target, k, v)
+                self.add(target)
+                return target  # type: ignore[no-any-return]
+            if load:
+                for k, v in values.items():
+                    if k in target.__dict__ and _same(target.__dict__[k], v):
+                        continue
+                    setattr(target, k, v)
+            else:
+                target.__dict__.update(values)
+            return target  # type: ignore[no-any-return]
+        finally:
+            self._leave()
+
+    def is_modified(self, obj: Any) -> bool:
+        """Whether the object has net attribute changes not yet flushed."""
+        mapper = _mapper_of_instance(obj, "is_modified")
+        st = _state.raw_state(obj)
+        if st.__class__ is not InstanceState:
+            return False
+        if st.rel_committed:
+            return True
+        if not st.committed:
+            return False
+        d = obj.__dict__
+        for k, old in st.committed.items():
+            new = d.get(k, NO_VALUE)
+            if new is NO_VALUE:
+                continue
+            if old is NO_VALUE or not _same(old, new):
+                return True
+        del mapper
+        return False
+
+    # -- explicit loading (relationships) ----------------------------------------------
+    async def load(self, obj: Any, attribute: Any) -> Any:
+        """Load a relationship of ``obj`` (``"posts"`` or ``User.posts``) and return its value."""
+        from ..loading.explicit import session_load
+
+        return await session_load(self, obj, attribute)
+
+    async def load_all(self, objs: Sequence[Any], attribute: Any) -> None:
+        """Load one relationship for many objects in one query per chunk."""
+        from ..loading.explicit import session_load_all
+
+        await session_load_all(self, objs, attribute)
+
+    def __repr__(self) -> str:
+        return f"<AsyncSession {self._state.value} new={len(self._new)} held={len(self.identity_map)}>"
+
+
+def _orm_row_class(compiled: Any) -> Any:
+    rc = getattr(compiled, "_orm_row_class", None)
+    if rc is None:
+        names = []
+        for kind, ent, start, _ in compiled.items:
+            names.append(ent.class_.__name__ if kind == "entity" else compiled.names[start])
+        rc = make_row_class(names)
+        try:
+            compiled._orm_row_class = rc
+        except AttributeError:
+            pass
+    return rc
+
+
+class SessionTransaction:
+    """What ``session.begin()`` returns: ``async with`` commits on success, rolls back on error."""
+
+    def __init__(self, session: AsyncSession, level: TxLevel) -> None:
+        self.session = session
+        self._level = level
+
+    @property
+    def is_active(self) -> bool:
+        return not self._level.closed
+
+    def _check_open(self, op: str) -> None:
+        if self._level.closed:
+            raise exc.InvalidRequestError(
+                f"cannot {op}(): this transaction is already closed (it was committed or rolled back); "
+                "start a new one with session.begin()"
+            )
+
+    async def commit(self) -> None:
+        self._check_open("commit")
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        self._check_open("rollback")
+        await self.session.rollback()
+
+    async def __aenter__(self) -> SessionTransaction:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._level.closed:
+            return
+        if et is None:
+            try:
+                await self.session.commit()
+            except BaseException:
+                if not self._level.closed:
+                    await self.session.rollback()
+                raise
+        else:
+            await self.session.rollback()
+
+
+class NestedTransaction:
+    """What ``session.begin_nested()`` returns: a SAVEPOINT level.
+
+    ``async with session.begin_nested():`` (or ``tx = await session.begin_nested()``,
+    then ``await tx.commit()`` / ``await tx.rollback()``).
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._level: TxLevel | None = None
+
+    async def _start(self) -> NestedTransaction:
+        s = self.session
+        if self._level is not None:
+            return self
+        s._enter()
+        try:
+            s._require_usable()
+            s._autobegin()
+            await s._flush()
+            conn = await s._connection()
+            sp = conn.begin_nested()
+            await sp._start()
+            self._level = TxLevel(s._levels[-1], sp)
+            s._levels.append(self._level)
+        finally:
+            s._leave()
+        return self
+
+    def __await__(self) -> Any:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> NestedTransaction:
+        return await self._start()
+
+    @property
+    def is_active(self) -> bool:
+        return self._level is not None and not self._level.closed
+
+    def _check(self, op: str) -> TxLevel:
+        level = self._level
+        if level is None:
+            raise exc.InvalidRequestError(f"cannot {op}(): the SAVEPOINT was never started (await it first)")
+        if level.closed:
+            raise exc.InvalidRequestError(f"cannot {op}(): this SAVEPOINT is already released or rolled back")
+        if self.session._levels[-1] is not level:
+            raise exc.InvalidRequestError(f"cannot {op}(): a SAVEPOINT begun inside this one is still open")
+        return level
+
+    async def commit(self) -> None:
+        """Flush and release the SAVEPOINT; its work joins the enclosing transaction."""
+        s = self.session
+        s._enter()
+        try:
+            level = self._check("commit")
+            s._require_usable()
+            await s._flush()
+            await level.savepoint.commit()
+            level.merge_into_parent()
+            level.closed = True
+            s._levels.pop()
+        finally:
+            s._leave()
+
+    async def rollback(self) -> None:
+        """Roll back to the SAVEPOINT: the database and the identity map forget the work since."""
+        s = self.session
+        s._enter()
+        try:
+            level = self._check("rollback")
+            if level.failed is None and s._conn is not None:
+                await level.savepoint.rollback()
+            elif s._conn is not None:
+                s._conn._pop_savepoint(level.savepoint.savepoint)
+            # pending objects added inside the block are part of its work too
+            s._restore([level], whole=False)
+            level.closed = True
+            s._levels.pop()
+            if s._state is TxState.FAILED and level.failed is not None:
+                s._state = TxState.ACTIVE
+                s._failure = None
+        finally:
+            s._leave()
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._level is None or self._level.closed:
+            return
+        if et is None:
+            try:
+                await self.commit()
+            except BaseException:
+                if self._level is not None and not self._level.closed and self.session._state is not TxState.IDLE:
+                    await self.rollback()
+                raise
+        else:
+            await self.rollback()

@@ -1,0 +1,77 @@
+"""The session's transaction life cycle, as an explicit state machine.
+
+States and the only transitions allowed between them::
+
+    IDLE ──begin/autobegin──> ACTIVE ──commit()──> COMMITTING ──> IDLE
+                                │  └──rollback()/close()──────────> IDLE
+                                └──flush fails──> FAILED ──rollback()/close()──> IDLE
+
+``FAILED`` is SQLAlchemy's "inactive due to a rollback in a subtransaction":
+the database transaction has already been rolled back, and every operation
+that needs the database raises ``PendingRollbackError`` until the user
+acknowledges with ``rollback()``.
+
+Each level (the root transaction and every SAVEPOINT) records the objects
+whose in-memory state it changed, so a rollback of that level can undo
+exactly its own work in the identity map.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from ..exc import InvalidRequestError
+
+
+class TxState(enum.Enum):
+    IDLE = "idle"
+    ACTIVE = "active"
+    COMMITTING = "committing"
+    FAILED = "failed"
+
+
+_ALLOWED: dict[TxState, frozenset[TxState]] = {
+    TxState.IDLE: frozenset({TxState.ACTIVE, TxState.IDLE}),
+    TxState.ACTIVE: frozenset({TxState.COMMITTING, TxState.FAILED, TxState.IDLE}),
+    TxState.COMMITTING: frozenset({TxState.IDLE, TxState.FAILED}),
+    TxState.FAILED: frozenset({TxState.IDLE}),
+}
+
+
+def check_transition(current: TxState, new: TxState) -> None:
+    if new not in _ALLOWED[current]:
+        raise InvalidRequestError(f"illegal session transaction transition {current.value} -> {new.value}")
+
+
+class TxLevel:
+    """One transaction level: the root, or a SAVEPOINT.
+
+    ``added``: objects made pending while this level was innermost;
+    ``inserted`` / ``updated`` / ``removed``: objects flushed as INSERT /
+    UPDATE / DELETE while it was innermost (all keyed by ``id(obj)``).
+    """
+
+    __slots__ = ("parent", "savepoint", "added", "inserted", "updated", "removed", "closed", "failed")
+
+    def __init__(self, parent: TxLevel | None, savepoint: Any = None) -> None:
+        self.parent = parent
+        self.savepoint = savepoint  # the engine-level savepoint Transaction, for nested levels
+        self.added: dict[int, Any] = {}
+        self.inserted: dict[int, Any] = {}
+        self.updated: dict[int, Any] = {}
+        self.removed: dict[int, Any] = {}
+        self.closed = False
+        self.failed: BaseException | None = None
+
+    @property
+    def nested(self) -> bool:
+        return self.parent is not None
+
+    def merge_into_parent(self) -> None:
+        p = self.parent
+        assert p is not None
+        p.added.update(self.added)
+        p.inserted.update(self.inserted)
+        p.updated.update(self.updated)
+        p.removed.update(self.removed)

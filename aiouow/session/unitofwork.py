@@ -1,0 +1,262 @@
+"""Flush planning: from the session's pending changes to an ordered plan.
+
+Planning is pure: it reads objects and mappings and returns data (no I/O,
+no mutation).  ``persistence.py`` executes the plan; the session applies
+the outcome to the objects only after every statement succeeded, so a
+failed flush leaves every object exactly as it was.
+
+Order: tables sorted by foreign-key dependency; for each table its INSERTs
+(parents first, in "levels" for self-referential rows) and then its
+UPDATEs; afterwards all DELETEs, tables in reverse order and children
+before parents within a self-referential table.  Rows of one table with the
+same shape form one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exc import InvalidRequestError
+from ..mapping.mapper import Mapper
+from ..mapping.state import NO_VALUE, InstanceState, _same, raw_state
+from ..sql.schema import sort_tables
+
+
+@dataclass(slots=True)
+class InsertBatch:
+    mapper: Mapper
+    objs: list[Any]
+    #: column keys sent, in table order
+    keys: tuple[str, ...]
+    #: one list of Python values per object, aligned with ``keys``
+    rows: list[list[Any]]
+    #: the database generates the autoincrement primary key
+    generate_pk: bool
+
+
+@dataclass(slots=True)
+class UpdateBatch:
+    mapper: Mapper
+    objs: list[Any]
+    #: changed column keys, in table order
+    keys: tuple[str, ...]
+    rows: list[list[Any]]
+    #: primary key values identifying each row (as of before the flush)
+    pks: list[tuple[Any, ...]]
+    #: "check": compare and set the version; "bump": version = version + 1; None
+    version_mode: str | None
+    old_versions: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DeleteBatch:
+    mapper: Mapper
+    objs: list[Any]
+    pks: list[tuple[Any, ...]]
+    versions: list[int] | None
+
+
+@dataclass(slots=True)
+class FlushPlan:
+    steps: list[InsertBatch | UpdateBatch | DeleteBatch]
+    #: persistent objects whose changes turned out to be no net change
+    unchanged: list[Any]
+
+    def __bool__(self) -> bool:
+        return bool(self.steps or self.unchanged)
+
+
+def _pk_tuple(mapper: Mapper, obj: Any) -> tuple[Any, ...]:
+    st = raw_state(obj)
+    key = st.key if st.__class__ is InstanceState and st.key is not None else mapper.pk_of(obj.__dict__)
+    return key if len(mapper.pk_keys) > 1 else (key,)
+
+
+def plan_inserts(mapper: Mapper, objs: list[Any]) -> list[InsertBatch]:
+    auto = mapper.autoincrement_key
+    version = mapper.version_key
+    keys_all = mapper.column_keys
+    keys_gen = tuple(k for k in keys_all if k != auto)
+    gen_rows: list[list[Any]] = []
+    gen_objs: list[Any] = []
+    given_rows: list[list[Any]] = []
+    given_objs: list[Any] = []
+    not_null = mapper.not_null_keys
+    for obj in objs:
+        d = obj.__dict__
+        for k in not_null:
+            if d.get(k) is None:
+                raise InvalidRequestError(
+                    f"{mapper.class_.__name__}.{k} is NOT NULL but is not set on the pending "
+                    f"{mapper.class_.__name__} being flushed; set it (or give the column a default, "
+                    f"or annotate it `{k}: X | None`)"
+                )
+        generate = auto is not None and d.get(auto) is None
+        keys = keys_gen if generate else keys_all
+        row = [d.get(k) for k in keys]
+        if version is not None:
+            i = keys.index(version)
+            if row[i] is None:
+                row[i] = 1
+        if generate:
+            gen_rows.append(row)
+            gen_objs.append(obj)
+        else:
+            if any(d.get(k) is None for k in mapper.pk_keys):
+                raise InvalidRequestError(
+                    f"a pending {mapper.class_.__name__} has no primary key value "
+                    f"({', '.join(mapper.pk_keys)}); set it before flush"
+                )
+            given_rows.append(row)
+            given_objs.append(obj)
+    out = []
+    if given_objs:
+        out.append(InsertBatch(mapper, given_objs, keys_all, given_rows, False))
+    if gen_objs:
+        out.append(InsertBatch(mapper, gen_objs, keys_gen, gen_rows, True))
+    return out
+
+
+def _self_ref_levels(mapper: Mapper, objs: list[Any]) -> list[list[Any]]:
+    """Split pending rows of a self-referential table so that referenced rows come first."""
+    fks = [(fk.parent.key, fk.column.key) for fk in mapper.table.foreign_keys  # type: ignore[union-attr]
+           if fk.column.table is mapper.table]
+    if not fks or len(objs) < 2:
+        return [objs]
+    by_value: dict[tuple[str, Any], Any] = {}
+    for obj in objs:
+        d = obj.__dict__
+        for _, target in fks:
+            v = d.get(target)
+            if v is not None:
+                by_value[(target, v)] = obj
+    level: dict[int, int] = {}
+
+    def depth(obj: Any, seen: set[int]) -> int:
+        oid = id(obj)
+        if oid in level:
+            return level[oid]
+        if oid in seen:
+            raise InvalidRequestError(
+                f"pending {mapper.class_.__name__} rows reference each other in a cycle; "
+                "flush one of them first, then set the reference"
+            )
+        seen.add(oid)
+        d = obj.__dict__
+        best = 0
+        for local, target in fks:
+            v = d.get(local)
+            parent = by_value.get((target, v)) if v is not None else None
+            if parent is not None and parent is not obj:
+                best = max(best, depth(parent, seen) + 1)
+        level[oid] = best
+        return best
+
+    for obj in objs:
+        depth(obj, set())
+    n = max(level.values()) + 1
+    levels: list[list[Any]] = [[] for _ in range(n)]
+    for obj in objs:
+        levels[level[id(obj)]].append(obj)
+    return levels
+
+
+def plan_updates(mapper: Mapper, objs: list[Any]) -> tuple[list[UpdateBatch], list[Any]]:
+    version = mapper.version_key
+    order = {k: i for i, k in enumerate(mapper.column_keys)}
+    groups: dict[tuple[tuple[str, ...], str | None], UpdateBatch] = {}
+    unchanged = []
+    for obj in objs:
+        st = raw_state(obj)
+        committed = st.committed if st.__class__ is InstanceState else None
+        d = obj.__dict__
+        changed = []
+        if committed:
+            for k, old in committed.items():
+                if k not in order:
+                    continue
+                new = d.get(k, NO_VALUE)
+                if new is NO_VALUE:
+                    continue
+                if old is NO_VALUE or not _same(old, new):
+                    if new is None and k in mapper.not_null_keys:
+                        raise InvalidRequestError(
+                            f"{mapper.class_.__name__}.{k} is NOT NULL and was set to None"
+                        )
+                    changed.append(k)
+        if not changed:
+            unchanged.append(obj)
+            continue
+        changed.sort(key=order.__getitem__)
+        keys = tuple(changed)
+        mode = None
+        old_version = None
+        if version is not None and version not in keys:
+            old_version = committed.get(version, d.get(version, NO_VALUE)) if committed else d.get(version, NO_VALUE)
+            mode = "bump" if old_version is NO_VALUE or old_version is None else "check"
+        group = groups.get((keys, mode))
+        if group is None:
+            group = groups[(keys, mode)] = UpdateBatch(mapper, [], keys, [], [], mode)
+        group.objs.append(obj)
+        group.rows.append([d[k] for k in keys])
+        group.pks.append(_pk_tuple(mapper, obj))
+        if mode == "check":
+            group.old_versions.append(old_version)  # type: ignore[arg-type]
+    return list(groups.values()), unchanged
+
+
+def plan_deletes(mapper: Mapper, objs: list[Any]) -> list[DeleteBatch]:
+    version = mapper.version_key
+    with_v: list[Any] = []
+    without: list[Any] = []
+    for obj in objs:
+        if version is not None and obj.__dict__.get(version) is not None:
+            with_v.append(obj)
+        else:
+            without.append(obj)
+    out = []
+    if without:
+        out.append(DeleteBatch(mapper, without, [_pk_tuple(mapper, o) for o in without], None))
+    if with_v:
+        out.append(DeleteBatch(mapper, with_v, [_pk_tuple(mapper, o) for o in with_v],
+                               [o.__dict__[version] for o in with_v]))
+    return out
+
+
+def _by_mapper(objs: Iterable[Any]) -> dict[Mapper, list[Any]]:
+    out: dict[Mapper, list[Any]] = {}
+    for obj in objs:
+        m = type(obj).__aiouow_mapper__
+        lst = out.get(m)
+        if lst is None:
+            out[m] = [obj]
+        else:
+            lst.append(obj)
+    return out
+
+
+def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[Any]) -> FlushPlan:
+    """The ordered batches that write ``new``, ``modified`` and ``deleted`` objects."""
+    inserts = _by_mapper(new)
+    updates = _by_mapper(modified)
+    deletes = _by_mapper(deleted)
+    mappers = {**{m: None for m in inserts}, **{m: None for m in updates}, **{m: None for m in deletes}}
+    tables = sort_tables([m.table for m in mappers])
+    order = [t.mapper for t in tables]
+    steps: list[InsertBatch | UpdateBatch | DeleteBatch] = []
+    unchanged: list[Any] = []
+    for m in order:
+        if m in inserts:
+            for level in _self_ref_levels(m, inserts[m]):
+                steps.extend(plan_inserts(m, level))
+        if m in updates:
+            batches, same = plan_updates(m, updates[m])
+            steps.extend(batches)
+            unchanged.extend(same)
+    for m in reversed(order):
+        if m in deletes:
+            for level in reversed(_self_ref_levels(m, deletes[m])):
+                steps.extend(plan_deletes(m, level))
+    return FlushPlan(steps, unchanged)
