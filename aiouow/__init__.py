@@ -3,6 +3,7 @@
 from . import exc, types
 from .engine import URL, AsyncResult, Connection, Engine, Result, Row, ScalarResult, create_engine
 from .inspection import inspect
+from .loading.options import joinedload, noload, raiseload, selectinload
 from .mapping import Mapper, Model, Relationship, column, relationship
 from .session import AsyncSession, NestedTransaction, SessionTransaction, sessionmaker
 from .sql import (
@@ -53,10 +54,14 @@ __all__ = [
     "func",
     "insert",
     "inspect",
+    "joinedload",
+    "noload",
     "not_",
     "or_",
+    "raiseload",
     "relationship",
     "select",
+    "selectinload",
     "sessionmaker",
     "text",
     "types",

@@ -116,6 +116,10 @@ class NPlusOneWarning(AiouowError, UserWarning):
     """Many single-object loads of one relationship were issued in one session."""
 
 
+class NPlusOneError(InvalidRequestError):
+    """The N+1 guard of a session created with ``n_plus_one="raise"`` tripped."""
+
+
 __all__ = [
     "AiouowError",
     "ArgumentError",
@@ -126,6 +130,7 @@ __all__ = [
     "IntegrityError",
     "InvalidRequestError",
     "MultipleResultsFound",
+    "NPlusOneError",
     "NPlusOneWarning",
     "NoResultFound",
     "NotLoadedError",

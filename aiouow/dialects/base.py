@@ -16,7 +16,7 @@ from typing import Any
 from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiled, Compiler, StatementCache
-from ..sql.elements import BindParameter, ClauseElement
+from ..sql.elements import BindParameter, ClauseElement, ExpandingBind
 from ..sql.schema import Column, Table
 
 Processor = Callable[[Any], Any] | None
@@ -155,6 +155,8 @@ class Dialect:
     #: how many bound parameters one statement may carry
     max_params = 32766
     supports_returning = True
+    #: ``IN`` lists are spelled with one placeholder per value (their length is part of the SQL)
+    expands_in_lists = True
     #: DDL type names by type ``visit_name``
     type_names: dict[str, str] = {}
 
@@ -169,6 +171,10 @@ class Dialect:
         """The cached Compiled for the statement's shape, and its bound parameters."""
         binds: list[BindParameter] = []
         key = stmt._ck(binds)
+        if self.expands_in_lists:
+            lengths = tuple(len(b.value) for b in binds if isinstance(b, ExpandingBind))
+            if lengths:
+                key = (key, lengths)
         if len(binds) > 1 and len({id(b) for b in binds}) != len(binds):
             # One bind object used at several places (a condition reused) compiles to a
             # single value; the key must say so, or a same-shaped statement with separate

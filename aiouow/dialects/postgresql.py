@@ -41,6 +41,7 @@ class PGCompiler(Compiler):
 class PGDialect(Dialect):
     name = "postgresql"
     compiler_class = PGCompiler
+    expands_in_lists = False
     max_params = 32767
     type_names = {
         "integer": "INTEGER",

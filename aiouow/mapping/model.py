@@ -132,6 +132,13 @@ class Model:
         else:
             setter(self, value)
 
+    @property
+    def awaitable_attrs(self) -> Any:
+        """``await obj.awaitable_attrs.posts``: the attribute's value, loaded first if it is not."""
+        from ..loading.explicit import AwaitableAttrs
+
+        return AwaitableAttrs(self)
+
     def __repr__(self) -> str:
         mapper = type(self).__aiouow_mapper__
         d = self.__dict__

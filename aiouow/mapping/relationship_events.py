@@ -1,4 +1,13 @@
-"""What happens when a relationship attribute is assigned."""
+"""What happens in memory when a relationship changes (no I/O, ever).
+
+* The owner remembers the relationship's value before its first change
+  (``InstanceState.rel_committed``), for history and for the flush.
+* The ``back_populates`` side is updated: for a many-to-one, the target's
+  collection gains or loses the owner if that collection is loaded (or the
+  target is new); for a collection, each item's many-to-one or collection.
+* With ``save-update`` cascade, an object attached to one in a session joins
+  that session.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +15,145 @@ from typing import Any
 
 from ..exc import ArgumentError
 from . import state as _state
-from .collections import make_collection
-from .state import PERSISTENT, InstanceState
+from .collections import InstrumentedList, make_collection
+from .state import NO_VALUE, PENDING, PERSISTENT, TRANSIENT, InstanceState
+
+
+def record_change(rel: Any, obj: Any) -> None:
+    """Remember the relationship's value before its first change since load/flush."""
+    st = _state.state_of(obj)
+    if st.status < PERSISTENT:
+        return
+    committed = st.rel_committed
+    if committed is None:
+        committed = st.rel_committed = {}
+        session = st.session
+        if session is not None:
+            session._note_modified(obj)
+    if rel.key not in committed:
+        old = obj.__dict__.get(rel.key, NO_VALUE)
+        committed[rel.key] = list(old) if isinstance(old, list) else old
+
+
+def _loaded_or_new(obj: Any, rel: Any) -> Any:
+    """The value of ``obj.<rel>`` if it is loaded (initialising it for new objects), else NO_VALUE."""
+    d = obj.__dict__
+    if rel.key in d:
+        return d[rel.key]
+    if _state.status_of(obj) in (TRANSIENT, PENDING):
+        value = rel.empty_value(obj)
+        d[rel.key] = value
+        return value
+    return NO_VALUE
+
+
+def _cascade_add(rel: Any, owner: Any, item: Any) -> None:
+    if "save-update" not in rel.cascade or item is None:
+        return
+    st = _state.raw_state(owner)
+    session = st.session if st.__class__ is InstanceState else st()
+    if session is not None and _state.status_of(item) in (TRANSIENT, _state.DETACHED):
+        session.add(item)
+
+
+def _back_set_scalar(back: Any, item: Any, owner: Any) -> None:
+    """item.<back> = owner, quietly (no reverse sync back to owner's collection)."""
+    d = item.__dict__
+    old = d.get(back.key, NO_VALUE)
+    if old is owner:
+        return
+    record_change(back, item)
+    if old not in (None, NO_VALUE) and owner is not None:
+        # item leaves its previous parent's collection
+        prev = back.back
+        if prev is not None:
+            coll = old.__dict__.get(prev.key)
+            if isinstance(coll, InstrumentedList):
+                coll._remove_quiet(item)
+            elif coll is item:
+                record_change(prev, old)
+                old.__dict__[prev.key] = None
+    d[back.key] = owner
+
+
+def on_collection_add(rel: Any, owner: Any, item: Any) -> None:
+    back = rel.back
+    if back is not None:
+        if back.uselist:
+            coll = _loaded_or_new(item, back)
+            if isinstance(coll, InstrumentedList):
+                coll._append_quiet(owner)
+        else:
+            _back_set_scalar(back, item, owner)
+    _cascade_add(rel, owner, item)
+
+
+def on_collection_remove(rel: Any, owner: Any, item: Any) -> None:
+    back = rel.back
+    if back is None:
+        return
+    d = item.__dict__
+    if back.uselist:
+        coll = d.get(back.key)
+        if isinstance(coll, InstrumentedList):
+            coll._remove_quiet(owner)
+    elif d.get(back.key, NO_VALUE) is owner:
+        record_change(back, item)
+        d[back.key] = None
 
 
 def set_relationship(rel: Any, obj: Any, value: Any) -> None:
-    """``obj.rel = value``: check the value, remember the old one for history."""
+    """``obj.rel = value``: check it, record history, keep the other side in step."""
+    target = rel.resolve().mapper.class_
     if rel.uselist:
-        if value is None or isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        if value is None or isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
             raise ArgumentError(f"{type(obj).__name__}.{rel.key} is a collection; assign a list, not {value!r}")
-        value = make_collection(rel, obj, list(value))
-        target = rel.mapper.class_
-        for item in value:
+        items = list(value)
+        for item in items:
             if not isinstance(item, target):
                 raise ArgumentError(
                     f"{type(obj).__name__}.{rel.key} holds {target.__name__} objects, not {type(item).__name__}"
                 )
-    elif value is not None and not isinstance(value, rel.mapper.class_):
+        d = obj.__dict__
+        old = d.get(rel.key, NO_VALUE)
+        record_change(rel, obj)
+        new = make_collection(rel, obj, [])
+        d[rel.key] = new
+        if isinstance(old, list):
+            for item in old:
+                if not any(x is item for x in items):
+                    on_collection_remove(rel, obj, item)
+        for item in items:
+            if not any(x is item for x in new):
+                list.append(new, item)
+                on_collection_add(rel, obj, item)
+        return
+    if value is not None and not isinstance(value, target):
         raise ArgumentError(
-            f"{type(obj).__name__}.{rel.key} takes a {rel.mapper.class_.__name__} or None, "
-            f"not {type(value).__name__}"
+            f"{type(obj).__name__}.{rel.key} takes a {target.__name__} or None, not {type(value).__name__}"
         )
     d = obj.__dict__
-    st = _state.state_of(obj)
-    if st.status >= PERSISTENT:
-        committed = st.rel_committed
-        if committed is None:
-            committed = st.rel_committed = {}
-            session = st.session
-            if session is not None:
-                session._note_modified(obj)
-        if rel.key not in committed:
-            old = d.get(rel.key, _state.NO_VALUE)
-            committed[rel.key] = list(old) if isinstance(old, list) else old
+    old = d.get(rel.key, NO_VALUE)
+    if old is value:
+        return
+    record_change(rel, obj)
     d[rel.key] = value
-
-
-def is_full_state(st: Any) -> bool:
-    return st.__class__ is InstanceState
+    back = rel.back
+    if back is not None:
+        if old not in (None, NO_VALUE):
+            od = old.__dict__
+            if back.uselist:
+                coll = od.get(back.key)
+                if isinstance(coll, InstrumentedList):
+                    coll._remove_quiet(obj)
+            elif od.get(back.key, NO_VALUE) is obj:
+                record_change(back, old)
+                od[back.key] = None
+        if value is not None:
+            if back.uselist:
+                coll = _loaded_or_new(value, back)
+                if isinstance(coll, InstrumentedList):
+                    coll._append_quiet(obj)
+            else:
+                _back_set_scalar(back, value, obj)
+    _cascade_add(rel, obj, value)

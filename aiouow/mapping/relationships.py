@@ -207,12 +207,12 @@ class Relationship:
         m2o = [fk for fk in ptable.foreign_keys if fk.column.table is ttable]
         o2m = [fk for fk in ttable.foreign_keys if fk.column.table is ptable]
         if fks:
-            m2o = [fk for fk in m2o if fk.parent in fks]
-            o2m = [fk for fk in o2m if fk.parent in fks]
+            m2o = [fk for fk in m2o if any(fk.parent is c for c in fks)]
+            o2m = [fk for fk in o2m if any(fk.parent is c for c in fks)]
         if ptable is ttable:
             # self-referential: the same foreign keys serve both directions
             if remote:
-                direction = ONETOMANY if any(fk.parent in remote for fk in m2o) else MANYTOONE
+                direction = ONETOMANY if any(fk.parent is c for fk in m2o for c in remote) else MANYTOONE
             elif self._annotation_uselist is False or self._uselist is False:
                 direction = MANYTOONE
             else:

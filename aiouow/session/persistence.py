@@ -22,10 +22,11 @@ from typing import Any
 
 from .. import types as sqltypes
 from ..engine.base import Connection
-from ..exc import StaleDataError
+from ..exc import InvalidRequestError, StaleDataError
 from ..mapping.mapper import Mapper
 from ..sql.schema import Column
-from .unitofwork import DeleteBatch, FlushPlan, InsertBatch, UpdateBatch
+from .dependency import Ref
+from .unitofwork import AssocBatch, DeleteBatch, FlushPlan, InsertBatch, ParentGone, UpdateBatch
 
 Processor = Callable[[Any], Any] | None
 
@@ -35,12 +36,30 @@ def _q(name: str) -> str:
 
 
 class FlushOutcome:
-    """What the database decided: generated primary keys, by batch index."""
+    """What the database decided: generated primary keys, by batch index and by object."""
 
-    __slots__ = ("generated",)
+    __slots__ = ("generated", "by_obj")
 
     def __init__(self) -> None:
         self.generated: dict[int, list[Any]] = {}
+        self.by_obj: dict[int, Any] = {}
+
+    def resolve(self, rows: list[list[Any]], refs: list[tuple[int, int]]) -> None:
+        """Replace Refs by the values their objects have now (generated keys included)."""
+        by_obj = self.by_obj
+        for i, j in refs:
+            ref = rows[i][j]
+            if ref.__class__ is Ref:
+                obj = ref.obj
+                value = obj.__dict__.get(ref.key)
+                if value is None:
+                    value = by_obj.get(id(obj))
+                if value is None:
+                    raise InvalidRequestError(
+                        f"{type(obj).__name__}.{ref.key} has no value to copy into a related row: "
+                        f"{obj!r} is not being inserted by this flush (add it to the session)"
+                    )
+                rows[i][j] = value
 
 
 class _Sql:
@@ -100,13 +119,26 @@ async def execute_plan(conn: Connection, plan: FlushPlan) -> FlushOutcome:
     out = FlushOutcome()
     for i, step in enumerate(plan.steps):
         if isinstance(step, InsertBatch):
+            if step.refs:
+                out.resolve(step.rows, step.refs)
             ids = await _insert(conn, step)
             if ids is not None:
                 out.generated[i] = ids
+                by_obj = out.by_obj
+                for obj, pk in zip(step.objs, ids):
+                    by_obj[id(obj)] = pk
         elif isinstance(step, UpdateBatch):
+            if step.refs:
+                out.resolve(step.rows, step.refs)
             await _update(conn, step)
-        else:
+        elif isinstance(step, DeleteBatch):
             await _delete(conn, step)
+        elif isinstance(step, AssocBatch):
+            if step.refs:
+                out.resolve(step.rows, step.refs)
+            await _assoc(conn, step)
+        else:
+            await _parent_gone(conn, step)
     return out
 
 
@@ -316,3 +348,55 @@ def _delete_unnest_sql(s: _Sql, versioned: bool) -> tuple[str, list[Processor]]:
     sql = (f"DELETE FROM {s.table} AS t USING unnest({args}) AS v({', '.join(names)}) "
            f"WHERE {' AND '.join(where)}")
     return sql, [spec[2] for spec in specs]
+
+
+# -- many-to-many association rows and deleted parents -------------------------------
+async def _assoc(conn: Connection, b: AssocBatch) -> None:
+    table = b.table
+    pg = conn.dialect.name == "postgresql"
+    cols = [table.c[k] for k in b.keys]
+    procs = [conn.dialect.bind_processor(c.type) for c in cols]
+    name = _q(table.name)
+    if b.delete:
+        where = " AND ".join(f"{_q(k)} = {'$' + str(i + 1) if pg else '?'}" for i, k in enumerate(b.keys))
+        sql = f"DELETE FROM {name} WHERE {where}"
+    else:
+        marks = ", ".join(f"${i + 1}" if pg else "?" for i in range(len(b.keys)))
+        sql = f"INSERT INTO {name} ({', '.join(_q(k) for k in b.keys)}) VALUES ({marks})"
+    rows = _processed_rows(b.rows, procs)
+    if len(rows) == 1:
+        await conn.execute_sql(sql, rows[0])
+    else:
+        await conn.executemany_sql(sql, rows)
+
+
+async def _parent_gone(conn: Connection, g: ParentGone) -> None:
+    """Un-parent the children (or purge the association rows) of deleted parents, in one statement
+    per relationship, without loading them."""
+    rel = g.rel
+    pg = conn.dialect.name == "postgresql"
+    if g.purge:
+        table = rel.secondary
+        pairs = rel.secondary_parent  # (parent column, association column)
+    else:
+        table = rel.mapper.table
+        pairs = rel.pairs  # (parent column, child column)
+    name = _q(table.name)
+    parent_col, child_col = pairs[0]
+    values = [p.__dict__.get(parent_col.key) for p in g.parents]
+    proc = conn.dialect.bind_processor(parent_col.type)
+    if proc is not None:
+        values = [proc(v) for v in values]
+    if len(pairs) != 1:
+        raise InvalidRequestError(f"{rel}: composite-key relationships are not supported on delete")
+    if pg:
+        cond = f"{_q(child_col.name)} = ANY($1::{conn.dialect.sql_type(parent_col.type)}[])"
+        params: list[Any] = [values]
+    else:
+        cond = f"{_q(child_col.name)} IN ({', '.join('?' for _ in values)})"
+        params = values
+    if g.purge:
+        sql = f"DELETE FROM {name} WHERE {cond}"
+    else:
+        sql = f"UPDATE {name} SET {_q(child_col.name)} = NULL WHERE {cond}"
+    await conn.execute_sql(sql, params)

@@ -45,10 +45,11 @@ from ..mapping.state import (
 from ..sql.dml import Delete, DMLStatement, Update
 from ..sql.elements import BindParameter, ClauseElement, and_
 from ..sql.selectable import Select
+from .dependency import compute_sync
 from .identity import IdentityMapView, IdentitySet, SessionToken
 from .persistence import execute_plan
 from .transaction import TxLevel, TxState, check_transition
-from .unitofwork import DeleteBatch, FlushPlan, InsertBatch, UpdateBatch, plan_flush
+from .unitofwork import AssocBatch, DeleteBatch, FlushPlan, InsertBatch, ParentGone, UpdateBatch, plan_flush
 
 T = TypeVar("T")
 
@@ -76,6 +77,20 @@ def _mapper_of_class(entity: Any, op: str) -> Mapper:
     return mapper
 
 
+def _related(obj: Any, mapper: Mapper, word: str) -> Iterator[Any]:
+    """Loaded related objects reached through relationships cascading ``word``."""
+    d = obj.__dict__
+    for rel in mapper.relationships.values():
+        if word in rel.cascade and rel.key in d:
+            value = d[rel.key]
+            if value is None:
+                continue
+            if isinstance(value, list):
+                yield from list(value)
+            else:
+                yield value
+
+
 def _describe(obj: Any) -> str:
     mapper = type(obj).__aiouow_mapper__
     d = obj.__dict__
@@ -99,6 +114,8 @@ class AsyncSession:
         autobegin: bool = True,
         info: dict[str, Any] | None = None,
         join_transaction_mode: str = "create_savepoint",
+        n_plus_one_threshold: int = 10,
+        n_plus_one: str | None = "warn",
     ) -> None:
         if bind is not None and not isinstance(bind, (Engine, Connection)):
             raise exc.ArgumentError(f"AsyncSession() takes an Engine (or a Connection), not {bind!r}")
@@ -122,6 +139,14 @@ class AsyncSession:
         self._expire_reasons: dict[int, str] = {}
         self._expire_all_reason: str | None = None
         self._no_autoflush = 0
+        if n_plus_one not in ("warn", "raise", None):
+            raise exc.ArgumentError(f"n_plus_one must be 'warn', 'raise' or None, not {n_plus_one!r}")
+        #: single-object loads of one relationship past which the N+1 guard trips
+        self.n_plus_one_threshold = n_plus_one_threshold
+        self.n_plus_one = n_plus_one
+        self._single_loads: dict[Any, int] = {}
+        self._n_plus_one_warned: set[Any] = set()
+        self._load_batches: dict[Any, Any] = {}
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
 
@@ -387,6 +412,10 @@ class AsyncSession:
                 f"{_describe(obj)} was deleted in this transaction; it cannot be added back until the "
                 "transaction ends (after rollback() it is persistent again)"
             )
+        if mapper.relationships:
+            for item in _related(obj, mapper, "save-update"):
+                if status_of(item) in (TRANSIENT, DETACHED):
+                    self.add(item)
 
     def add_all(self, objs: Iterable[Any]) -> None:
         """``add()`` each object."""
@@ -414,9 +443,36 @@ class AsyncSession:
         self._enter()
         try:
             self._check_deletable(obj)
-            self._deleted[id(obj)] = obj
+            targets = {id(obj): obj}
+            frontier = [obj]
+            while frontier:
+                await self._load_for_cascade(frontier, "delete")
+                nxt = []
+                for o in frontier:
+                    for item in _related(o, type(o).__aiouow_mapper__, "delete"):
+                        if id(item) not in targets and status_of(item) in (PERSISTENT, DETACHED):
+                            targets[id(item)] = item
+                            nxt.append(item)
+                frontier = nxt
+            for item in targets.values():
+                if item is not obj:
+                    self._check_deletable(item)
+                self._deleted[id(item)] = item
         finally:
             self._leave()
+
+    async def _load_for_cascade(self, objs: list[Any], word: str) -> None:
+        """Load, in one query per relationship, what a cascade needs and is not loaded."""
+        by_mapper: dict[Mapper, list[Any]] = {}
+        for o in objs:
+            by_mapper.setdefault(type(o).__aiouow_mapper__, []).append(o)
+        for mapper, group in by_mapper.items():
+            for rel in mapper.relationships.values():
+                if word not in rel.cascade or rel.viewonly or rel.passive_deletes:
+                    continue
+                missing = [o for o in group if rel.key not in o.__dict__ and status_of(o) == PERSISTENT]
+                if missing:
+                    await self._load_relationship(missing, rel)
 
     def _check_deletable(self, obj: Any) -> None:
         mapper = _mapper_of_instance(obj, "delete")
@@ -447,6 +503,7 @@ class AsyncSession:
         self._expire_reasons.pop(oid, None)
         for level in self._levels:
             level.added.pop(oid, None)
+        cascade = list(_related(obj, mapper, "expunge"))
         if st.status == PENDING:
             st.status = TRANSIENT
         else:
@@ -456,6 +513,9 @@ class AsyncSession:
                 del imap[key]
             st.status = DETACHED
         st.session_ref = None
+        for item in cascade:
+            if item in self:
+                self.expunge(item)
 
     def expunge_all(self) -> None:
         """Remove every object from the session."""
@@ -544,8 +604,13 @@ class AsyncSession:
         self._check_sync()
         mapper, st = self._check_persistent(obj, "expire")
         names = None if attribute_names is None else self._check_names(mapper, attribute_names, "expire")
+        related = list(_related(obj, mapper, "refresh-expire")) if names is None else []
         self._expire_obj(obj, mapper, names)
         self._expire_reasons[id(obj)] = "session.expire()"
+        for item in related:
+            if item in self and status_of(item) == PERSISTENT:
+                self._expire_obj(item, type(item).__aiouow_mapper__, None)
+                self._expire_reasons[id(item)] = "session.expire() (refresh-expire cascade)"
 
     def expire_all(self) -> None:
         """Expire every persistent object in the session."""
@@ -629,7 +694,12 @@ class AsyncSession:
         self._autobegin()
         deleted = self._deleted
         modified = [o for k, o in self._modified.items() if k not in deleted]
-        plan = plan_flush(list(self._new.values()), modified, list(deleted.values()))
+        new = list(self._new.values())
+        dels = list(deleted.values())
+        sync = compute_sync(new, modified, dels)
+        plan = plan_flush(new, modified, dels, sync)
+        for obj in sync.drop_pending.values():
+            self._to_transient(obj)
         if not plan.steps:
             self._apply(plan, {})
             return
@@ -647,6 +717,12 @@ class AsyncSession:
         token = self._token
         set_slot = _state._set_slot
         for i, step in enumerate(plan.steps):
+            if isinstance(step, ParentGone):
+                if not step.purge:
+                    self._unparent_children(step)
+                continue
+            if isinstance(step, AssocBatch):
+                continue
             mapper = step.mapper
             imap = self._identity_for(mapper)
             if isinstance(step, InsertBatch):
@@ -657,9 +733,7 @@ class AsyncSession:
                     d = obj.__dict__
                     if ids is not None:
                         d[auto] = ids[j]  # type: ignore[index]
-                    for k, v in zip(keys, step.rows[j]):
-                        if k not in d or d[k] is None:
-                            d[k] = v
+                    d.update(zip(keys, step.rows[j]))
                     oid = id(obj)
                     imap[mapper.pk_of(d)] = obj
                     del self._new[oid]
@@ -669,6 +743,7 @@ class AsyncSession:
                 vk = mapper.version_key
                 for j, obj in enumerate(step.objs):
                     d = obj.__dict__
+                    d.update(zip(step.keys, step.rows[j]))
                     st = _state.raw_state(obj)
                     if step.version_mode == "check":
                         d[vk] = step.old_versions[j] + 1
@@ -685,8 +760,9 @@ class AsyncSession:
                     level.updated[oid] = obj
                     if st.__class__ is InstanceState:
                         st.committed = None
+                        st.rel_committed = None
                         st.key = new_pk
-                        if st.rel_committed is None and st.expired_by is None:
+                        if st.expired_by is None:
                             set_slot(obj, token)
             else:
                 assert isinstance(step, DeleteBatch)
@@ -705,7 +781,24 @@ class AsyncSession:
             st = _state.raw_state(obj)
             if st.__class__ is InstanceState:
                 st.committed = None
+                st.rel_committed = None
             self._modified.pop(id(obj), None)
+
+    def _unparent_children(self, step: ParentGone) -> None:
+        """Mirror a bulk ``SET fk = NULL`` on the children this session holds."""
+        rel = step.rel
+        parent_col, child_col = rel.pairs[0]
+        gone = {p.__dict__.get(parent_col.key) for p in step.parents}
+        objs = self._imap.get(rel.mapper)
+        if not objs:
+            return
+        back = rel.back
+        for child in objs.values():
+            d = child.__dict__
+            if d.get(child_col.key) in gone:
+                d[child_col.key] = None
+                if back is not None and back.key in d and not back.uselist:
+                    d[back.key] = None
 
     # -- commit / rollback / close -----------------------------------------------------
     def begin(self) -> SessionTransaction:
@@ -733,7 +826,9 @@ class AsyncSession:
         self._enter()
         try:
             if self._state is TxState.IDLE:
-                return
+                if not self._has_changes():
+                    return
+                self._autobegin()  # changes made since the last commit still need one
             self._require_usable()
             await self._flush()
             self._transition(TxState.COMMITTING)
@@ -1082,55 +1177,78 @@ class AsyncSession:
     # -- merge / is_modified ------------------------------------------------------------
     async def merge(self, obj: T, load: bool = True) -> T:
         """Copy the state of ``obj`` onto the object this session holds for its primary key
-        (loading it if needed, or creating it) and return that object."""
+        (loading it if needed, or creating it) and return that object.  Relationships with
+        ``merge`` cascade are merged too."""
         self._enter()
         try:
-            mapper = _mapper_of_instance(obj, "merge")
-            if obj in self:
-                return obj
-            d = obj.__dict__
-            pk = mapper.pk_of(d)
-            has_pk = pk is not None and not (isinstance(pk, tuple) and None in pk)
-            target = None
-            if has_pk:
-                target = self._identity_for(mapper).get(pk)
-                if target is None and load:
-                    self._require_usable()
-                    self._autobegin()
-                    await self._autoflush()
-                    row = await self._select_by_pk(mapper, pk, False, raw=True)
-                    if row is not None:
-                        target = instances(self, mapper, [row], 0, False)[0]
-            cls = mapper.class_
-            values = {k: d[k] for k in mapper.column_keys if k in d}
-            if target is None:
-                if not load and has_pk:
-                    st_src = _state.raw_state(obj)
-                    if st_src.__class__ is InstanceState and st_src.committed:
-                        raise exc.InvalidRequestError(
-                            f"merge(load=False) needs an unmodified object; {_describe(obj)} has pending changes"
-                        )
-                    self._autobegin()
-                    target = object.__new__(cls)
-                    target.__dict__.update(values)
-                    _set_slot(target, self._token)
-                    self._identity_for(mapper)[pk] = target
-                    return target  # type: ignore[no-any-return]
+            return await self._merge(obj, load, {})  # type: ignore[no-any-return]
+        finally:
+            self._leave()
+
+    async def _merge(self, obj: Any, load: bool, memo: dict[int, Any]) -> Any:
+        mapper = _mapper_of_instance(obj, "merge")
+        if id(obj) in memo:
+            return memo[id(obj)]
+        if obj in self:
+            memo[id(obj)] = obj
+            return obj
+        d = obj.__dict__
+        pk = mapper.pk_of(d)
+        has_pk = pk is not None and not (isinstance(pk, tuple) and None in pk)
+        target = None
+        if has_pk:
+            target = self._identity_for(mapper).get(pk)
+            if target is None and load:
+                self._require_usable()
+                self._autobegin()
+                await self._autoflush()
+                row = await self._select_by_pk(mapper, pk, False, raw=True)
+                if row is not None:
+                    target = instances(self, mapper, [row], 0, False)[0]
+        cls = mapper.class_
+        values = {k: d[k] for k in mapper.column_keys if k in d}
+        if target is None:
+            if not load and has_pk:
+                st_src = _state.raw_state(obj)
+                if st_src.__class__ is InstanceState and (st_src.committed or st_src.status == TRANSIENT):
+                    raise exc.InvalidRequestError(
+                        f"merge(load=False) needs a clean object loaded from the database; "
+                        f"{_describe(obj)} is new or has pending changes"
+                    )
+                self._autobegin()
+                target = object.__new__(cls)
+                target.__dict__.update(values)
+                _set_slot(target, self._token)
+                self._identity_for(mapper)[pk] = target
+            else:
                 target = cls.__new__(cls)
                 for k, v in values.items():
                     setattr(target, k, v)
                 self.add(target)
-                return target  # type: ignore[no-any-return]
-            if load:
-                for k, v in values.items():
-                    if k in target.__dict__ and _same(target.__dict__[k], v):
-                        continue
-                    setattr(target, k, v)
+        elif load:
+            for k, v in values.items():
+                if k in target.__dict__ and _same(target.__dict__[k], v):
+                    continue
+                setattr(target, k, v)
+        else:
+            target.__dict__.update(values)
+        memo[id(obj)] = target
+        for rel in mapper.relationships.values():
+            if "merge" not in rel.cascade or rel.key not in d:
+                continue
+            value = d[rel.key]
+            if isinstance(value, list):
+                merged = [await self._merge(item, load, memo) for item in value]
             else:
-                target.__dict__.update(values)
-            return target  # type: ignore[no-any-return]
-        finally:
-            self._leave()
+                merged = None if value is None else await self._merge(value, load, memo)
+            if load:
+                setattr(target, rel.key, merged)
+            else:
+                from ..mapping.collections import make_collection
+
+                target.__dict__[rel.key] = make_collection(rel, target, merged) if isinstance(merged, list) \
+                    else merged
+        return target
 
     def is_modified(self, obj: Any) -> bool:
         """Whether the object has net attribute changes not yet flushed."""

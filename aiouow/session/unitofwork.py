@@ -20,8 +20,10 @@ from typing import Any
 
 from ..exc import InvalidRequestError
 from ..mapping.mapper import Mapper
+from ..mapping.relationships import Relationship
 from ..mapping.state import NO_VALUE, InstanceState, _same, raw_state
-from ..sql.schema import sort_tables
+from ..sql.schema import Table, sort_tables
+from .dependency import Ref, Sync
 
 
 @dataclass(slots=True)
@@ -34,6 +36,8 @@ class InsertBatch:
     rows: list[list[Any]]
     #: the database generates the autoincrement primary key
     generate_pk: bool
+    #: (row, column) positions holding a Ref to resolve just before execution
+    refs: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -48,6 +52,7 @@ class UpdateBatch:
     #: "check": compare and set the version; "bump": version = version + 1; None
     version_mode: str | None
     old_versions: list[int] = field(default_factory=list)
+    refs: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -59,8 +64,31 @@ class DeleteBatch:
 
 
 @dataclass(slots=True)
+class AssocBatch:
+    """Rows of a many-to-many association table to insert (or delete)."""
+
+    table: Table
+    keys: tuple[str, ...]
+    rows: list[list[Any]]
+    delete: bool
+    refs: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ParentGone:
+    """Deleted parents whose children to un-parent (``null_out``) or association rows to purge."""
+
+    rel: Relationship
+    parents: list[Any]
+    purge: bool
+
+
+Step = InsertBatch | UpdateBatch | DeleteBatch | AssocBatch | ParentGone
+
+
+@dataclass(slots=True)
 class FlushPlan:
-    steps: list[InsertBatch | UpdateBatch | DeleteBatch]
+    steps: list[Step]
     #: persistent objects whose changes turned out to be no net change
     unchanged: list[Any]
 
@@ -74,7 +102,8 @@ def _pk_tuple(mapper: Mapper, obj: Any) -> tuple[Any, ...]:
     return key if len(mapper.pk_keys) > 1 else (key,)
 
 
-def plan_inserts(mapper: Mapper, objs: list[Any]) -> list[InsertBatch]:
+def plan_inserts(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any, dict[str, Any]]]
+                 ) -> list[InsertBatch]:
     auto = mapper.autoincrement_key
     version = mapper.version_key
     keys_all = mapper.column_keys
@@ -84,8 +113,15 @@ def plan_inserts(mapper: Mapper, objs: list[Any]) -> list[InsertBatch]:
     given_rows: list[list[Any]] = []
     given_objs: list[Any] = []
     not_null = mapper.not_null_keys
+    gen_refs: list[int] = []
+    given_refs: list[int] = []
     for obj in objs:
         d = obj.__dict__
+        ov = overrides.get(id(obj))
+        has_ref = False
+        if ov is not None:
+            d = {**d, **ov[1]}
+            has_ref = any(v.__class__ is Ref for v in ov[1].values())
         for k in not_null:
             if d.get(k) is None:
                 raise InvalidRequestError(
@@ -101,6 +137,8 @@ def plan_inserts(mapper: Mapper, objs: list[Any]) -> list[InsertBatch]:
             if row[i] is None:
                 row[i] = 1
         if generate:
+            if has_ref:
+                gen_refs.append(len(gen_rows))
             gen_rows.append(row)
             gen_objs.append(obj)
         else:
@@ -109,18 +147,29 @@ def plan_inserts(mapper: Mapper, objs: list[Any]) -> list[InsertBatch]:
                     f"a pending {mapper.class_.__name__} has no primary key value "
                     f"({', '.join(mapper.pk_keys)}); set it before flush"
                 )
+            if has_ref:
+                given_refs.append(len(given_rows))
             given_rows.append(row)
             given_objs.append(obj)
     out = []
     if given_objs:
-        out.append(InsertBatch(mapper, given_objs, keys_all, given_rows, False))
+        out.append(InsertBatch(mapper, given_objs, keys_all, given_rows, False,
+                               _ref_positions(given_rows, given_refs)))
     if gen_objs:
-        out.append(InsertBatch(mapper, gen_objs, keys_gen, gen_rows, True))
+        out.append(InsertBatch(mapper, gen_objs, keys_gen, gen_rows, True, _ref_positions(gen_rows, gen_refs)))
     return out
 
 
-def _self_ref_levels(mapper: Mapper, objs: list[Any]) -> list[list[Any]]:
+def _ref_positions(rows: list[list[Any]], which: Iterable[int] | None = None) -> list[tuple[int, int]]:
+    """Where Refs sit in ``rows`` (only the rows listed in ``which``, when given)."""
+    indexes = range(len(rows)) if which is None else which
+    return [(i, j) for i in indexes for j, v in enumerate(rows[i]) if v.__class__ is Ref]
+
+
+def _self_ref_levels(mapper: Mapper, objs: list[Any],
+                     overrides: dict[int, tuple[Any, dict[str, Any]]] | None = None) -> list[list[Any]]:
     """Split pending rows of a self-referential table so that referenced rows come first."""
+    overrides = overrides or {}
     fks = [(fk.parent.key, fk.column.key) for fk in mapper.table.foreign_keys  # type: ignore[union-attr]
            if fk.column.table is mapper.table]
     if not fks or len(objs) < 2:
@@ -133,6 +182,7 @@ def _self_ref_levels(mapper: Mapper, objs: list[Any]) -> list[list[Any]]:
             if v is not None:
                 by_value[(target, v)] = obj
     level: dict[int, int] = {}
+    members = {id(o) for o in objs}
 
     def depth(obj: Any, seen: set[int]) -> int:
         oid = id(obj)
@@ -145,10 +195,16 @@ def _self_ref_levels(mapper: Mapper, objs: list[Any]) -> list[list[Any]]:
             )
         seen.add(oid)
         d = obj.__dict__
+        ov = overrides.get(oid)
+        if ov is not None:
+            d = {**d, **ov[1]}
         best = 0
         for local, target in fks:
             v = d.get(local)
-            parent = by_value.get((target, v)) if v is not None else None
+            if v.__class__ is Ref:
+                parent = v.obj if id(v.obj) in members else None
+            else:
+                parent = by_value.get((target, v)) if v is not None else None
             if parent is not None and parent is not obj:
                 best = max(best, depth(parent, seen) + 1)
         level[oid] = best
@@ -163,7 +219,8 @@ def _self_ref_levels(mapper: Mapper, objs: list[Any]) -> list[list[Any]]:
     return levels
 
 
-def plan_updates(mapper: Mapper, objs: list[Any]) -> tuple[list[UpdateBatch], list[Any]]:
+def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any, dict[str, Any]]]
+                 ) -> tuple[list[UpdateBatch], list[Any]]:
     version = mapper.version_key
     order = {k: i for i, k in enumerate(mapper.column_keys)}
     groups: dict[tuple[tuple[str, ...], str | None], UpdateBatch] = {}
@@ -173,12 +230,18 @@ def plan_updates(mapper: Mapper, objs: list[Any]) -> tuple[list[UpdateBatch], li
         committed = st.committed if st.__class__ is InstanceState else None
         d = obj.__dict__
         changed = []
+        ov = overrides.get(id(obj))
+        if ov is not None:
+            for k, v in ov[1].items():
+                if v.__class__ is Ref or k not in d or not _same(d[k], v):
+                    changed.append(k)
+            d = {**d, **ov[1]}
         if committed:
             for k, old in committed.items():
                 if k not in order:
                     continue
                 new = d.get(k, NO_VALUE)
-                if new is NO_VALUE:
+                if new is NO_VALUE or k in changed:
                     continue
                 if old is NO_VALUE or not _same(old, new):
                     if new is None and k in mapper.not_null_keys:
@@ -204,7 +267,10 @@ def plan_updates(mapper: Mapper, objs: list[Any]) -> tuple[list[UpdateBatch], li
         group.pks.append(_pk_tuple(mapper, obj))
         if mode == "check":
             group.old_versions.append(old_version)  # type: ignore[arg-type]
-    return list(groups.values()), unchanged
+    batches = list(groups.values())
+    for b in batches:
+        b.refs = _ref_positions(b.rows)
+    return batches, unchanged
 
 
 def plan_deletes(mapper: Mapper, objs: list[Any]) -> list[DeleteBatch]:
@@ -237,25 +303,61 @@ def _by_mapper(objs: Iterable[Any]) -> dict[Mapper, list[Any]]:
     return out
 
 
-def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[Any]) -> FlushPlan:
-    """The ordered batches that write ``new``, ``modified`` and ``deleted`` objects."""
+def _assoc_batches(buckets: dict[Table, list[dict[str, Any]]], delete: bool) -> list[AssocBatch]:
+    out = []
+    for table, rows in buckets.items():
+        keys = tuple(c.key for c in table.columns if any(c.key in r for r in rows))
+        lists = [[r.get(k) for k in keys] for r in rows]
+        out.append(AssocBatch(table, keys, lists, delete, _ref_positions(lists)))
+    return out
+
+
+def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[Any], sync: Sync) -> FlushPlan:
+    """The ordered steps that write ``new``, ``modified`` and ``deleted`` objects."""
+    new = [o for o in new if id(o) not in sync.drop_pending]
+    deleted = [*deleted, *sync.orphans.values()]
+    deleted_ids = {id(o) for o in deleted}
+    modified = [o for o in modified if id(o) not in deleted_ids]
+    modified_ids = {id(o) for o in modified}
+    new_ids = {id(o) for o in new}
+    for oid, (obj, _) in sync.overrides.items():
+        if oid not in modified_ids and oid not in new_ids and oid not in deleted_ids \
+                and oid not in sync.drop_pending:
+            modified.append(obj)
+            modified_ids.add(oid)
     inserts = _by_mapper(new)
     updates = _by_mapper(modified)
     deletes = _by_mapper(deleted)
-    mappers = {**{m: None for m in inserts}, **{m: None for m in updates}, **{m: None for m in deletes}}
+    gone: dict[Mapper, list[ParentGone]] = {}
+    for rel, parent in [*sync.null_out, *sync.purge]:
+        purge = rel.direction == "many-to-many"
+        lst = gone.setdefault(rel.parent, [])
+        for g in lst:
+            if g.rel is rel:
+                g.parents.append(parent)
+                break
+        else:
+            lst.append(ParentGone(rel, [parent], purge))
+    mappers = {**{m: None for m in inserts}, **{m: None for m in updates}, **{m: None for m in deletes},
+               **{m: None for m in gone}}
     tables = sort_tables([m.table for m in mappers])
     order = [t.mapper for t in tables]
-    steps: list[InsertBatch | UpdateBatch | DeleteBatch] = []
+    steps: list[Step] = []
     unchanged: list[Any] = []
+    ov = sync.overrides
     for m in order:
         if m in inserts:
-            for level in _self_ref_levels(m, inserts[m]):
-                steps.extend(plan_inserts(m, level))
+            for level in _self_ref_levels(m, inserts[m], ov):
+                steps.extend(plan_inserts(m, level, ov))
         if m in updates:
-            batches, same = plan_updates(m, updates[m])
+            batches, same = plan_updates(m, updates[m], ov)
             steps.extend(batches)
             unchanged.extend(same)
+    steps.extend(_assoc_batches(sync.assoc_delete, True))
+    steps.extend(_assoc_batches(sync.assoc_insert, False))
     for m in reversed(order):
+        for g in gone.get(m, ()):
+            steps.append(g)
         if m in deletes:
             for level in reversed(_self_ref_levels(m, deletes[m])):
                 steps.extend(plan_deletes(m, level))

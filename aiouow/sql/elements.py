@@ -189,7 +189,9 @@ class ExpandingBind(BindParameter):
 
     def _ck(self, binds: list[BindParameter]) -> Any:
         binds.append(self)
-        return ("xb", self.type, len(self.value))
+        # the length joins the key only for dialects that spell one placeholder per value
+        # (Dialect.compile adds it); PostgreSQL sends the list as one array
+        return ("xb", self.type)
 
 
 class Null(ColumnElement):

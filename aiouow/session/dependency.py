@@ -1,0 +1,181 @@
+"""What relationship changes mean for rows, worked out before a flush (pure).
+
+From the relationships' history (``rel_committed`` against the current value)
+this computes:
+
+* foreign-key values to write (``overrides``): a many-to-one copies its
+  target's key into the owner; a one-to-many copies the owner's key into each
+  added child, and NULL into each removed child (unless ``delete-orphan``
+  makes it an orphan to delete).  Keys the database generates during this
+  very flush are written as :class:`Ref` placeholders that the executor
+  resolves once the parent row is inserted.
+* association rows to insert and delete for many-to-many changes (a link
+  changed on both sides of a ``back_populates`` pair counts once).
+* for deleted objects: children to un-parent in bulk (one-to-many without
+  ``delete`` cascade) and association rows to purge (many-to-many), without
+  loading anything, unless ``passive_deletes`` leaves it to the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..mapping import state as _state
+from ..mapping.relationships import MANYTOMANY, MANYTOONE, ONETOMANY, Relationship
+from ..mapping.state import NO_VALUE, PENDING, InstanceState
+from ..sql.schema import Table
+
+
+class Ref:
+    """The value of ``obj.<key>``, known only once ``obj`` is inserted by this flush."""
+
+    __slots__ = ("obj", "key")
+
+    def __init__(self, obj: Any, key: str) -> None:
+        self.obj = obj
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"Ref({type(self.obj).__name__}.{self.key})"
+
+
+def value_of(obj: Any, key: str) -> Any:
+    """``obj.<key>`` if known now, else a Ref to it."""
+    v = obj.__dict__.get(key)
+    if v is None and _state.status_of(obj) == PENDING:
+        return Ref(obj, key)
+    return v
+
+
+@dataclass(slots=True)
+class Sync:
+    #: id(obj) -> (obj, {column key: value or Ref})
+    overrides: dict[int, tuple[Any, dict[str, Any]]] = field(default_factory=dict)
+    orphans: dict[int, Any] = field(default_factory=dict)
+    #: pending objects that became orphans before ever being flushed: just drop them
+    drop_pending: dict[int, Any] = field(default_factory=dict)
+    assoc_insert: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    assoc_delete: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    #: (relationship, deleted parent): children rows to un-parent
+    null_out: list[tuple[Relationship, Any]] = field(default_factory=list)
+    #: (relationship, deleted parent): association rows to delete
+    purge: list[tuple[Relationship, Any]] = field(default_factory=list)
+
+
+def _set(sync: Sync, obj: Any, key: str, value: Any) -> None:
+    entry = sync.overrides.get(id(obj))
+    if entry is None:
+        sync.overrides[id(obj)] = (obj, {key: value})
+    else:
+        entry[1][key] = value
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None or value is NO_VALUE:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def _diff(old: Any, current: Any) -> tuple[list[Any], list[Any]]:
+    old_l, cur_l = _as_list(old), _as_list(current)
+    old_ids = {id(x) for x in old_l}
+    cur_ids = {id(x) for x in cur_l}
+    return [x for x in cur_l if id(x) not in old_ids], [x for x in old_l if id(x) not in cur_ids]
+
+
+def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Sync:
+    sync = Sync()
+    deleted_ids = {id(o) for o in deleted}
+    seen_links: set[tuple[Table, frozenset[int]]] = set()
+    nulls: list[tuple[Any, list[str]]] = []
+    orphan_candidates: list[Any] = []
+    adopted: set[int] = set()
+
+    for obj in deleted:
+        for rel in type(obj).__aiouow_mapper__.relationships.values():
+            if rel.viewonly or rel.passive_deletes:
+                continue
+            rel.resolve()
+            if rel.direction == ONETOMANY and "delete" not in rel.cascade:
+                sync.null_out.append((rel, obj))
+            elif rel.direction == MANYTOMANY:
+                sync.purge.append((rel, obj))
+
+    for obj in (*new, *modified):
+        if id(obj) in deleted_ids:
+            continue
+        mapper = type(obj).__aiouow_mapper__
+        if not mapper.relationships:
+            continue
+        d = obj.__dict__
+        st = _state.raw_state(obj)
+        pending = st.__class__ is InstanceState and st.status == PENDING
+        committed = st.rel_committed if st.__class__ is InstanceState else None
+        for rel in mapper.relationships.values():
+            key = rel.key
+            if rel.viewonly or key not in d:
+                continue
+            if pending:
+                old: Any = None
+            elif committed is not None and key in committed:
+                old = committed[key]
+            else:
+                continue
+            current = d[key]
+            rel.resolve()
+            if rel.direction == MANYTOONE:
+                if current is None:
+                    if pending or old is None:
+                        continue
+                    for local, _ in rel.pairs:
+                        _set(sync, obj, local.key, None)
+                else:
+                    for local, remote in rel.pairs:
+                        _set(sync, obj, local.key, value_of(current, remote.key))
+                    adopted.add(id(obj))
+            elif rel.direction == ONETOMANY:
+                added, removed = _diff(old, current)
+                for child in removed:
+                    if id(child) in deleted_ids:
+                        continue
+                    if "delete-orphan" in rel.cascade:
+                        orphan_candidates.append(child)
+                    else:
+                        nulls.append((child, [remote.key for _, remote in rel.pairs]))
+                for child in added:
+                    for local, remote in rel.pairs:
+                        _set(sync, child, remote.key, value_of(obj, local.key))
+                    adopted.add(id(child))
+            elif rel.direction == MANYTOMANY:
+                added, removed = _diff(old, current)
+                sec = rel.secondary
+                assert sec is not None
+                for child, bucket in [(c, sync.assoc_insert) for c in added] + \
+                        [(c, sync.assoc_delete) for c in removed]:
+                    link = (sec, frozenset((id(obj), id(child))))
+                    if link in seen_links:
+                        continue
+                    seen_links.add(link)
+                    row = {}
+                    for col, sec_col in rel.secondary_parent:
+                        row[sec_col.key] = value_of(obj, col.key)
+                    for col, sec_col in rel.secondary_target:
+                        row[sec_col.key] = value_of(child, col.key)
+                    bucket.setdefault(sec, []).append(row)
+
+    for child, keys in nulls:
+        if id(child) in adopted:
+            continue
+        for k in keys:
+            _set(sync, child, k, None)
+    for child in orphan_candidates:
+        if id(child) in adopted or id(child) in deleted_ids:
+            continue
+        if _state.status_of(child) == PENDING:
+            sync.drop_pending[id(child)] = child
+        else:
+            sync.orphans[id(child)] = child
+    return sync
