@@ -389,6 +389,7 @@ class AsyncSession:
             )
         status = st.status
         if status == PERSISTENT or status == PENDING:
+            self._deleted.pop(id(obj), None)  # as in SQLAlchemy: add() cancels a delete() not yet flushed
             return
         self._autobegin()
         if status == TRANSIENT:
