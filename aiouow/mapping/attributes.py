@@ -22,14 +22,33 @@ if TYPE_CHECKING:
 class ColumnAttribute:
     """``User.name``: the Column on the class; the value on an instance."""
 
-    __slots__ = ("key", "column", "owner", "_accepts", "_nullable")
+    __slots__ = ("key", "column", "owner", "_accepts", "_types", "_nullable")
 
     def __init__(self, key: str, column: Column, owner: type) -> None:
+        from ..types import TypeEngine
+
         self.key = key
         self.column = column
         self.owner = owner
-        self._accepts = column.type.accepts
+        # plain isinstance() unless the type refines acceptance (Date rejects datetime)
+        self._types = column.type.python_types
+        self._accepts = None if type(column.type).accepts is TypeEngine.accepts else column.type.accepts
         self._nullable = column.nullable or column.primary_key
+
+    def check(self, obj: Any, value: Any) -> None:
+        """Raise a clear error if ``value`` cannot be stored in this column."""
+        if value is None:
+            if not self._nullable:
+                raise ArgumentError(
+                    f"{type(obj).__name__}.{self.key} is NOT NULL and cannot be set to None; "
+                    f"annotate it as `{self.key}: X | None` to allow NULL"
+                )
+        elif not (isinstance(value, self._types) if self._accepts is None else self._accepts(value)):
+            raise ArgumentError(
+                f"{type(obj).__name__}.{self.key} takes {self.column.type!r} values "
+                f"({', '.join(t.__name__ for t in self.column.type.python_types)}), "
+                f"not {type(value).__name__} {value!r}"
+            )
 
     def __get__(self, obj: Any, cls: type | None = None) -> Any:
         if obj is None:
@@ -37,18 +56,8 @@ class ColumnAttribute:
         return _state.missing_column(obj, self.key)
 
     def set(self, obj: Any, value: Any) -> None:
-        if value is None:
-            if not self._nullable:
-                raise ArgumentError(
-                    f"{type(obj).__name__}.{self.key} is NOT NULL and cannot be set to None; "
-                    f"annotate it as `{self.key}: X | None` to allow NULL"
-                )
-        elif not self._accepts(value):
-            raise ArgumentError(
-                f"{type(obj).__name__}.{self.key} takes {self.column.type!r} values "
-                f"({', '.join(t.__name__ for t in self.column.type.python_types)}), "
-                f"not {type(value).__name__} {value!r}"
-            )
+        if value is None or not (isinstance(value, self._types) if self._accepts is None else self._accepts(value)):
+            self.check(obj, value)
         d = obj.__dict__
         st = _state._get_slot(obj)
         if st.__class__ is not InstanceState:

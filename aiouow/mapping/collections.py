@@ -43,23 +43,17 @@ class InstrumentedList(list):  # type: ignore[type-arg]
     def _will_change(self) -> None:
         owner = self._owner_obj()
         if owner is not None:
-            from .relationship_events import record_change
-
-            record_change(self._rel, owner)
+            _events.record_change(self._rel, owner)
 
     def _added(self, item: Any) -> None:
         owner = self._owner_obj()
         if owner is not None:
-            from .relationship_events import on_collection_add
-
-            on_collection_add(self._rel, owner, item)
+            _events.on_collection_add(self._rel, owner, item)
 
     def _removed(self, item: Any) -> None:
         owner = self._owner_obj()
         if owner is not None:
-            from .relationship_events import on_collection_remove
-
-            on_collection_remove(self._rel, owner, item)
+            _events.on_collection_remove(self._rel, owner, item)
 
     # -- quiet operations used by the other side of a back_populates pair ----------
     def _append_quiet(self, item: Any) -> None:
@@ -153,3 +147,7 @@ def make_collection(rel: Relationship, owner: Any, items: Iterable[Any]) -> Inst
     coll._owner = weakref.ref(owner)
     coll._rel = rel
     return coll
+
+
+# imported last: relationship_events builds on the names above (a deliberate import cycle)
+from . import relationship_events as _events  # noqa: E402

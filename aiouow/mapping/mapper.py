@@ -56,6 +56,8 @@ class Mapper:
         self.pk_keys: tuple[str, ...] = tuple(c.key for c in table.primary_key)
         self.column_keys: tuple[str, ...] = tuple(columns)
         self.attrs: dict[str, Any] = {**{k: None for k in columns}, **relationships}
+        #: what expiring an object forgets (primary-key values stay: the identity is known)
+        self.expire_keys: tuple[str, ...] = tuple(k for k in self.attrs if k not in self.pk_keys)
         #: (key, value or factory, is_factory) applied by the constructor
         self.defaults = defaults
         self.version_key: str | None = next((c.key for c in table.columns if c.version), None)
@@ -66,6 +68,8 @@ class Mapper:
         self._clause = EntityClause(table, table.columns, self)
         #: per-dialect caches of precompiled SQL and row loaders (filled by upper layers)
         self.cache: dict[Any, Any] = {}
+        #: id(column() spec of the class body) -> its column, set by map_class()
+        self.column_specs: dict[int, Column] = {}
         if len(self.pk_keys) == 1:
             k = self.pk_keys[0]
             self.pk_of: Callable[[dict[str, Any]], Any] = lambda d: d.get(k)
@@ -236,6 +240,8 @@ def map_class(cls: type, metadata: MetaData) -> Mapper | None:
         raise ArgumentError(f"{cls.__name__} has no primary key: mark a column with column(primary_key=True)")
     table = Table(tablename, *columns, metadata=metadata)
     mapper = Mapper(cls, table, {c.key: c for c in columns}, rels, defaults)
+    mapper.column_specs = {id(spec): mapper.columns[name] for name, _, spec in specs
+                           if isinstance(spec, ColumnSpec) and name in mapper.columns}
     table.mapper = mapper
     for c in columns:
         setattr(cls, c.key, ColumnAttribute(c.key, c, cls))

@@ -89,6 +89,7 @@ class Model:
         cls.__aiouow_mapper__ = mapper  # type: ignore[assignment]
         if mapper is not None:
             cls.__table__ = mapper.table
+            cls.__aiouow_column_attrs__ = {k: cls.__dict__[k] for k in mapper.columns}  # type: ignore[attr-defined]
             cls.__aiouow_setters__ = {  # type: ignore[attr-defined]
                 **{k: cls.__dict__[k].set for k in mapper.columns},
                 **{k: _relationship_setter(r) for k, r in mapper.relationships.items()},
@@ -110,17 +111,26 @@ class Model:
         return obj
 
     def __init__(self, **kw: Any) -> None:
-        mapper = type(self).__aiouow_mapper__
+        cls = type(self)
+        mapper = cls.__aiouow_mapper__
         d = self.__dict__
         for key, value, factory in mapper.defaults:
             if key not in kw:
                 d[key] = value() if factory else value
-        setters = type(self).__aiouow_setters__  # type: ignore[attr-defined]
+        columns = cls.__aiouow_column_attrs__  # type: ignore[attr-defined]
         for key, value in kw.items():
-            setter = setters.get(key)
+            attr = columns.get(key)
+            if attr is not None:
+                # a new object has no history to record: check and store
+                if value is None or not (isinstance(value, attr._types) if attr._accepts is None
+                                         else attr._accepts(value)):
+                    attr.check(self, value)
+                d[key] = value
+                continue
+            setter = cls.__aiouow_setters__.get(key)  # type: ignore[attr-defined]
             if setter is None:
                 raise TypeError(
-                    f"{type(self).__name__}() got an unexpected keyword argument {key!r}; "
+                    f"{cls.__name__}() got an unexpected keyword argument {key!r}; "
                     f"mapped attributes: {', '.join(mapper.attrs)}"
                 )
             setter(self, value)

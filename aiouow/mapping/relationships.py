@@ -76,6 +76,8 @@ class Relationship:
         self.parent: Mapper = None  # type: ignore[assignment]
         self._annotation_uselist: bool | None = None
         self._resolved = False
+        self._is_list = False
+        self._back: Relationship | None = None
         # filled by resolve()
         self.mapper: Mapper = None  # type: ignore[assignment]
         self.direction = ""
@@ -98,12 +100,10 @@ class Relationship:
 
     @property
     def uselist(self) -> bool:
-        self.resolve()
-        if self._uselist is not None:
-            return self._uselist
-        if self._annotation_uselist is not None:
-            return self._annotation_uselist
-        return self.direction != MANYTOONE
+        """Whether the attribute holds a collection (resolved once)."""
+        if not self._resolved:
+            self.resolve()
+        return self._is_list
 
     @property
     def class_(self) -> type:
@@ -151,6 +151,12 @@ class Relationship:
             self._resolve_direct()
         if self._order_by is not None:
             self.order_by = tuple(self._resolve_order_by(self._order_by))
+        if self._uselist is not None:
+            self._is_list = self._uselist
+        elif self._annotation_uselist is not None:
+            self._is_list = self._annotation_uselist
+        else:
+            self._is_list = self.direction != MANYTOONE
         self._resolved = True
         return self
 
@@ -183,6 +189,9 @@ class Relationship:
         for item in items:
             if isinstance(item, str):
                 item = self._lookup_column(item, what)
+            elif not isinstance(item, Column):
+                # `remote_side=id` inside the class body names the column() spec
+                item = self.parent.column_specs.get(id(item), item)
             if not isinstance(item, Column):
                 raise ArgumentError(f"relationship {self}: {what} takes columns like Model.col, not {item!r}")
             out.append(item)
@@ -271,9 +280,10 @@ class Relationship:
 
     @property
     def back(self) -> Relationship | None:
-        """The relationship on the other side named by back_populates."""
-        if not self.back_populates:
-            return None
+        """The relationship on the other side named by back_populates (looked up once)."""
+        back = self._back
+        if back is not None or not self.back_populates:
+            return back
         self.resolve()
         other = self.mapper.relationships.get(self.back_populates)
         if other is None:
@@ -281,6 +291,7 @@ class Relationship:
                 f"relationship {self}: back_populates={self.back_populates!r} but "
                 f"{self.mapper.class_.__name__} has no relationship of that name"
             )
+        self._back = other
         return other
 
     def __repr__(self) -> str:

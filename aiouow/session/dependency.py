@@ -138,6 +138,11 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
                     adopted.add(id(obj))
             elif rel.direction == ONETOMANY:
                 added, removed = _diff(old, current)
+                back = rel.back
+                if back is not None and not back.uselist and added:
+                    # a child whose many-to-one points back here gets its key from that side
+                    bk = back.key
+                    added = [c for c in added if c.__dict__.get(bk, NO_VALUE) is not obj]
                 for child in removed:
                     if id(child) in deleted_ids:
                         continue

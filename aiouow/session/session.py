@@ -620,8 +620,15 @@ class AsyncSession:
 
     def _expire_everything(self, reason: str) -> None:
         for mapper, objs in self._imap.items():
+            keys = mapper.expire_keys
             for obj in objs.values():
-                self._expire_obj(obj, mapper, None)
+                pop = obj.__dict__.pop
+                for k in keys:
+                    pop(k, None)
+                st = _state.raw_state(obj)
+                if st.__class__ is InstanceState:
+                    st.committed = None
+                    st.rel_committed = None
         self._modified = {k: o for k, o in self._modified.items() if status_of(o) != PERSISTENT}
         self._expire_reasons = {}
         self._expire_all_reason = reason
@@ -1013,7 +1020,11 @@ class AsyncSession:
                 for obj in list(self._identity_for(mapper).values()):
                     self._expire_obj(obj, mapper, names)
             return result
-        returning = stmt.returning(*mapper.primary_key)
+        # values given as SQL expressions come back through RETURNING (synchronize_session="fetch")
+        fetched = [c for c, v in stmt._values if not isinstance(v, BindParameter)] if isinstance(stmt, Update) else []
+        npk = len(mapper.pk_keys)
+        fetched_at = {c.key: npk + i for i, c in enumerate(fetched)}
+        returning = stmt.returning(*mapper.primary_key, *fetched)
         compiled, args = conn.compile(returning, params)
         rows = await conn.fetch_sql(compiled.sql, args)
         if compiled.result_procs:
@@ -1022,7 +1033,7 @@ class AsyncSession:
         single = len(mapper.pk_keys) == 1
         level = self._levels[-1]
         for r in rows:
-            obj = imap.get(r[0] if single else tuple(r))
+            obj = imap.get(r[0] if single else tuple(r[:npk]))
             if obj is None:
                 continue
             if isinstance(stmt, Update):
@@ -1034,8 +1045,9 @@ class AsyncSession:
                         if st.__class__ is InstanceState and st.committed:
                             st.committed.pop(col.key, None)
                     else:
-                        d.pop(col.key, None)
-                        self._expire_reasons[id(obj)] = "an ORM update() statement"
+                        d[col.key] = r[fetched_at[col.key]]
+                        if st.__class__ is InstanceState and st.committed:
+                            st.committed.pop(col.key, None)
             else:
                 st = state_of(obj)
                 del imap[st.key if st.key is not None else mapper.pk_of(obj.__dict__)]

@@ -108,56 +108,52 @@ def plan_inserts(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
     version = mapper.version_key
     keys_all = mapper.column_keys
     keys_gen = tuple(k for k in keys_all if k != auto)
-    gen_rows: list[list[Any]] = []
-    gen_objs: list[Any] = []
-    given_rows: list[list[Any]] = []
-    given_objs: list[Any] = []
-    not_null = mapper.not_null_keys
-    gen_refs: list[int] = []
-    given_refs: list[int] = []
+    index_all = {k: i for i, k in enumerate(keys_all)}
+    index_gen = {k: i for i, k in enumerate(keys_gen)}
+    nn_all = [index_all[k] for k in mapper.not_null_keys]
+    nn_gen = [index_gen[k] for k in mapper.not_null_keys if k in index_gen]
+    pk_all = [index_all[k] for k in mapper.pk_keys]
+    v_all = index_all.get(version) if version else None
+    v_gen = index_gen.get(version) if version else None
+    batches = {True: InsertBatch(mapper, [], keys_gen, [], True),
+               False: InsertBatch(mapper, [], keys_all, [], False)}
     for obj in objs:
         d = obj.__dict__
+        generate = auto is not None and d.get(auto) is None
+        if generate:
+            keys, index, nn, vi = keys_gen, index_gen, nn_gen, v_gen
+        else:
+            keys, index, nn, vi = keys_all, index_all, nn_all, v_all
+        row = [d.get(k) for k in keys]
+        batch = batches[generate]
         ov = overrides.get(id(obj))
-        has_ref = False
         if ov is not None:
-            d = {**d, **ov[1]}
-            has_ref = any(v.__class__ is Ref for v in ov[1].values())
-        for k in not_null:
-            if d.get(k) is None:
+            n = len(batch.rows)
+            for k, v in ov[1].items():
+                j = index[k]
+                row[j] = v
+                if v.__class__ is Ref:
+                    batch.refs.append((n, j))
+        if vi is not None and row[vi] is None:
+            row[vi] = 1
+        for j in nn:
+            if row[j] is None:
+                k = keys[j]
                 raise InvalidRequestError(
                     f"{mapper.class_.__name__}.{k} is NOT NULL but is not set on the pending "
                     f"{mapper.class_.__name__} being flushed; set it (or give the column a default, "
                     f"or annotate it `{k}: X | None`)"
                 )
-        generate = auto is not None and d.get(auto) is None
-        keys = keys_gen if generate else keys_all
-        row = [d.get(k) for k in keys]
-        if version is not None:
-            i = keys.index(version)
-            if row[i] is None:
-                row[i] = 1
-        if generate:
-            if has_ref:
-                gen_refs.append(len(gen_rows))
-            gen_rows.append(row)
-            gen_objs.append(obj)
-        else:
-            if any(d.get(k) is None for k in mapper.pk_keys):
-                raise InvalidRequestError(
-                    f"a pending {mapper.class_.__name__} has no primary key value "
-                    f"({', '.join(mapper.pk_keys)}); set it before flush"
-                )
-            if has_ref:
-                given_refs.append(len(given_rows))
-            given_rows.append(row)
-            given_objs.append(obj)
-    out = []
-    if given_objs:
-        out.append(InsertBatch(mapper, given_objs, keys_all, given_rows, False,
-                               _ref_positions(given_rows, given_refs)))
-    if gen_objs:
-        out.append(InsertBatch(mapper, gen_objs, keys_gen, gen_rows, True, _ref_positions(gen_rows, gen_refs)))
-    return out
+        if not generate:
+            for j in pk_all:
+                if row[j] is None:
+                    raise InvalidRequestError(
+                        f"a pending {mapper.class_.__name__} has no primary key value "
+                        f"({', '.join(mapper.pk_keys)}); set it before flush"
+                    )
+        batch.objs.append(obj)
+        batch.rows.append(row)
+    return [b for b in (batches[False], batches[True]) if b.objs]
 
 
 def _ref_positions(rows: list[list[Any]], which: Iterable[int] | None = None) -> list[tuple[int, int]]:
