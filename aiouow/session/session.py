@@ -1138,7 +1138,7 @@ class AsyncSession:
             if not populate_existing and not with_for_update:
                 objs = self._imap.get(mapper)
                 obj = objs.get(pk) if objs is not None else None
-                if obj is not None and id(obj) not in self._deleted and not self._is_expired(obj, mapper):
+                if obj is not None and not self._is_expired(obj, mapper):  # marked deleted too, as in SQLAlchemy
                     if options:
                         await self._apply_options(options, [mapper], [[obj]], False)
                     return obj  # type: ignore[no-any-return]
