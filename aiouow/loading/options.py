@@ -4,11 +4,12 @@
 loads the users, then their posts in one query, then those posts' tags in
 one more; every path is loaded with a single query per chunk of parents.
 
-``joinedload`` is accepted and loads the same way (one extra query rather
-than a LEFT OUTER JOIN): the rows of the main query are never multiplied,
-so parents are never duplicated.  ``raiseload`` documents that touching the
-relationship must raise (it always does when unloaded); ``noload`` makes it
-read as empty without loading.
+``joinedload`` on the selected model loads the relationship in the same
+query with a LEFT OUTER JOIN (see ``joined.py``, which also says when it
+falls back to a second query); deeper in a path it loads like
+``selectinload``.  ``raiseload`` documents that touching the relationship
+must raise (it always does when unloaded); ``noload`` makes it read as
+empty without loading.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def selectinload(attr: Any) -> LoaderOption:
 
 
 def joinedload(attr: Any) -> LoaderOption:
-    """Eager-load a relationship (loaded as ``selectinload`` does; see the module docstring)."""
+    """Eager-load a relationship in the same query (LEFT OUTER JOIN); parents are de-duplicated."""
     return LoaderOption((("joined", _relationship(attr, "joinedload")),))
 
 

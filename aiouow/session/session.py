@@ -977,6 +977,13 @@ class AsyncSession:
             self._leave()
 
     async def _orm_select(self, conn: Connection, stmt: Select, params: Any) -> Result:
+        if stmt._options and len(stmt._columns) == 1:
+            from ..loading.joined import split_options
+
+            mapper = stmt._columns[0].entity  # type: ignore[attr-defined]
+            joined, rest = split_options(stmt, mapper)
+            if joined:
+                return await self._orm_select_joined(conn, stmt, params, mapper, joined, rest)
         compiled, args = conn.compile(stmt, params)
         rows = await conn.fetch_sql(compiled.sql, args)
         if compiled.result_procs:
@@ -1003,6 +1010,26 @@ class AsyncSession:
             await self._apply_options(stmt._options, [m for m, _ in entity_cols], [o for _, o in entity_cols],
                                       populate)
         return Result(list(zip(*columns)) if rows else [], row_class)
+
+    async def _orm_select_joined(self, conn: Connection, stmt: Select, params: Any, mapper: Mapper,
+                                 joined: list[Any], rest: list[Any]) -> Result:
+        """A single-entity SELECT with joined eager loads in the same query."""
+        from ..loading.joined import joined_statement, populate_joined
+        from ..loading.options import LoaderOption
+
+        compiled, args = conn.compile(joined_statement(stmt, joined), params)
+        rows = await conn.fetch_sql(compiled.sql, args)
+        if compiled.result_procs:
+            rows = _process(rows, compiled.result_procs)
+        populate = bool(stmt._execution_options.get("populate_existing"))
+        parents, children = populate_joined(self, mapper, rows, compiled.items, joined, populate)
+        for opt, objs in children:
+            if len(opt.path) > 1:
+                await self._apply_options([LoaderOption(opt.path[1:])], [opt.path[0][1].mapper], [objs], populate)
+        if rest:
+            await self._apply_options(rest, [mapper], [parents], populate)
+        base, _ = conn.compile(stmt, params)
+        return Result(parents, _orm_row_class(base), scalar_rows=True)
 
     async def _apply_options(self, options: Sequence[Any], mappers: list[Mapper], objs: list[list[Any]],
                              populate: bool) -> None:
