@@ -715,3 +715,23 @@ async def test_in_transaction_reflects_autobegin(db: Engine) -> None:
         assert s.in_transaction()
         await s.rollback()
         assert not s.in_transaction()
+
+
+async def test_savepoint_rollback_undoes_unflushed_work_since(db: Engine) -> None:
+    """Work not yet flushed when the savepoint is rolled back is discarded too (as in SQLAlchemy)."""
+    uids = await seed_users(db, "ann", "bob", "cid")
+    async with AsyncSession(db) as s:
+        ann, bob, cid = [await s.get(User, i) for i in uids]
+        cid.name = "cid-outer"  # flushed by begin_nested(): outer work
+        sp = await s.begin_nested()
+        await s.delete(ann)  # marked, not flushed
+        bob.name = "bob-inner"  # dirty, not flushed
+        new = User(name="new")
+        s.add(new)  # pending, not flushed
+        await sp.rollback()
+        assert ann not in s.deleted and inspect(ann).persistent
+        assert bob not in s.dirty and "name" in inspect(bob).unloaded
+        assert inspect(new).transient and new not in s
+        assert cid.name == "cid-outer" and "name" not in inspect(cid).unloaded
+        await s.commit()
+    assert sorted((await user_names(db)).values()) == ["ann", "bob", "cid-outer"]

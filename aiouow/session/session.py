@@ -897,10 +897,9 @@ class AsyncSession:
             self._deleted = {}
             self._expire_everything("rollback()")
         else:
+            # begin_nested() flushed first, so every delete() not yet flushed came after the SAVEPOINT
+            self._deleted = {}
             for level in levels:
-                for oid in list(self._deleted):
-                    if oid in level.removed or oid in level.added:
-                        self._deleted.pop(oid, None)
                 for obj in level.updated.values():
                     if status_of(obj) == PERSISTENT:
                         self._expire_obj(obj, type(obj).__aiouow_mapper__, None)
