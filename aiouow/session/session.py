@@ -30,6 +30,7 @@ from ..engine.result import AsyncResult, Result, ScalarResult, make_row_class
 from ..loading.rows import instances
 from ..mapping import state as _state
 from ..mapping.mapper import Mapper
+from ..mapping.relationships import MANYTOONE
 from ..mapping.state import (
     DELETED,
     DETACHED,
@@ -89,6 +90,18 @@ def _related(obj: Any, mapper: Mapper, word: str) -> Iterator[Any]:
                 yield from list(value)
             else:
                 yield value
+
+
+def _fill_unset_relationships(obj: Any, d: dict[str, Any], rels: dict[str, Any]) -> None:
+    """A row just inserted: relationships never set stay loaded, empty (API.md section 9); a
+    many-to-one whose foreign key was set by hand stays unloaded, for an explicit load."""
+    for key, rel in rels.items():
+        if key in d:
+            continue
+        if rel.uselist:
+            d[key] = rel.empty_value(obj)
+        elif rel.direction != MANYTOONE or all(d.get(local.key) is None for local, _ in rel.pairs):
+            d[key] = None
 
 
 def _describe(obj: Any) -> str:
@@ -737,11 +750,14 @@ class AsyncSession:
                 ids = generated.get(i)
                 auto = mapper.autoincrement_key
                 keys = step.keys
+                rels = mapper.relationships
                 for j, obj in enumerate(step.objs):
                     d = obj.__dict__
                     if ids is not None:
                         d[auto] = ids[j]  # type: ignore[index]
                     d.update(zip(keys, step.rows[j]))
+                    if rels:
+                        _fill_unset_relationships(obj, d, rels)
                     oid = id(obj)
                     imap[mapper.pk_of(d)] = obj
                     del self._new[oid]
