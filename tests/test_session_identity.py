@@ -236,6 +236,20 @@ async def test_get_of_deleted_object(db: Engine) -> None:
         assert (User, (uid,)) not in s.identity_map
 
 
+async def test_get_of_expired_object_marked_for_deletion_without_autoflush(db: Engine) -> None:
+    (uid,) = await seed_users(db, "ann")
+    async with AsyncSession(db) as s:
+        u = await s.get(User, uid)
+        s.expire(u)
+        await s.delete(u)
+        with s.no_autoflush:
+            assert await s.get(User, uid) is u  # the row is still there: as in SQLAlchemy
+            assert (await s.scalars(select(User))).all() == [u]
+        assert u.name == "ann" and u in s.deleted
+        await s.commit()
+    assert await user_names(db) == {}
+
+
 async def test_objects_from_joined_rows_are_identity_mapped(db: Engine) -> None:
     (uid,) = await seed_users(db, "ann")
     await seed_posts(db, uid, "p1", "p2")

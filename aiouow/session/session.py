@@ -1191,8 +1191,6 @@ class AsyncSession:
             if row is None:
                 return None
             obj = instances(self, mapper, [row], 0, populate_existing or with_for_update)[0]
-            if id(obj) in self._deleted:
-                return None
             if options:
                 await self._apply_options(options, [mapper], [[obj]], populate_existing)
             return obj  # type: ignore[no-any-return]
