@@ -66,7 +66,9 @@ class FlushOutcome:
                 if value is None:
                     raise InvalidRequestError(
                         f"{type(obj).__name__}.{ref.key} has no value to copy into a related row: "
-                        f"{obj!r} is not being inserted by this flush (add it to the session)"
+                        f"{obj!r} is either not in the session (add it) or inserted later in this flush "
+                        "because the foreign keys form a cycle between tables; flush one side first "
+                        "(session.add(a); await session.flush(); then set the reference)"
                     )
                 rows[i][j] = value
 
