@@ -1,0 +1,1 @@
+"""Benchmarks: aiouow against the raw drivers and SQLAlchemy (``python -m benchmarks --help``)."""

@@ -1,0 +1,54 @@
+"""What every benchmarked system implements: one coroutine per workload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .schema import Backend, PostData, UserData
+
+
+class NotAvailable(Exception):
+    """This system cannot run this workload (yet); reported as "n/a", not as a failure."""
+
+
+class System:
+    name = "?"
+    label = "?"
+    note = ""  # how this system ran, printed under the results when not empty
+
+    async def open(self, backend: Backend) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def w1_insert(self, users: list[UserData], posts: list[PostData]) -> int:
+        """Insert every user with its one post (posts[i] belongs to users[i]) and commit."""
+        raise NotImplementedError
+
+    async def load_users(self) -> list[Any]:
+        """Load every user into objects (driver rows for raw), returned so memory can be measured."""
+        raise NotImplementedError
+
+    async def w2_load(self) -> int:
+        return len(await self.load_users())
+
+    async def w3_update(self) -> int:
+        """Load every user, change its name, commit."""
+        raise NotImplementedError
+
+    async def w4_get(self, keys: list[int]) -> int:
+        """Look every key up by primary key, then every key again, in one session."""
+        raise NotImplementedError
+
+    async def w5_eager(self) -> int:
+        """Load every user with its posts; return the number of posts reached."""
+        raise NotImplementedError
+
+    async def w6_task(self, task: int, keys: list[int]) -> int:
+        """One of the concurrent tasks: per key, a transaction that gets the user, renames it, commits."""
+        raise NotImplementedError
+
+    async def w7_delete(self, count: int) -> int:
+        """Load the first ``count`` users by id, delete them (posts go by ON DELETE CASCADE), commit."""
+        raise NotImplementedError
