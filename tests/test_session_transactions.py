@@ -735,3 +735,53 @@ async def test_savepoint_rollback_undoes_unflushed_work_since(db: Engine) -> Non
         assert cid.name == "cid-outer" and "name" not in inspect(cid).unloaded
         await s.commit()
     assert sorted((await user_names(db)).values()) == ["ann", "bob", "cid-outer"]
+
+
+@pytest.mark.parametrize("savepoint", [False, True])
+async def test_rollback_of_object_inserted_and_deleted_in_it(db: Engine, savepoint: bool) -> None:
+    async with AsyncSession(db) as s:
+        sp = await s.begin_nested() if savepoint else None
+        u = User(name="ann")
+        s.add(u)
+        await s.flush()
+        await s.delete(u)
+        await s.flush()
+        assert inspect(u).deleted
+        await (sp.rollback() if sp is not None else s.rollback())
+        assert inspect(u).transient
+        assert u not in s and len(s.identity_map) == 0
+        s.add(u)  # usable as a new object again
+        await s.commit()
+    assert await user_names(db) == {u.id: "ann"}
+
+
+async def test_savepoint_rollback_expires_object_modified_then_deleted(db: Engine) -> None:
+    (uid,) = await seed_users(db, "ann")
+    async with AsyncSession(db) as s:
+        u = await s.get(User, uid)
+        async with s.begin_nested() as sp:
+            u.name = "inner"
+            await s.delete(u)
+            await s.flush()
+            await sp.rollback()
+        assert inspect(u).persistent
+        assert "name" in inspect(u).unloaded  # not the stale "inner"
+        await s.refresh(u)
+        assert u.name == "ann"
+        u.name = "inner"  # a real change again: must be written
+        await s.commit()
+    assert await user_names(db) == {uid: "inner"}
+
+
+async def test_savepoint_rollback_expires_objects_changed_by_orm_update(db: Engine) -> None:
+    (uid,) = await seed_users(db, "ann")
+    async with AsyncSession(db) as s:
+        u = await s.get(User, uid)
+        async with s.begin_nested() as sp:
+            await s.execute(update(User).where(User.id == uid).values(name="bulk"))
+            assert u.name == "bulk"
+            await sp.rollback()
+        assert "name" in inspect(u).unloaded
+        await s.refresh(u)
+        assert u.name == "ann"
+        await s.commit()
