@@ -3,12 +3,18 @@ batching, version counters."""
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
+import decimal
+import uuid
+from typing import Any
+
 import pytest
 
 from aiouow import AsyncSession, Engine, exc, func, inspect, select, sessionmaker
 
 from .conftest import capture_sql
-from .models import Account, Membership, Node, Post, User
+from .models import Account, AllTypes, Membership, Mood, Node, Post, User
 from .session_support import (
     core_rows,
     count,
@@ -461,3 +467,139 @@ async def test_version_of_expired_object_is_bumped_in_the_database(db: Engine) -
         a.balance = 9
         await s.commit()
     assert await core_rows(db, select(Account.balance, Account.version)) == [(9, 5)]
+
+
+# -- batches carry every column type ------------------------------------------------------
+
+def _typed_values(i: int) -> dict[str, Any]:
+    """Distinct values of every AllTypes column for row ``i`` (None for some rows, to mix NULLs in)."""
+    if i % 4 == 3:
+        return {}
+    tz = dt.timezone(dt.timedelta(hours=i % 5))
+    return {
+        "i": 2**40 + i, "s": f"s{i} ✓ '\"", "f": i + 0.5, "b": i % 2 == 0, "raw": bytes([i % 256, 0, 255]),
+        "dec": decimal.Decimal(f"{i}.000000000000000001"), "dt": dt.datetime(2024, 1, 1 + i % 28, 12, i % 60),
+        "dt_tz": dt.datetime(2024, 2, 1 + i % 28, 1, 2, 3, tzinfo=tz), "d": dt.date(2000 + i % 50, 1, 2),
+        "t": dt.time(i % 24, 30, 15, 7), "td": dt.timedelta(days=i, microseconds=-i), "u": uuid.UUID(int=i + 1),
+        "mood": Mood.happy if i % 2 else Mood.sad, "doc": {"i": i, "l": [i, None, "x"]},
+        "items": [i, "two", {"three": [3]}], "short": f"short{i}",
+    }
+
+
+def _changed_values(i: int) -> dict[str, Any]:
+    v = _typed_values(i + 100) or _typed_values(i + 101)
+    return {k: (None if i % 5 == 0 and k != "s" else val) for k, val in v.items()}
+
+
+async def _all_types_rows(engine: Engine) -> dict[int, dict[str, Any]]:
+    cols = [c for c in inspect(AllTypes).columns]
+    rows = await core_rows(engine, select(*[getattr(AllTypes, c) for c in cols]).order_by(AllTypes.id))
+    return {r[0]: dict(zip(cols, r)) for r in rows}
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for k, v in b.items():
+        assert a[k] == v, (k, a[k], v)
+        if v is not None:
+            assert isinstance(a[k], type(v)), (k, a[k], v)
+
+
+@pytest.mark.parametrize("generated", [True, False])
+async def test_batched_insert_update_delete_of_every_type(db: Engine, generated: bool) -> None:
+    n = 12
+    async with AsyncSession(db) as s:
+        objs = [AllTypes(**_typed_values(i)) if generated else AllTypes(id=1000 + i, **_typed_values(i))
+                for i in range(n)]
+        s.add_all(objs)
+        with capture_sql(db) as log:
+            await s.commit()
+        assert log.count("INSERT") <= 2
+    ids = [o.id for o in objs]
+    rows = await _all_types_rows(db)
+    assert sorted(rows) == sorted(ids)
+    for i, oid in enumerate(ids):
+        _same(rows[oid], {**{k: None for k in _typed_values(0)}, **_typed_values(i)})
+
+    async with AsyncSession(db) as s:
+        loaded = (await s.scalars(select(AllTypes).order_by(AllTypes.id))).all()
+        for i, o in enumerate(loaded):
+            for k, v in _changed_values(i).items():
+                setattr(o, k, v)
+        with capture_sql(db) as log:
+            await s.flush()
+        assert 1 <= log.count("UPDATE") <= 4
+        for o in loaded[: n // 2]:
+            await s.delete(o)
+        with capture_sql(db) as log:
+            await s.commit()
+        assert log.count("DELETE") == 1
+    rows = await _all_types_rows(db)
+    assert sorted(rows) == sorted(ids[n // 2:])
+    for i, oid in enumerate(ids):
+        if oid in rows:
+            _same(rows[oid], _changed_values(i))
+
+
+async def test_insert_batch_larger_than_the_parameter_limit(db: Engine) -> None:
+    per_row = len(inspect(AllTypes).columns) - 1
+    n = db.dialect.max_params // per_row + 50  # more than one statement's worth of parameters
+    async with AsyncSession(db) as s:
+        objs = [AllTypes(i=k, s=f"r{k}") for k in range(n)]
+        s.add_all(objs)
+        with capture_sql(db) as log:
+            await s.commit()
+        assert log.count("INSERT") <= 3
+    ids = [o.id for o in objs]
+    assert ids == sorted(ids) and len(set(ids)) == n
+    got = dict(await core_rows(db, select(AllTypes.id, AllTypes.i)))
+    assert got == {o_id: k for k, o_id in enumerate(ids)}
+
+
+async def test_composite_key_batches(db: Engine) -> None:
+    async with AsyncSession(db) as s:
+        s.add_all([Membership(org=f"o{k % 3}", user_no=k) for k in range(30)])
+        await s.commit()
+    async with AsyncSession(db) as s:
+        ms = (await s.scalars(select(Membership))).all()
+        for m in ms:
+            m.role = f"r{m.user_no}"
+        with capture_sql(db) as log:
+            await s.flush()
+        assert log.count("UPDATE") <= 2
+        for m in ms[:20]:
+            await s.delete(m)
+        with capture_sql(db) as log:
+            await s.commit()
+        assert log.count("DELETE") <= 2
+    rows = await core_rows(db, select(Membership.user_no, Membership.role).order_by(Membership.user_no))
+    kept = sorted(m.user_no for m in ms[20:])
+    assert rows == [(k, f"r{k}") for k in kept]
+
+
+async def test_primary_key_change(db: Engine) -> None:
+    await seed_account(db, "old", 5)
+    async with AsyncSession(db) as s:
+        a = await s.get(Account, "old")
+        a.code = "new"
+        await s.flush()
+        assert inspect(a).identity == ("new",)
+        assert s.identity_map[(Account, ("new",))] is a
+        assert (Account, ("old",)) not in s.identity_map
+        assert await s.get(Account, "old") is None
+        assert await s.get(Account, "new") is a
+        await s.commit()
+    assert await core_rows(db, select(Account.code, Account.balance, Account.version)) == [("new", 5, 2)]
+
+
+async def test_assigning_equal_values_of_every_type_is_no_change(db: Engine) -> None:
+    async with AsyncSession(db) as s:
+        s.add(AllTypes(id=1, **_typed_values(1)))
+        await s.commit()
+    async with AsyncSession(db) as s:
+        o = await s.get(AllTypes, 1)
+        for k, v in _typed_values(1).items():
+            setattr(o, k, copy.deepcopy(v))  # equal, but not the loaded object
+            assert not s.is_modified(o), k
+        with capture_sql(db) as log:
+            await s.commit()
+        assert log.count("UPDATE") == 0

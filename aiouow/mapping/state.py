@@ -23,6 +23,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
+from uuid import UUID
 
 from ..exc import DetachedInstanceError, NotLoadedError
 
@@ -179,7 +180,8 @@ def _same(a: Any, b: Any) -> bool:
     if a is b:
         return True
     try:
-        return bool(a == b) and type(a) is type(b)
+        # the type matters (1 / True / 1.0 differ), but a driver's subclass (asyncpg's UUID) does not
+        return bool(a == b) and (type(a) is type(b) or (isinstance(a, UUID) and isinstance(b, UUID)))
     except Exception:
         return False
 
