@@ -501,3 +501,30 @@ async def test_contains(session: AsyncSession) -> None:
     assert object() not in session
     session.expunge(u)
     assert u not in session
+
+
+async def test_merge_of_expired_detached_object_copies_nothing_unloaded(db: Engine) -> None:
+    (uid,) = await seed_users(db, "ann")
+    async with AsyncSession(db) as s:
+        u = await s.get(User, uid)
+        await s.commit()  # expired, then detached by close
+    assert "name" in inspect(u).unloaded
+    async with AsyncSession(db) as s:
+        m = await s.merge(u)
+        assert m.name == "ann" and not s.is_modified(m)
+        await s.commit()
+    assert await user_names(db) == {uid: "ann"}
+
+
+async def test_merge_from_another_live_session(db: Engine) -> None:
+    (uid,) = await seed_users(db, "ann")
+    async with AsyncSession(db, expire_on_commit=False) as s1, AsyncSession(db) as s2:
+        u1 = await s1.get(User, uid)
+        await s1.commit()  # (SQLite's pool has one connection: s1 gives it back first)
+        u1.name = "from s1"
+        u2 = await s2.merge(u1)
+        assert u2 is not u1 and inspect(u2).session is s2 and inspect(u1).session is s1
+        assert u2.name == "from s1" and u2 in s2.dirty
+        await s2.commit()
+        await s1.rollback()
+    assert await user_names(db) == {uid: "from s1"}

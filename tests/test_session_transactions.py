@@ -785,3 +785,74 @@ async def test_savepoint_rollback_expires_objects_changed_by_orm_update(db: Engi
         await s.refresh(u)
         assert u.name == "ann"
         await s.commit()
+
+
+async def test_commit_with_an_open_savepoint_commits_everything(db: Engine) -> None:
+    async with AsyncSession(db) as s:
+        s.add(User(name="outer"))
+        sp = await s.begin_nested()
+        s.add(User(name="inner"))
+        await s.commit()
+        assert not sp.is_active and not s.in_transaction()
+        with pytest.raises(exc.InvalidRequestError):
+            await sp.rollback()
+    assert sorted((await user_names(db)).values()) == ["inner", "outer"]
+
+
+async def test_rollback_with_an_open_savepoint_undoes_everything(db: Engine) -> None:
+    async with AsyncSession(db) as s:
+        a = User(name="outer")
+        s.add(a)
+        sp = await s.begin_nested()
+        b = User(name="inner")
+        s.add(b)
+        await s.flush()
+        await s.rollback()
+        assert not sp.is_active and not s.in_nested_transaction() and not s.in_transaction()
+        assert inspect(a).transient and inspect(b).transient
+        assert db.pool.checked_out == 0
+    assert await count(db, User) == 0
+
+
+async def test_sessionmaker_begin_with_failing_commit(db: Engine) -> None:
+    await seed_users(db, "ann")
+    Session = sessionmaker(db)
+    with pytest.raises(exc.IntegrityError):
+        async with Session.begin() as s:
+            s.add(User(name="dup", email="ann@x"))  # fails at the commit on exit
+    assert db.pool.checked_out == 0
+    assert not s.in_transaction() and len(s.identity_map) == 0
+    assert await count(db, User) == 1
+
+
+async def test_session_commit_inside_begin_block(db: Engine) -> None:
+    async with AsyncSession(db) as s:
+        async with s.begin() as tx:
+            s.add(User(name="ann"))
+            await s.commit()
+            assert not tx.is_active
+        assert not s.in_transaction()
+    assert await count(db, User) == 1
+
+
+async def test_expunged_deleted_object_is_not_deleted(db: Engine) -> None:
+    (uid,) = await seed_users(db, "ann")
+    async with AsyncSession(db) as s:
+        u = await s.get(User, uid)
+        await s.delete(u)
+        s.expunge(u)
+        assert not s.deleted and inspect(u).detached
+        await s.commit()
+    assert await count(db, User) == 1
+
+
+async def test_modify_then_delete_deletes(db: Engine) -> None:
+    await seed_account(db, "a", 1)
+    async with AsyncSession(db) as s:
+        a = await s.get(Account, "a")
+        a.balance = 2
+        await s.delete(a)
+        with capture_sql(db) as log:
+            await s.commit()
+        assert log.count("UPDATE") == 0 and log.count("DELETE") == 1
+    assert await count(db, Account) == 0
