@@ -5,7 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from aiouow import AsyncSession, Engine, delete, exc, func, insert, inspect, select, text, update
+from aiouow import (
+    AsyncSession,
+    Column,
+    Engine,
+    MetaData,
+    Table,
+    delete,
+    exc,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 
 from .conftest import capture_sql
 from .models import Account, Membership, Post, User
@@ -239,3 +253,65 @@ async def test_orm_update_of_versioned_rows(db: Engine) -> None:
         posts[0].title = "after"  # the version check must still pass
         await s.commit()
     assert await core_rows(db, select(Post.title).order_by(Post.id)) == [("after",), ("bulk",)]
+
+
+async def test_stream_does_not_hold_the_whole_result(db: Engine) -> None:
+    """A million-row result: reading the first rows of a stream fetches only a chunk or so."""
+    import tracemalloc
+
+    many = text("WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt WHERE x < 1000000) "
+                "SELECT x, 'some padding to make rows bigger' AS p FROM cnt")
+    async with AsyncSession(db) as s:
+        tracemalloc.start()
+        try:
+            result = await s.stream(many, chunk_size=100)
+            got = []
+            async for row in result:
+                got.append(row[0])
+                if len(got) == 250:
+                    break
+            await result.close()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert got == list(range(1, 251))
+        assert peak < 8 * 1024 * 1024, f"streaming 250 rows peaked at {peak // 1024} KiB"
+        assert await s.scalar(select(func.count()).select_from(User)) == 0  # the session goes on
+        await s.commit()
+
+
+@pytest.mark.xfail(reason="stream() of a text() statement builds its row class before execution: rows have no "
+                          "column names (engine-level; execute() reads them from the driver)", strict=True)
+async def test_stream_of_text_rows_have_names(db: Engine) -> None:
+    await seed_users(db, "ann")
+    async with AsyncSession(db) as s:
+        rows = await (await s.stream(text("SELECT id, name FROM users"))).all()
+        assert rows[0].name == "ann"
+
+
+async def test_stream_abandoned_by_an_exception_leaves_no_open_cursor(db: Engine, request: pytest.FixtureRequest
+                                                                      ) -> None:
+    """Leaving ``async for`` with an exception (no close()) and closing the session must not leave the
+    driver's cursor open on the pooled connection."""
+    if db.dialect.name == "sqlite":
+        request.applymarker(pytest.mark.xfail(
+            reason="SQLite: the abandoned stream's cursor stays open on the pooled connection (closed only "
+                   "when the generator is garbage-collected), so DROP TABLE gets 'database table is locked'",
+            strict=True))
+    meta = MetaData()
+    Table("ts_stream_scratch", Column("id", int, primary_key=True), metadata=meta)
+    await meta.create_all(db)
+    result = None
+    try:
+        await seed_users(db, *[f"u{i}" for i in range(10)])
+        with pytest.raises(KeyError):
+            async with AsyncSession(db) as s:
+                result = await s.stream_scalars(select(User), chunk_size=2)  # still referenced below
+                async for _ in result:
+                    raise KeyError("leave the loop")
+        assert db.pool.checked_out == 0
+        await meta.drop_all(db)  # needs no statement left open on the connection
+    finally:
+        if result is not None:
+            await result.close()  # (what the session should have done) so later tests are not locked out
+        await meta.drop_all(db)
