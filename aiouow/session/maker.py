@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 from ..engine.base import Connection, Engine
-from .session import AsyncSession
+from .session import AsyncSession, SessionTransaction
 
 
 class sessionmaker:  # noqa: N801 - SQLAlchemy's name, kept on purpose
@@ -35,13 +34,32 @@ class sessionmaker:  # noqa: N801 - SQLAlchemy's name, kept on purpose
         """Change the defaults for sessions made from now on."""
         self.kw.update(kw)
 
-    @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncSession]:
-        """A new session in a transaction: committed on success, rolled back on error, closed."""
-        session = self()
-        async with session:
-            async with session.begin():
-                yield session
+    def begin(self) -> _BeginSession:
+        """``async with Session.begin() as session:``: a new session in a transaction, committed
+        on success, rolled back on error, closed."""
+        return _BeginSession(self())
 
     def __repr__(self) -> str:
         return f"sessionmaker(bind={self.kw.get('bind')!r})"
+
+
+class _BeginSession:
+    """What ``sessionmaker.begin()`` returns."""
+
+    __slots__ = ("session", "_tx")
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._tx: SessionTransaction | None = None
+
+    async def __aenter__(self) -> AsyncSession:
+        self._tx = self.session.begin()
+        return self.session
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            if self._tx is not None:
+                await self._tx.__aexit__(et, e, tb)
+        finally:
+            await self.session.close()

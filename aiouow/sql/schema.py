@@ -282,12 +282,29 @@ class MetaData:
                 await conn.exec_driver_sql(engine.dialect.ddl.drop_table(table))
 
 
+_sorted_cache: dict[frozenset[Table], list[Table]] = {}
+
+
 def sort_tables(tables: Iterable[Table]) -> list[Table]:
     """Topological order by foreign key; ties keep definition order.
 
     A cycle between tables cannot be ordered; its tables come last in
     definition order (the database may then refuse the DDL or a flush).
+    Every flush asks this for the tables it touches: answers are cached.
     """
+    tables = list(tables)
+    key = frozenset(tables)
+    hit = _sorted_cache.get(key)
+    if hit is not None and len(hit) == len(tables):
+        return list(hit)
+    out = _sort_tables(tables)
+    if len(_sorted_cache) > 1000:
+        _sorted_cache.clear()
+    _sorted_cache[key] = out
+    return list(out)
+
+
+def _sort_tables(tables: list[Table]) -> list[Table]:
     pending = list(tables)
     wanted = set(pending)
     done: list[Table] = []
