@@ -257,13 +257,18 @@ async def session_load(session: Any, obj: Any, attribute: Any) -> Any:
     if batch is None or batch.started:
         batch = batches[rel] = _Batch()
         batch.objs.append(obj)
+        lock = session._load_lock
+        locked = False
         try:
-            await asyncio.sleep(0)  # let concurrent callers join this batch
-        finally:
-            batch.started = True
-            if batches.get(rel) is batch:
-                del batches[rel]
-        try:
+            try:
+                await asyncio.sleep(0)  # let concurrent callers join this batch
+            finally:
+                batch.started = True
+                if batches.get(rel) is batch:
+                    del batches[rel]
+            # batches of other relationships awaited together (one gather) take turns
+            await lock.acquire()
+            locked = True
             session._enter()
             try:
                 session._require_usable()
@@ -279,6 +284,9 @@ async def session_load(session: Any, obj: Any, attribute: Any) -> Any:
                 batch.future.set_exception(err)
                 batch.future.exception()  # retrieved: waiters may all be gone
             raise
+        finally:
+            if locked:
+                lock.release()
         batch.future.set_result(None)
     else:
         batch.objs.append(obj)

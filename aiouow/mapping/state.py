@@ -232,7 +232,11 @@ class InstanceInspection:
     @property
     def unloaded(self) -> set[str]:
         d = self.obj.__dict__
-        return {k for k in self.state.mapper.attrs if k not in d}
+        mapper = self.state.mapper
+        if self.state.status in (TRANSIENT, PENDING):
+            # relationships of a new object count as loaded (empty) even if never read
+            return {k for k in mapper.attrs if k not in d and k not in mapper.relationships}
+        return {k for k in mapper.attrs if k not in d}
 
     @property
     def modified(self) -> bool:

@@ -160,6 +160,8 @@ class AsyncSession:
         self._single_loads: dict[Any, int] = {}
         self._n_plus_one_warned: set[Any] = set()
         self._load_batches: dict[Any, Any] = {}
+        #: leaders of load batches for different relationships awaited together take turns
+        self._load_lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
         self._depth = 0
 
