@@ -89,6 +89,11 @@ def on_collection_add(rel: Any, owner: Any, item: Any) -> None:
 
 
 def on_collection_remove(rel: Any, owner: Any, item: Any) -> None:
+    if "delete-orphan" in rel.cascade and _state.status_of(item) == PENDING:
+        # a pending orphan is never inserted: it leaves the session (SQLAlchemy)
+        session = _state.state_of(item).session
+        if session is not None:
+            session.expunge(item)
     back = rel.back
     if back is None:
         return

@@ -459,17 +459,7 @@ class AsyncSession:
         self._enter()
         try:
             self._check_deletable(obj)
-            targets = {id(obj): obj}
-            frontier = [obj]
-            while frontier:
-                await self._load_for_cascade(frontier, "delete")
-                nxt = []
-                for o in frontier:
-                    for item in _related(o, type(o).__aiouow_mapper__, "delete"):
-                        if id(item) not in targets and status_of(item) in (PERSISTENT, DETACHED):
-                            targets[id(item)] = item
-                            nxt.append(item)
-                frontier = nxt
+            targets = await self._delete_cascade([obj])
             for item in targets.values():
                 if item is not obj:
                     self._check_deletable(item)
@@ -500,6 +490,22 @@ class AsyncSession:
             )
         other = st.session
         if other is not None and other is not self:
+    async def _delete_cascade(self, roots: list[Any]) -> dict[int, Any]:
+        """The roots and what the delete cascade reaches from them, loading what it needs in one
+        query per relationship and level."""
+        targets = {id(o): o for o in roots}
+        frontier = list(roots)
+        while frontier:
+            await self._load_for_cascade(frontier, "delete")
+            nxt = []
+            for o in frontier:
+                for item in _related(o, type(o).__aiouow_mapper__, "delete"):
+                    if id(item) not in targets and status_of(item) in (PERSISTENT, DETACHED):
+                        targets[id(item)] = item
+                        nxt.append(item)
+            frontier = nxt
+        return targets
+
             raise exc.InvalidRequestError(f"{_describe(obj)} belongs to another session")
         self._autobegin()
         if st.status == DETACHED:
@@ -656,6 +662,16 @@ class AsyncSession:
             mapper, st = self._check_persistent(obj, "refresh")
             names = None if attribute_names is None else self._check_names(mapper, attribute_names, "refresh")
             self._require_usable()
+            if names is None:
+                # SQLAlchemy: the whole object expires first, relationships included, and the expiry
+                # cascades along refresh-expire (those objects are expired, not reloaded)
+                for item in list(_related(obj, mapper, "refresh-expire")):
+                    if item in self and status_of(item) == PERSISTENT:
+                        self._expire_obj(item, type(item).__aiouow_mapper__, None)
+                        self._expire_reasons[id(item)] = "session.refresh() (refresh-expire cascade)"
+                if mapper.relationships:
+                    self._expire_obj(obj, mapper, list(mapper.relationships))
+                    self._expire_reasons[id(obj)] = "session.refresh()"
             await self._autoflush()
             col_names = [n for n in (names or mapper.column_keys) if n in mapper.columns]
             rel_names = [n for n in (names or ()) if n in mapper.relationships]
@@ -743,6 +759,16 @@ class AsyncSession:
             if isinstance(step, ParentGone):
                 if not step.purge:
                     self._unparent_children(step)
+        if sync.orphans:
+            # an orphan is deleted as by delete(): the delete cascade goes on from it (SQLAlchemy)
+            try:
+                deleted.update(await self._delete_cascade(list(sync.orphans.values())))
+            except BaseException as err:
+                await self._fail(err)
+                raise
+            modified = [o for k, o in self._modified.items() if k not in deleted]
+            dels = list(deleted.values())
+            sync = compute_sync(new, modified, dels)
                 continue
             if isinstance(step, AssocBatch):
                 continue
@@ -1331,6 +1357,8 @@ class AsyncSession:
         from ..loading.explicit import session_load
 
         return await session_load(self, obj, attribute)
+                if rel.key not in target.__dict__ and status_of(target) == PERSISTENT:
+                    await self._load_relationship([target], rel)  # the history needs the current value
 
     async def load_all(self, objs: Sequence[Any], attribute: Any) -> None:
         """Load one relationship for many objects in one query per chunk."""
