@@ -345,6 +345,33 @@ async def test_clear_orphans_everything(db: Engine) -> None:
     assert await rows(db, select(post_tags.c.post_id)) == []
 
 
+async def test_orphan_removed_before_its_parent_is_deleted(db: Engine) -> None:
+    uid = await seed_blog(db)
+    async with AsyncSession(db) as s:
+        u = await s.get(User, uid, options=[selectinload(User.posts)])
+        p1 = u.posts[0]
+        u.posts.remove(p1)  # an orphan; then the parent goes too
+        await s.delete(u)
+        await s.flush()
+        assert inspect(p1).deleted
+        await s.commit()
+    assert await rows(db, select(Post.id)) == []
+
+
+async def test_expunged_pending_orphan_leaves_no_association_row(db: Engine) -> None:
+    uid = await seed_blog(db)
+    async with AsyncSession(db) as s:
+        u = await s.get(User, uid, options=[selectinload(User.posts)])
+        tags = (await s.scalars(select(Tag).options(selectinload(Tag.posts)))).all()
+        tmp = Post(title="tmp", tags=list(tags))  # the tags' loaded collections hold it too
+        u.posts.append(tmp)
+        u.posts.remove(tmp)
+        assert all(tmp in t.posts for t in tags)
+        await s.commit()
+    assert len(await rows(db, select(Post.id))) == 3
+    assert len(await rows(db, select(post_tags.c.post_id))) == 3
+
+
 async def test_orphan_with_loaded_children_deletes_the_subtree(db: Engine) -> None:
     """An orphan is deleted, and the delete cascades on from it (SQLAlchemy)."""
     async with AsyncSession(db) as s:

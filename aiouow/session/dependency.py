@@ -23,7 +23,7 @@ from typing import Any
 
 from ..mapping import state as _state
 from ..mapping.relationships import MANYTOMANY, MANYTOONE, ONETOMANY, Relationship
-from ..mapping.state import NO_VALUE, PENDING, InstanceState
+from ..mapping.state import NO_VALUE, PENDING, TRANSIENT, InstanceState
 from ..sql.schema import Table
 
 
@@ -96,6 +96,12 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
 
     for obj in deleted:
         for rel in type(obj).__aiouow_mapper__.relationships.values():
+            if "delete-orphan" in rel.cascade and not rel.viewonly and rel.resolve().direction == ONETOMANY:
+                # children removed from the collection before the parent was deleted are orphans too
+                st = _state.raw_state(obj)
+                committed = st.rel_committed if st.__class__ is InstanceState else None
+                if committed and rel.key in committed:
+                    orphan_candidates.extend(_diff(committed[rel.key], obj.__dict__.get(rel.key))[1])
             if rel.viewonly or rel.passive_deletes:
                 continue
             rel.resolve()
@@ -160,6 +166,8 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
                 assert sec is not None
                 for child, bucket in [(c, sync.assoc_insert) for c in added] + \
                         [(c, sync.assoc_delete) for c in removed]:
+                    if _state.status_of(child) == TRANSIENT:
+                        continue  # not in the session (an expunged pending orphan): no row (SQLAlchemy)
                     link = (sec, frozenset((id(obj), id(child))))
                     if link in seen_links:
                         continue
