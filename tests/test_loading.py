@@ -266,6 +266,40 @@ async def test_concurrent_awaitable_attrs_coalesce(db: Engine) -> None:
         assert [a.name for a in authors] == [p.title.split("p")[0] for p in posts]
 
 
+async def test_coalesced_duplicates_and_mixed_loaded(db: Engine) -> None:
+    await seed(db, users=5)
+    async with AsyncSession(db) as s:
+        users = (await s.scalars(select(User).order_by(User.name))).all()
+        await s.load(users[1], "posts")
+        with capture_sql(db) as log:
+            got = await asyncio.gather(*[s.load(u, "posts") for u in users + users])
+        assert selects(log) == 1  # the loaded one needs nothing; duplicates join the batch
+        assert got[:5] == got[5:] and all(a is b for a, b in zip(got[:5], got[5:]))
+
+
+async def test_coalesced_waiters_share_the_leaders_error(db: Engine) -> None:
+    await seed(db, users=4)
+    async with AsyncSession(db) as s:
+        users = (await s.scalars(select(User))).all()
+        s.add(Tag(name="t0"))  # a duplicate of a unique name
+        with pytest.raises(exc.IntegrityError):
+            await s.flush()
+        results = await asyncio.gather(*[s.load(u, "posts") for u in users], return_exceptions=True)
+        assert len(results) == 4 and all(isinstance(r, exc.PendingRollbackError) for r in results)
+        await s.rollback()
+        users = (await s.scalars(select(User))).all()
+        assert len(await asyncio.gather(*[s.load(u, "posts") for u in users])) == 4  # usable again
+
+
+async def test_load_autoflushes_first(db: Engine) -> None:
+    ids = await seed(db)
+    async with AsyncSession(db) as s:
+        u = await s.get(User, ids[1])
+        s.add(Post(title="by hand", author_id=ids[1]))
+        posts = await s.load(u, "posts")
+        assert [p.title for p in posts] == ["u1p0", "u1p1", "by hand"]
+
+
 # -- eager loading options ------------------------------------------------------------------------
 
 
@@ -322,6 +356,18 @@ async def test_joinedload_many_to_one_and_mixed(db: Engine) -> None:
             posts = (await s.scalars(select(Post).options(joinedload(Post.author), selectinload(Post.tags)))).all()
         assert selects(log) == 2 and len(posts) == 4
         assert all(len(p.tags) == 2 and p.author is not None for p in posts)
+
+
+async def test_joinedload_many_to_many(db: Engine) -> None:
+    await seed(db, users=3, tags=3)
+    async with AsyncSession(db) as s:
+        with capture_sql(db) as log:
+            posts = (await s.scalars(select(Post).order_by(Post.id).options(joinedload(Post.tags)))).all()
+            tags = (await s.scalars(select(Tag).options(joinedload(Tag.posts)))).all()
+        assert selects(log) == 2
+        assert len(posts) == 4 and len({id(p) for p in posts}) == 4
+        assert all(sorted(t.name for t in p.tags) == ["t0", "t1", "t2"] for p in posts)
+        assert len(tags) == 3 and all(len(t.posts) == 4 for t in tags)
 
 
 async def test_joinedload_with_limit_limits_parents(db: Engine) -> None:

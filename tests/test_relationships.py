@@ -505,6 +505,15 @@ async def test_persistent_child_moved_to_pending_parent(db: Engine) -> None:
         await s.commit()
         new_id = new.id
     assert await rows(db, select(Post.author_id)) == [(new_id,)]
+    async with AsyncSession(db) as s:  # the same through the new parent's collection
+        p = (await s.scalars(select(Post))).one()
+        newer = User(name="newer")
+        s.add(newer)
+        newer.posts.append(p)
+        assert p.author is newer
+        await s.commit()
+        newer_id = newer.id
+    assert await rows(db, select(Post.author_id)) == [(newer_id,)]
 
 
 async def test_many_to_many_between_pending_objects(db: Engine) -> None:
