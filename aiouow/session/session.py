@@ -467,6 +467,22 @@ class AsyncSession:
         finally:
             self._leave()
 
+    async def _delete_cascade(self, roots: list[Any]) -> dict[int, Any]:
+        """The roots and what the delete cascade reaches from them, loading what it needs in one
+        query per relationship and level."""
+        targets = {id(o): o for o in roots}
+        frontier = list(roots)
+        while frontier:
+            await self._load_for_cascade(frontier, "delete")
+            nxt = []
+            for o in frontier:
+                for item in _related(o, type(o).__aiouow_mapper__, "delete"):
+                    if id(item) not in targets and status_of(item) in (PERSISTENT, DETACHED):
+                        targets[id(item)] = item
+                        nxt.append(item)
+            frontier = nxt
+        return targets
+
     async def _load_for_cascade(self, objs: list[Any], word: str) -> None:
         """Load, in one query per relationship, what a cascade needs and is not loaded."""
         by_mapper: dict[Mapper, list[Any]] = {}
@@ -490,22 +506,6 @@ class AsyncSession:
             )
         other = st.session
         if other is not None and other is not self:
-    async def _delete_cascade(self, roots: list[Any]) -> dict[int, Any]:
-        """The roots and what the delete cascade reaches from them, loading what it needs in one
-        query per relationship and level."""
-        targets = {id(o): o for o in roots}
-        frontier = list(roots)
-        while frontier:
-            await self._load_for_cascade(frontier, "delete")
-            nxt = []
-            for o in frontier:
-                for item in _related(o, type(o).__aiouow_mapper__, "delete"):
-                    if id(item) not in targets and status_of(item) in (PERSISTENT, DETACHED):
-                        targets[id(item)] = item
-                        nxt.append(item)
-            frontier = nxt
-        return targets
-
             raise exc.InvalidRequestError(f"{_describe(obj)} belongs to another session")
         self._autobegin()
         if st.status == DETACHED:
@@ -736,6 +736,16 @@ class AsyncSession:
         new = list(self._new.values())
         dels = list(deleted.values())
         sync = compute_sync(new, modified, dels)
+        if sync.orphans:
+            # an orphan is deleted as by delete(): the delete cascade goes on from it (SQLAlchemy)
+            try:
+                deleted.update(await self._delete_cascade(list(sync.orphans.values())))
+            except BaseException as err:
+                await self._fail(err)
+                raise
+            modified = [o for k, o in self._modified.items() if k not in deleted]
+            dels = list(deleted.values())
+            sync = compute_sync(new, modified, dels)
         plan = plan_flush(new, modified, dels, sync)
         for obj in sync.drop_pending.values():
             self._to_transient(obj)
@@ -759,16 +769,6 @@ class AsyncSession:
             if isinstance(step, ParentGone):
                 if not step.purge:
                     self._unparent_children(step)
-        if sync.orphans:
-            # an orphan is deleted as by delete(): the delete cascade goes on from it (SQLAlchemy)
-            try:
-                deleted.update(await self._delete_cascade(list(sync.orphans.values())))
-            except BaseException as err:
-                await self._fail(err)
-                raise
-            modified = [o for k, o in self._modified.items() if k not in deleted]
-            dels = list(deleted.values())
-            sync = compute_sync(new, modified, dels)
                 continue
             if isinstance(step, AssocBatch):
                 continue
@@ -1323,6 +1323,8 @@ class AsyncSession:
             else:
                 merged = None if value is None else await self._merge(value, load, memo)
             if load:
+                if rel.key not in target.__dict__ and status_of(target) == PERSISTENT:
+                    await self._load_relationship([target], rel)  # the history needs the current value
                 setattr(target, rel.key, merged)
             else:
                 from ..mapping.collections import make_collection
@@ -1357,8 +1359,6 @@ class AsyncSession:
         from ..loading.explicit import session_load
 
         return await session_load(self, obj, attribute)
-                if rel.key not in target.__dict__ and status_of(target) == PERSISTENT:
-                    await self._load_relationship([target], rel)  # the history needs the current value
 
     async def load_all(self, objs: Sequence[Any], attribute: Any) -> None:
         """Load one relationship for many objects in one query per chunk."""
