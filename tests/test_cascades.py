@@ -304,6 +304,18 @@ async def test_delete_orphan_via_many_to_one_set_to_none(db: Engine) -> None:
     assert sorted(await rows(db, select(Post.title))) == [("p2",), ("p3",)]
 
 
+async def test_delete_orphan_via_many_to_one_with_collection_unloaded(db: Engine) -> None:
+    uid = await seed_blog(db)
+    async with AsyncSession(db) as s:
+        p1 = (await s.scalars(select(Post).where(Post.title == "p1"))).one()
+        p1.author = None  # the parent's collection is not loaded: still an orphan
+        await s.flush()
+        assert inspect(p1).deleted
+        await s.commit()
+    assert sorted(await rows(db, select(Post.title))) == [("p2",), ("p3",)]
+    assert len(await rows(db, select(User.id))) == 1 and uid
+
+
 async def test_moving_a_child_is_not_orphaning(db: Engine) -> None:
     uid = await seed_blog(db)
     async with AsyncSession(db) as s:

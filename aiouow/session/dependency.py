@@ -136,6 +136,10 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
                 if current is None:
                     if pending or old is None:
                         continue
+                    back = rel.back
+                    if back is not None and "delete-orphan" in back.cascade:
+                        orphan_candidates.append(obj)  # taken from its parent: an orphan (SQLAlchemy)
+                        continue
                     for local, _ in rel.pairs:
                         _set(sync, obj, local.key, None)
                 else:
