@@ -348,7 +348,7 @@ def missing_relationship(obj: Any, rel: Any) -> Any:
             f"query, or `await session.load(obj, {key!r})`), or re-attach it with session.merge()."
         )
     reason = _expire_reason(obj, st)
-    why = f"{what} was expired by {reason}" if reason else "it was not loaded"
+    why = f"{what} was expired by {reason}" if reason else f"nothing has loaded it on {what} yet"
     raise NotLoadedError(
         f"{cls}.{key} is not loaded ({why}); aiouow never loads on attribute access. "
         f"Load it with `await session.load(obj, {key!r})`, `await obj.awaitable_attrs.{key}`, "
