@@ -252,17 +252,21 @@ class SessionMachine(RuleBasedStateMachine):
         self.in_tx = self.in_tx or misses  # only a get() that must load begins a transaction
         self._refilled(e)
 
-    @precondition(lambda self: not self.failed)
+    @precondition(lambda self: not self.failed and self.has(lambda e: e.status == "persistent"))
     @rule()
     def query(self) -> None:
+        """The rows of the objects the session holds (rows of detached objects would load new objects,
+        which the model does not track)."""
+        by_pk = {e.pk: e for e in self.entries if e.status == "persistent"}
+
         async def go() -> list[Any]:
+            stmt = select(HItem).where(HItem.id.in_(list(by_pk))).order_by(HItem.id)
             with self.s.no_autoflush:
-                return list((await self.s.scalars(select(HItem).where(HItem.name != "core").order_by(HItem.id))).all())
+                return list((await self.s.scalars(stmt)).all())
 
         objs = self.run(go())
         self.in_tx = True
-        by_pk = {e.pk: e for e in self.entries if e.status == "persistent"}
-        assert [o.id for o in objs] == sorted(pk for pk, row in self.current.items() if row[0] != "core")
+        assert [o.id for o in objs] == sorted(by_pk)
         for o in objs:
             assert by_pk[o.id].obj is o, "a query returned another object than the one the session holds"
             self._refilled(by_pk[o.id])
@@ -348,7 +352,8 @@ class SessionMachine(RuleBasedStateMachine):
         self.current = dict(snap.current)
         for e in self.entries:
             before, sets = snap.entries.get(id(e), ("transient", 0))
-            if before == "transient" and e.status in ("pending", "persistent", "deleted"):
+            if before == "transient" and e.status in ("pending", "persistent", "deleted", "detached"):
+                # (added since, or inserted since and expunged)
                 e.status = "transient"
                 e.pk = None
                 e.marked = False
@@ -361,6 +366,50 @@ class SessionMachine(RuleBasedStateMachine):
                         e.vals[a] = EITHER
                 e.base = {}
                 e.touched = False
+
+    @precondition(lambda self: not self.failed and self.has(lambda e: e.status == "persistent"))
+    @rule(i=index)
+    def refresh(self, i: int) -> None:
+        e = self.pick(i, lambda e: e.status == "persistent")
+
+        async def go() -> None:
+            with self.s.no_autoflush:
+                await self.s.refresh(e.obj)
+
+        self.run(go())
+        self.in_tx = True
+        assert e.pk is not None
+        e.vals = dict(zip(ATTRS, self.current[e.pk][:2]))
+        e.base = {}
+        e.touched = False
+
+    @precondition(lambda self: self.has(lambda e: e.status in ("pending", "persistent")))
+    @rule(i=index)
+    def expunge(self, i: int) -> None:
+        e = self.pick(i, lambda e: e.status in ("pending", "persistent"))
+        self.call(self.s.expunge, e.obj)
+        e.status = "transient" if e.status == "pending" else "detached"
+        e.marked = False
+        e.base = {}
+        e.touched = False
+
+    @rule()
+    def close(self) -> None:
+        self.run(self.s.close())
+        assert self.engine.pool.checked_out == 0
+        self.current = dict(self.committed)
+        for e in self.entries:
+            if e.status == "pending":
+                e.status = "transient"
+            elif e.status in ("persistent", "deleted"):
+                e.status = "detached"
+            e.marked = False
+            e.base = {}
+            e.touched = False
+            e.inserted_in_tx = False
+        self.savepoints = []
+        self.in_tx = False
+        self.failed = False
 
     @precondition(lambda self: not self.failed)
     @rule(value=values)
@@ -474,7 +523,7 @@ class SessionMachine(RuleBasedStateMachine):
             assert self.run(outside()) == self.committed
 
 
-EXAMPLES = int(os.environ.get("AIOUOW_HYPOTHESIS_EXAMPLES", "75"))
+EXAMPLES = int(os.environ.get("AIOUOW_HYPOTHESIS_EXAMPLES", "150"))
 
 
 @pytest.fixture
