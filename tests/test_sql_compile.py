@@ -558,3 +558,17 @@ async def test_a_reused_condition_does_not_poison_the_cache(db: Engine) -> None:
     cond = User.name == "carol"
     shared = select(User.id.label(label)).where(or_(cond, cond)).order_by(User.id)
     assert [r[0] for r in await run(db, shared)] == [3]
+
+
+async def test_plus_on_string_columns_concatenates(db) -> None:
+    from aiouow import AsyncSession, select, update
+
+    from .models import User
+
+    async with AsyncSession(db) as s:
+        u = User(name="ann")
+        s.add(u)
+        await s.commit()
+        await s.execute(update(User).where(User.id == u.id).values(name=User.name + "!"))
+        assert await s.scalar(select(User.name).where(User.id == u.id)) == "ann!"
+        assert await s.scalar(select(User.name + "?").where(User.id == u.id)) == "ann!?"

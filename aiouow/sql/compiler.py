@@ -163,6 +163,8 @@ class Compiler:
         right = self._operand(b.right)
         if b.op == "ILIKE":
             return self.visit_ilike(left, right)
+        if b.op == "+" and isinstance(getattr(b.left, "type", None), sqltypes.String):
+            return f"{left} || {right}"  # string concatenation, as in SQLAlchemy
         return f"{left} {b.op} {right}"
 
     def visit_unary(self, u: UnaryExpression) -> str:
