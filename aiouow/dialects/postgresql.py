@@ -102,8 +102,12 @@ class PGDialect(Dialect):
                 # whatever the server says (no such database, authentication), not getting a
                 # connection is operational, as in SQLAlchemy; the SQLSTATE stays on .orig
                 raise self.wrap(exc.OperationalError, err, None, None) from err
-            for name in ("jsonb", "json"):
-                await conn.set_type_codec(name, encoder=json_dumps, decoder=json_loads, schema="pg_catalog")
+            try:
+                for name in ("jsonb", "json"):
+                    await conn.set_type_codec(name, encoder=json_dumps, decoder=json_loads, schema="pg_catalog")
+            except BaseException:
+                conn.terminate()  # cancelled (or failed) half-way: never leave the connection open
+                raise
             return PGConnection(conn)
 
         return SlotPool(connect, pool_size, "postgresql")

@@ -194,11 +194,16 @@ class SQLiteDialect(Dialect):
                 await aio
                 raw = aio._conn  # the sqlite3 connection, used only on aiosqlite's thread
                 await aio._execute(_run_script, raw, setup)
+                conn = SQLiteConnection(aio, raw)
+                await aio._execute(raw.set_progress_handler, conn._progress, _PROGRESS_STEPS)
             except sqlite3.Error as err:
                 await aio.close()
                 # e.g. "unable to open database file": never a bare driver error
                 raise self.wrap(exc.OperationalError, err, None, None) from err
-            return SQLiteConnection(aio, raw)
+            except BaseException:
+                aio.stop()  # cancelled while connecting: the worker thread must not outlive us
+                raise
+            return conn
 
         if not memory:
             directory = os.path.dirname(os.path.abspath(path))
@@ -213,22 +218,58 @@ def _run_script(raw: sqlite3.Connection, statements: list[str]) -> None:
         raw.execute(s)
 
 
+# SQLite calls the progress handler every this many virtual-machine steps (a few microseconds)
+_PROGRESS_STEPS = 1000
+
+
+class _Job:
+    """One call queued to aiosqlite's worker thread; ``cancelled`` is set by the event loop."""
+
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+
+class _JobCancelled(Exception):
+    pass
+
+
 class SQLiteConnection(DriverConnection):
-    __slots__ = ("_aio", "_raw", "_begin", "_names")
+    __slots__ = ("_aio", "_raw", "_begin", "_names", "_job")
 
     def __init__(self, aio: aiosqlite.Connection, raw: sqlite3.Connection) -> None:
         self._aio = aio
         self._raw = raw
         self._begin = False
         self._names: list[str] = []
+        self._job: _Job | None = None  # the job running on the worker thread
 
     async def _call(self, fn: Any, *args: Any) -> Any:
+        job = _Job()
         try:
-            return await self._aio._execute(fn, *args)
+            return await self._aio._execute(self._run_job, job, fn, args)
         except asyncio.CancelledError:
-            # the worker thread would finish the statement anyway; stop it now
-            self._raw.interrupt()
+            # aiosqlite's thread would still run (or finish) the call: a job not started yet is
+            # skipped, a running statement stops at its next progress check (interrupt() alone
+            # is lost when it lands before the statement starts)
+            job.cancelled = True
+            if self._job is job:
+                self._raw.interrupt()
             raise
+
+    def _run_job(self, job: _Job, fn: Any, args: tuple[Any, ...]) -> Any:
+        if job.cancelled:
+            raise _JobCancelled()
+        self._job = job
+        try:
+            return fn(*args)
+        finally:
+            self._job = None
+
+    def _progress(self) -> int:
+        job = self._job
+        return 1 if job is not None and job.cancelled else 0
 
     def _start(self) -> None:
         if self._begin:
@@ -292,6 +333,12 @@ class SQLiteConnection(DriverConnection):
         await self._call(self._script, sql)
 
     def _script(self, sql: str) -> None:
+        if sql == "ROLLBACK":
+            # a deferred BEGIN no statement needed, or a transaction SQLite already ended
+            # (an interrupted write rolls the whole transaction back): nothing to roll back
+            self._begin = False
+            if not self._raw.in_transaction:
+                return
         self._start()
         self._raw.execute(sql)
 

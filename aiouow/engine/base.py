@@ -16,9 +16,9 @@ import asyncio
 import logging
 import re
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -36,6 +36,36 @@ _ROWS_RE = re.compile(r"^\s*(select|with|values|show|pragma|explain|table)\b|\br
 
 # tasks returning connections of garbage-collected owners; kept referenced until done
 _cleanup_tasks: set[asyncio.Task[Any]] = set()
+
+
+_T = TypeVar("_T")
+
+
+def _interrupted(err: BaseException) -> bool:
+    """A statement stopped by cancellation (or Ctrl-C), not by an error: its outcome is unknown."""
+    return not isinstance(err, (Exception, GeneratorExit))
+
+
+async def run_shielded(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run cleanup to completion whatever cancellation arrives meanwhile, then re-raise it.
+
+    ``anyio.CancelScope(shield=True)`` keeps anyio scopes (``move_on_after``, task
+    groups) out, but not a native ``task.cancel()`` or ``asyncio.timeout``; so the
+    work runs in its own task, which those never reach, and is awaited to the end.
+    """
+    with anyio.CancelScope(shield=True):
+        inner = asyncio.ensure_future(coro)
+        cancelled: BaseException | None = None
+        while not inner.done():
+            try:
+                await asyncio.wait((inner,))
+            except asyncio.CancelledError as err:
+                cancelled = err
+    if cancelled is not None:
+        if not inner.cancelled():
+            inner.exception()  # retrieved: the cancellation wins
+        raise cancelled
+    return inner.result()
 
 
 def _format_params(params: Any) -> str:
@@ -62,6 +92,8 @@ class Connection:
         self._sp_counter = 0
         self._invalid = False
         self._closed = False
+        # why the transaction was lost (an operation cancelled mid-statement); until rollback()
+        self._lost: BaseException | None = None
 
     # -- life cycle ----------------------------------------------------------
     async def _driver(self) -> DriverConnection:
@@ -91,32 +123,68 @@ class Connection:
     async def close(self) -> None:
         """Roll back what is not committed and return the connection to the pool."""
         self._closed = True
+        self._lost = None
         await self._release()
 
-    async def _release(self) -> None:
-        """Shielded: roll back, give the driver connection back; never raises."""
+    async def _release(self, rollback: bool = False) -> None:
+        """Roll back, give the driver connection back; runs to the end even if cancelled
+        meanwhile (the cancellation is re-raised afterwards); raises nothing else."""
         dc, self._dc = self._dc, None
         if dc is None:
             self._in_tx = self._begun = False
             return
-        with anyio.CancelScope(shield=True):
-            discard = self._invalid
-            try:
-                if self._begun:
-                    if self.engine.echo:
-                        log.info("ROLLBACK")
-                    await asyncio.wait_for(dc.script("ROLLBACK"), timeout=5)
-                else:
-                    cancel = getattr(dc, "cancel_deferred_begin", None)
-                    if cancel is not None:
-                        cancel()
-            except BaseException:
-                discard = True
-            finally:
-                self._in_tx = self._begun = False
-                self._savepoints.clear()
-                self._invalid = False
-                await self.engine.pool.release(dc, discard=discard)
+        # the driver's own view too: a COMMIT cancelled before it was sent leaves one open
+        rollback = rollback or self._begun or bool(getattr(dc, "in_transaction", False))
+        discard = self._invalid
+        self._in_tx = self._begun = False
+        self._savepoints.clear()
+        self._invalid = False
+        if not rollback and not discard:
+            cancel = getattr(dc, "cancel_deferred_begin", None)
+            if cancel is not None:
+                cancel()
+            self.engine.pool.release_nowait(dc)
+            return
+        reusable: list[bool] = []
+        try:
+            await run_shielded(self._give_back(dc, rollback, discard, reusable))
+        finally:
+            if reusable:
+                # handed over here, not in the helper task, so a waiter gets it in this very step
+                self.engine.pool.release_nowait(dc)
+
+    async def _give_back(self, dc: DriverConnection, rollback: bool, discard: bool, reusable: list[bool]) -> None:
+        try:
+            if rollback and not discard:
+                if self.engine.echo:
+                    log.info("ROLLBACK")
+                await asyncio.wait_for(dc.script("ROLLBACK"), timeout=5)
+        except BaseException:
+            discard = True
+        if discard:
+            await self.engine.pool.release(dc, discard=True)
+        else:
+            reusable.append(True)
+
+    async def _abort(self, err: BaseException) -> None:
+        """An operation was cancelled mid-statement, so its outcome is unknown: roll the
+        transaction back and return the connection now.  Until ``rollback()`` the
+        connection refuses work (SQLAlchemy's PendingRollbackError), so the rest of a
+        unit of work never runs in a fresh transaction without its first half."""
+        had_tx = self._in_tx or self._begun or bool(self._savepoints)
+        try:
+            await self._release(rollback=True)
+        finally:
+            if had_tx:
+                self._lost = err
+
+    def _check_lost(self) -> None:
+        if self._lost is not None:
+            raise exc.PendingRollbackError(
+                "this connection's transaction was rolled back because an operation was interrupted "
+                f"({type(self._lost).__name__}) before it finished; call rollback() before using it again",
+                self._lost,
+            )
 
     def __del__(self) -> None:
         dc = self._dc
@@ -181,6 +249,8 @@ class Connection:
         return Transaction(self, nested=True, savepoint=name)
 
     async def _ensure_begun(self) -> DriverConnection:
+        if self._lost is not None:
+            self._check_lost()
         dc = self._dc or await self._driver()
         if not self._begun:
             self._in_tx = True
@@ -196,6 +266,7 @@ class Connection:
 
     async def commit(self) -> None:
         """Commit the transaction (nothing is sent if no statement ran)."""
+        self._check_lost()
         if self._savepoints:
             raise exc.InvalidRequestError("a SAVEPOINT is still open; release or roll it back before commit()")
         dc = self._dc
@@ -215,14 +286,17 @@ class Connection:
         """Roll the transaction back."""
         dc = self._dc
         self._savepoints.clear()
+        self._lost = None
         try:
             if self._begun and dc is not None:
                 if self.engine.echo:
                     log.info("ROLLBACK")
                 with anyio.CancelScope(shield=True):
                     try:
-                        await dc.script("ROLLBACK")
+                        await run_shielded(dc.script("ROLLBACK"))
                     except BaseException as err:
+                        if _interrupted(err):
+                            raise  # ROLLBACK itself ran to its end
                         # a connection that cannot roll back is not reused
                         self._invalid = True
                         translated = self.dialect.translate_error(err, "ROLLBACK", None)
@@ -247,8 +321,8 @@ class Connection:
 
     async def _rollback_to_savepoint(self, name: str) -> None:
         try:
-            with anyio.CancelScope(shield=True):
-                await self._run_script(f'ROLLBACK TO SAVEPOINT "{name}"')
+            if self._lost is None:  # else the whole transaction is gone already
+                await run_shielded(self._run_script(f'ROLLBACK TO SAVEPOINT "{name}"'))
         finally:
             self._pop_savepoint(name)
 
@@ -268,6 +342,9 @@ class Connection:
             await dc.script(sql)
         except Exception as err:
             raise self._translate(err, sql, None) from err
+        except BaseException as err:
+            await self._abort(err)
+            raise
 
     async def fetch_sql(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Run SQL that returns rows; the driver's rows."""
@@ -278,6 +355,9 @@ class Connection:
             return await dc.fetch(sql, params)
         except Exception as err:
             raise self._translate(err, sql, params) from err
+        except BaseException as err:
+            await self._abort(err)
+            raise
 
     async def execute_sql(self, sql: str, params: Sequence[Any]) -> int:
         """Run SQL that returns no rows; rows affected."""
@@ -288,6 +368,9 @@ class Connection:
             return await dc.execute(sql, params)
         except Exception as err:
             raise self._translate(err, sql, params) from err
+        except BaseException as err:
+            await self._abort(err)
+            raise
 
     async def executemany_sql(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
         """Run SQL once per parameter set; total rows affected (-1 if the driver cannot tell)."""
@@ -298,6 +381,9 @@ class Connection:
             return await dc.executemany(sql, seq)
         except Exception as err:
             raise self._translate(err, sql, seq) from err
+        except BaseException as err:
+            await self._abort(err)
+            raise
 
     async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
         """PostgreSQL COPY of many rows (the dialect must support it)."""
@@ -308,6 +394,9 @@ class Connection:
             await dc.copy_records(table, columns, records)  # type: ignore[attr-defined]
         except Exception as err:
             raise self._translate(err, f"COPY {table}", None) from err
+        except BaseException as err:
+            await self._abort(err)
+            raise
 
     def _translate(self, err: Exception, sql: str, params: Any) -> Exception:
         translated = self.dialect.translate_error(err, sql, params)
@@ -326,6 +415,10 @@ class Connection:
                 yield rows
         except Exception as err:
             raise self._translate(err, sql, params) from err
+        except BaseException as err:
+            if _interrupted(err):
+                await self._abort(err)
+            raise
 
     async def exec_driver_sql(self, sql: str, params: Sequence[Any] = ()) -> Result:
         """Run SQL in the driver's own parameter style (``$1`` / ``?``)."""

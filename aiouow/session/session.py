@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .. import exc
-from ..engine.base import Connection, Engine, Transaction, _process
+from ..engine.base import Connection, Engine, Transaction, _interrupted, _process
 from ..engine.result import AsyncResult, Result, ScalarResult, make_row_class
 from ..loading.rows import instances
 from ..mapping import state as _state
@@ -215,9 +215,18 @@ class AsyncSession:
             self._levels.append(TxLevel(None))
 
     def _require_usable(self) -> None:
+        conn = self._conn
+        if conn is not None and conn._lost is not None and self._state is not TxState.FAILED:
+            # an operation was cancelled mid-statement: the connection rolled back and went back
+            # to the pool; the rest of this unit of work must not run in a fresh transaction
+            self._failure = conn._lost
+            self._state = TxState.FAILED
+            if not isinstance(self.bind, Connection):
+                self._conn = None
         if self._state is TxState.FAILED:
             raise exc.PendingRollbackError(
                 "this session's transaction was rolled back because of an error during flush "
+                "(or an operation cancelled before it finished) "
                 f"({type(self._failure).__name__}: {self._failure}); call `await session.rollback()` "
                 "(or leave the begin_nested() block) before using the database again",
                 self._failure,
@@ -228,6 +237,8 @@ class AsyncSession:
     async def _connection(self) -> Connection:
         conn = self._conn
         if conn is None:
+            # whatever needs the database runs in the session's transaction
+            self._autobegin()
             bind = self.bind
             if bind is None:
                 raise exc.InvalidRequestError(
@@ -261,7 +272,9 @@ class AsyncSession:
         outer = self._outer_tx
         try:
             if isinstance(self.bind, Connection):
-                if outer is not None:
+                if conn._lost is not None and not commit:
+                    await conn.rollback()  # the whole transaction is gone already; accept that
+                elif outer is not None:
                     conn._savepoints[:] = conn._savepoints[: conn._savepoints.index(outer.savepoint) + 1] \
                         if outer.savepoint in conn._savepoints else conn._savepoints
                     if commit:
@@ -286,26 +299,29 @@ class AsyncSession:
                 self._conn = None
 
     async def _fail(self, err: BaseException) -> None:
-        """A flush failed: roll the database back (shielded) and require rollback()."""
+        """A flush failed (or was cancelled): roll the database back (shielded) and require rollback().
+
+        A cancellation arriving meanwhile propagates once the rollback is done."""
         level = self._levels[-1] if self._levels else None
-        with anyio.CancelScope(shield=True):
-            try:
-                if level is not None and level.nested and self._conn is not None:
-                    await self._conn._rollback_to_savepoint(level.savepoint.savepoint)
-                    level.failed = err
-                    self._failure = err
-                    self._state = TxState.FAILED
-                    return
-            except BaseException:
-                pass
-            try:
-                await self._rollback_db()
-            except BaseException:
-                pass
         self._failure = err
         self._state = TxState.FAILED
+        with anyio.CancelScope(shield=True):
+            # a cancelled statement took the whole transaction with it, not just the SAVEPOINT
+            if level is not None and level.nested and self._conn is not None and not _interrupted(err):
+                try:
+                    await self._conn._rollback_to_savepoint(level.savepoint.savepoint)
+                    level.failed = err
+                    return
+                except Exception:
+                    pass
+            try:
+                await self._rollback_db()
+            except Exception:
+                pass
 
     async def _rollback_db(self) -> None:
+        if self._conn is None:
+            return
         with anyio.CancelScope(shield=True):
             conn = self._conn
             if conn is None:
@@ -316,8 +332,11 @@ class AsyncSession:
                 else:
                     self._conn = None
                     await conn._release()
-            except BaseException:
+            except Exception:
                 self._conn = None
+            except BaseException:  # a cancellation, raised after the rollback ran to its end
+                self._conn = None
+                raise
 
     # -- identity map -----------------------------------------------------------------
     def _identity_for(self, mapper: Mapper) -> dict[Any, Any]:
@@ -328,6 +347,10 @@ class AsyncSession:
 
     def _note_modified(self, obj: Any) -> None:
         self._modified[id(obj)] = obj
+        if self._state is TxState.IDLE and self.autobegin:
+            # as in SQLAlchemy, changing a persistent object begins a transaction, so that
+            # rollback() discards the change
+            self._autobegin()
 
     def _forget_modified(self, obj: Any) -> None:
         self._modified.pop(id(obj), None)
@@ -672,7 +695,7 @@ class AsyncSession:
                 if mapper.relationships:
                     self._expire_obj(obj, mapper, list(mapper.relationships))
                     self._expire_reasons[id(obj)] = "session.refresh()"
-            await self._autoflush()
+            # no autoflush: refreshing discards the object's unflushed changes (SQLAlchemy)
             col_names = [n for n in (names or mapper.column_keys) if n in mapper.columns]
             rel_names = [n for n in (names or ()) if n in mapper.relationships]
             if col_names or names is None:
@@ -914,27 +937,35 @@ class AsyncSession:
         try:
             if self._state is TxState.IDLE:
                 return
-            await self._rollback_db()
-            self._restore(self._levels, whole=True)
-            for level in self._levels:
-                level.closed = True
-            self._levels = []
-            self._failure = None
-            self._state = TxState.IDLE
+            try:
+                await self._rollback_db()
+            finally:  # also when cancelled meanwhile: the database side is rolled back by then
+                self._restore(self._levels, whole=True)
+                for level in self._levels:
+                    level.closed = True
+                self._levels = []
+                self._failure = None
+                self._state = TxState.IDLE
         finally:
             self._leave()
 
     def _restore(self, levels: Sequence[TxLevel], whole: bool) -> None:
         """Undo the in-memory effects of the given transaction levels."""
+        gone = {id(o): o for level in levels for o in (*level.inserted.values(), *level.added.values())}
+        for obj in gone.values():
+            self._to_transient(obj)
         for level in levels:
-            for obj in list(level.inserted.values()) + list(level.added.values()):
-                self._to_transient(obj)
-            for obj in level.removed.values():
+            for oid, obj in level.removed.items():
+                if oid in gone:
+                    continue  # inserted and deleted within the work undone: transient, not restored
                 mapper = type(obj).__aiouow_mapper__
                 st = state_of(obj)
                 st.status = PERSISTENT
                 st.session_ref = self._token
                 self._identity_for(mapper)[st.key] = obj
+                if st.committed is not None or st.rel_committed is not None:  # changed before its delete
+                    self._expire_obj(obj, mapper, None)
+                    self._expire_reasons[oid] = "rollback()" if whole else "rollback of a SAVEPOINT"
         if whole:
             for obj in list(self._new.values()):
                 self._to_transient(obj)
@@ -981,14 +1012,16 @@ class AsyncSession:
         self._enter()
         try:
             await self._rollback_db()
-            self._detach_all()
-            for level in self._levels:
-                level.closed = True
-            self._levels = []
-            self._failure = None
-            self._state = TxState.IDLE
-        finally:
-            self._leave()
+        finally:  # also when cancelled meanwhile: the database side is rolled back by then
+            try:
+                self._detach_all()
+                for level in self._levels:
+                    level.closed = True
+                self._levels = []
+                self._failure = None
+                self._state = TxState.IDLE
+            finally:
+                self._leave()
 
     async def __aenter__(self) -> AsyncSession:
         return self
@@ -1109,6 +1142,7 @@ class AsyncSession:
             if isinstance(stmt, Update):
                 d = obj.__dict__
                 st = _state.raw_state(obj)
+                level.updated[id(obj)] = obj  # a SAVEPOINT rollback must expire it
                 for col, value in stmt._values:
                     if isinstance(value, BindParameter):
                         d[col.key] = value.value
