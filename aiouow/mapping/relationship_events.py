@@ -76,15 +76,32 @@ def _back_set_scalar(back: Any, item: Any, owner: Any) -> None:
     d[back.key] = owner
 
 
+def _link_back(back: Any, item: Any, owner: Any) -> None:
+    """The other side of ``back_populates`` gains ``owner`` (if it is loaded, or ``item`` is new)."""
+    if back.uselist:
+        coll = _loaded_or_new(item, back)
+        if isinstance(coll, InstrumentedList):
+            coll._append_quiet(owner)
+    else:
+        _back_set_scalar(back, item, owner)
+
+
+def _unlink_back(back: Any, item: Any, owner: Any) -> None:
+    """The other side of ``back_populates`` loses ``owner`` (where it is loaded)."""
+    d = item.__dict__
+    if back.uselist:
+        coll = d.get(back.key)
+        if isinstance(coll, InstrumentedList):
+            coll._remove_quiet(owner)
+    elif d.get(back.key, NO_VALUE) is owner:
+        record_change(back, item)
+        d[back.key] = None
+
+
 def on_collection_add(rel: Any, owner: Any, item: Any) -> None:
     back = rel.back
     if back is not None:
-        if back.uselist:
-            coll = _loaded_or_new(item, back)
-            if isinstance(coll, InstrumentedList):
-                coll._append_quiet(owner)
-        else:
-            _back_set_scalar(back, item, owner)
+        _link_back(back, item, owner)
     _cascade_add(rel, owner, item)
 
 
@@ -95,16 +112,8 @@ def on_collection_remove(rel: Any, owner: Any, item: Any) -> None:
         if session is not None:
             session.expunge(item)
     back = rel.back
-    if back is None:
-        return
-    d = item.__dict__
-    if back.uselist:
-        coll = d.get(back.key)
-        if isinstance(coll, InstrumentedList):
-            coll._remove_quiet(owner)
-    elif d.get(back.key, NO_VALUE) is owner:
-        record_change(back, item)
-        d[back.key] = None
+    if back is not None:
+        _unlink_back(back, item, owner)
 
 
 def set_relationship(rel: Any, obj: Any, value: Any) -> None:
@@ -146,19 +155,7 @@ def set_relationship(rel: Any, obj: Any, value: Any) -> None:
     back = rel.back
     if back is not None:
         if old not in (None, NO_VALUE):
-            od = old.__dict__
-            if back.uselist:
-                coll = od.get(back.key)
-                if isinstance(coll, InstrumentedList):
-                    coll._remove_quiet(obj)
-            elif od.get(back.key, NO_VALUE) is obj:
-                record_change(back, old)
-                od[back.key] = None
+            _unlink_back(back, old, obj)
         if value is not None:
-            if back.uselist:
-                coll = _loaded_or_new(value, back)
-                if isinstance(coll, InstrumentedList):
-                    coll._append_quiet(obj)
-            else:
-                _back_set_scalar(back, value, obj)
+            _link_back(back, value, obj)
     _cascade_add(rel, obj, value)
