@@ -5,7 +5,7 @@ from .engine import URL, AsyncResult, Connection, Engine, Result, Row, ScalarRes
 from .inspection import inspect
 from .loading.options import joinedload, noload, raiseload, selectinload
 from .mapping import Mapper, Model, Relationship, column, relationship
-from .session import AsyncSession, NestedTransaction, SessionTransaction, sessionmaker
+from .session import AsyncSession, NestedTransaction, SessionTransaction, scoped_session, sessionmaker
 from .sql import (
     Column,
     ForeignKey,
@@ -60,6 +60,7 @@ __all__ = [
     "or_",
     "raiseload",
     "relationship",
+    "scoped_session",
     "select",
     "selectinload",
     "sessionmaker",
