@@ -142,36 +142,57 @@ async def _load_collection(session: Any, objs: list[Any], rel: Relationship, ref
         match_cols = [c for _, c in rel.pairs]
         onclause = None
     parent_keys = [p.key for p in parent_cols]
-    order = rel.order_by or tuple(target.primary_key)
-    groups: dict[tuple[Any, ...], list[Any]] = {}
-    values = list({tuple(o.__dict__[k] for k in parent_keys): None for o in objs})
+    # the relationship's order_by, else the database's order (as SQLAlchemy's selectinload)
+    order = rel.order_by
+    single = len(parent_keys) == 1
+    pk0 = parent_keys[0]
+    groups: dict[Any, list[Any]] = {}
+    if single:
+        values = [(v,) for v in {o.__dict__[pk0]: None for o in objs}]
+    else:
+        values = list({tuple(o.__dict__[k] for k in parent_keys): None for o in objs})
     width = len(target.column_keys)
+    # where each row says which parent it belongs to: the association column after the
+    # target's columns (many-to-many), else the child's foreign-key column(s)
+    if onclause is not None:
+        positions = [width + i for i in range(len(match_cols))]
+    else:
+        positions = [target.column_keys.index(c.key) for c in match_cols]
+    p0 = positions[0]
     for chunk in _chunks(values, _chunk_size(session, len(match_cols))):
         if onclause is not None:
             stmt = Select(target.class_, *match_cols).join(rel.secondary, onclause)
         else:
             stmt = Select(target.class_)
-        stmt = stmt.where(_in(match_cols, chunk)).order_by(*order)
+        stmt = stmt.where(_in(match_cols, chunk))
+        if order:
+            stmt = stmt.order_by(*order)
         rows = await _fetch(session, stmt)
         children = instances(session, target, rows, 0, False)
-        if onclause is not None:
+        setdefault = groups.setdefault
+        if single:
             for row, child in zip(rows, children):
-                groups.setdefault(tuple(row[width + i] for i in range(len(match_cols))), []).append(child)
+                setdefault(row[p0], []).append(child)
         else:
-            for child in children:
-                groups.setdefault(tuple(child.__dict__[c.key] for c in match_cols), []).append(child)
+            for row, child in zip(rows, children):
+                setdefault(tuple(row[i] for i in positions), []).append(child)
     back = rel.back if rel.direction != MANYTOMANY else None
+    back_key = back.key if back is not None and not back.uselist else None
     key = rel.key
+    uselist = rel.uselist
+    empty: list[Any] = []
     for o in objs:
-        items = groups.get(tuple(o.__dict__[k] for k in parent_keys), [])
-        if rel.uselist:
+        d = o.__dict__
+        items = groups.get(d[pk0] if single else tuple(d[k] for k in parent_keys), empty)
+        if uselist:
             _set_loaded(o, key, make_collection(rel, o, items))
         else:
             _set_loaded(o, key, items[0] if items else None)
-        if back is not None and not back.uselist:
+        if back_key is not None:
             for child in items:
-                if back.key not in child.__dict__:
-                    child.__dict__[back.key] = o
+                cd = child.__dict__
+                if back_key not in cd:
+                    cd[back_key] = o
 
 
 # -- entry points --------------------------------------------------------------------
