@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .. import exc
+from .._gc import gc_paused
 from ..engine.base import Connection, Engine, Transaction, _interrupted, _process
 from ..engine.result import AsyncResult, Result, ScalarResult, make_row_class
 from ..loading.rows import instances
@@ -758,7 +759,9 @@ class AsyncSession:
         modified = [o for k, o in self._modified.items() if k not in deleted]
         new = list(self._new.values())
         dels = list(deleted.values())
-        sync = compute_sync(new, modified, dels)
+        size = len(new) + len(modified) + len(dels)
+        with gc_paused(size):
+            sync = compute_sync(new, modified, dels)
         if sync.orphans:
             # an orphan is deleted as by delete(): the delete cascade goes on from it (SQLAlchemy)
             try:
@@ -769,7 +772,8 @@ class AsyncSession:
             modified = [o for k, o in self._modified.items() if k not in deleted]
             dels = list(deleted.values())
             sync = compute_sync(new, modified, dels)
-        plan = plan_flush(new, modified, dels, sync)
+        with gc_paused(size):
+            plan = plan_flush(new, modified, dels, sync)
         for obj in sync.drop_pending.values():
             self._to_transient(obj)
         if not plan.steps:
@@ -781,7 +785,8 @@ class AsyncSession:
         except BaseException as err:
             await self._fail(err)
             raise
-        self._apply(plan, outcome.generated)
+        with gc_paused(size):
+            self._apply(plan, outcome.generated)
 
     def _apply(self, plan: FlushPlan, generated: dict[int, list[Any]]) -> None:
         """Bring objects and book-keeping in line with a successful flush."""
