@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .. import exc
+from .._gc import gc_paused
 from ..dialects.base import Dialect, DriverConnection, Pool
 from ..sql.compiler import Compiled
 from ..sql.dml import Insert
@@ -53,19 +54,22 @@ async def run_shielded(coro: Coroutine[Any, Any, _T]) -> _T:
     groups) out, but not a native ``task.cancel()`` or ``asyncio.timeout``; so the
     work runs in its own task, which those never reach, and is awaited to the end.
     """
+    inner = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError as err:
+        cancelled: BaseException = err
+    # cancelled meanwhile: wait for the work to end (shielded from anyio's repeated
+    # deliveries too, which would otherwise spin), then let the cancellation through
     with anyio.CancelScope(shield=True):
-        inner = asyncio.ensure_future(coro)
-        cancelled: BaseException | None = None
         while not inner.done():
             try:
                 await asyncio.wait((inner,))
             except asyncio.CancelledError as err:
                 cancelled = err
-    if cancelled is not None:
-        if not inner.cancelled():
-            inner.exception()  # retrieved: the cancellation wins
-        raise cancelled
-    return inner.result()
+    if not inner.cancelled():
+        inner.exception()  # retrieved: the cancellation wins
+    raise cancelled
 
 
 def _format_params(params: Any) -> str:
@@ -158,7 +162,8 @@ class Connection:
             if rollback and not discard:
                 if self.engine.echo:
                     log.info("ROLLBACK")
-                await asyncio.wait_for(dc.script("ROLLBACK"), timeout=5)
+                async with asyncio.timeout(5):
+                    await dc.script("ROLLBACK")
         except BaseException:
             discard = True
         if discard:
@@ -291,19 +296,18 @@ class Connection:
             if self._begun and dc is not None:
                 if self.engine.echo:
                     log.info("ROLLBACK")
-                with anyio.CancelScope(shield=True):
-                    try:
-                        await run_shielded(dc.script("ROLLBACK"))
-                    except BaseException as err:
-                        if _interrupted(err):
-                            raise  # ROLLBACK itself ran to its end
-                        # a connection that cannot roll back is not reused
-                        self._invalid = True
-                        translated = self.dialect.translate_error(err, "ROLLBACK", None)
-                        if translated is None:
-                            raise
-                        if not isinstance(translated, exc.OperationalError) and "no transaction" not in str(err):
-                            raise translated from err
+                try:
+                    await run_shielded(dc.script("ROLLBACK"))
+                except BaseException as err:
+                    if _interrupted(err):
+                        raise  # ROLLBACK itself ran to its end
+                    # a connection that cannot roll back is not reused
+                    self._invalid = True
+                    translated = self.dialect.translate_error(err, "ROLLBACK", None)
+                    if translated is None:
+                        raise
+                    if not isinstance(translated, exc.OperationalError) and "no transaction" not in str(err):
+                        raise translated from err
             elif dc is not None:
                 cancel = getattr(dc, "cancel_deferred_begin", None)
                 if cancel is not None:
@@ -491,13 +495,15 @@ class Connection:
 
 
 def _process(rows: list[Any], procs: tuple[tuple[int, Any], ...]) -> list[Any]:
-    out = []
-    for r in rows:
-        vals = list(r)
-        for i, p in procs:
-            vals[i] = p(vals[i])
-        out.append(vals)
-    return out
+    """Rows with driver values converted (e.g. SQLite text to datetime)."""
+    with gc_paused(len(rows)):
+        out = []
+        for r in rows:
+            vals = list(r)
+            for i, p in procs:
+                vals[i] = p(vals[i])
+            out.append(vals)
+        return out
 
 
 class Transaction:
