@@ -265,3 +265,20 @@ async def test_anyio_cancel_scope_inside_a_scope_block(db: Engine, db_registry: 
     assert db_registry() is outer
     assert db.pool.checked_out == 0
     assert await notes(db) == []
+
+
+async def test_garbage_collected_session_returns_its_connection_rolled_back(db: Engine) -> None:
+    """API.md 9: a plain AsyncSession dropped while holding a connection gives it back (rolled
+    back) with a ResourceWarning."""
+
+    async def leak() -> None:
+        s = AsyncSession(db)
+        s.add(Note(title="dropped"))
+        await s.flush()
+        assert db.pool.checked_out == 1
+
+    with pytest.warns(ResourceWarning):
+        await leak()
+        gc.collect()
+        await wait_pool_back(db)
+    assert await notes(db) == []
