@@ -946,13 +946,17 @@ class AsyncSession:
                 await self._rollback_db()
             finally:  # also when cancelled meanwhile: the database side is rolled back by then
                 self._restore(self._levels, whole=True)
-                for level in self._levels:
-                    level.closed = True
-                self._levels = []
-                self._failure = None
-                self._state = TxState.IDLE
+                self._end_levels()
         finally:
             self._leave()
+
+    def _end_levels(self) -> None:
+        """The transaction and its SAVEPOINTs are over (rolled back or closed)."""
+        for level in self._levels:
+            level.closed = True
+        self._levels = []
+        self._failure = None
+        self._state = TxState.IDLE
 
     def _restore(self, levels: Sequence[TxLevel], whole: bool) -> None:
         """Undo the in-memory effects of the given transaction levels."""
@@ -1020,11 +1024,7 @@ class AsyncSession:
         finally:  # also when cancelled meanwhile: the database side is rolled back by then
             try:
                 self._detach_all()
-                for level in self._levels:
-                    level.closed = True
-                self._levels = []
-                self._failure = None
-                self._state = TxState.IDLE
+                self._end_levels()
             finally:
                 self._leave()
 
