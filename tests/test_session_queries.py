@@ -280,8 +280,6 @@ async def test_stream_does_not_hold_the_whole_result(db: Engine) -> None:
         await s.commit()
 
 
-@pytest.mark.xfail(reason="stream() of a text() statement builds its row class before execution: rows have no "
-                          "column names (engine-level; execute() reads them from the driver)", strict=True)
 async def test_stream_of_text_rows_have_names(db: Engine) -> None:
     await seed_users(db, "ann")
     async with AsyncSession(db) as s:
@@ -289,15 +287,9 @@ async def test_stream_of_text_rows_have_names(db: Engine) -> None:
         assert rows[0].name == "ann"
 
 
-async def test_stream_abandoned_by_an_exception_leaves_no_open_cursor(db: Engine, request: pytest.FixtureRequest
-                                                                      ) -> None:
+async def test_stream_abandoned_by_an_exception_leaves_no_open_cursor(db: Engine) -> None:
     """Leaving ``async for`` with an exception (no close()) and closing the session must not leave the
     driver's cursor open on the pooled connection."""
-    if db.dialect.name == "sqlite":
-        request.applymarker(pytest.mark.xfail(
-            reason="SQLite: the abandoned stream's cursor stays open on the pooled connection (closed only "
-                   "when the generator is garbage-collected), so DROP TABLE gets 'database table is locked'",
-            strict=True))
     meta = MetaData()
     Table("ts_stream_scratch", Column("id", int, primary_key=True), metadata=meta)
     await meta.create_all(db)

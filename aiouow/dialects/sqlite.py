@@ -236,7 +236,7 @@ class _JobCancelled(Exception):
 
 
 class SQLiteConnection(DriverConnection):
-    __slots__ = ("_aio", "_raw", "_begin", "_names", "_job")
+    __slots__ = ("_aio", "_raw", "_begin", "_names", "_job", "_cursors")
 
     def __init__(self, aio: aiosqlite.Connection, raw: sqlite3.Connection) -> None:
         self._aio = aio
@@ -244,6 +244,9 @@ class SQLiteConnection(DriverConnection):
         self._begin = False
         self._names: list[str] = []
         self._job: _Job | None = None  # the job running on the worker thread
+        #: cursors of streams not yet finished; closed when the transaction ends, so a stream
+        #: abandoned mid-way cannot keep tables locked for the next user of the connection
+        self._cursors: list[sqlite3.Cursor] = []
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         job = _Job()
@@ -309,11 +312,20 @@ class SQLiteConnection(DriverConnection):
                     return
                 yield rows
         finally:
-            await self._call(cursor.close)
+            if cursor in self._cursors:
+                await self._call(self._close_cursor, cursor)
 
     def _open_cursor(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
         self._start()
-        return self._raw.execute(sql, params)
+        cursor = self._raw.execute(sql, params)
+        self._names = [d[0] for d in cursor.description] if cursor.description else []
+        self._cursors.append(cursor)
+        return cursor
+
+    def _close_cursor(self, cursor: sqlite3.Cursor) -> None:
+        if cursor in self._cursors:
+            self._cursors.remove(cursor)
+        cursor.close()
 
     def column_names(self, rows: list[Any]) -> list[str]:
         """Names of the columns of the last fetch."""
@@ -333,6 +345,9 @@ class SQLiteConnection(DriverConnection):
         await self._call(self._script, sql)
 
     def _script(self, sql: str) -> None:
+        if sql in ("ROLLBACK", "COMMIT"):
+            while self._cursors:
+                self._cursors.pop().close()
         if sql == "ROLLBACK":
             # a deferred BEGIN no statement needed, or a transaction SQLite already ended
             # (an interrupted write rolls the whole transaction back): nothing to roll back

@@ -491,7 +491,13 @@ class Connection:
         def convert(rows: list[Any]) -> list[Any]:
             return _process(rows, procs) if procs else rows
 
+        if compiled.text_names is not None:
+            return AsyncResult(self.stream_sql(compiled.sql, args, chunk_size), convert, None,
+                               names_from=self._column_names)
         return AsyncResult(self.stream_sql(compiled.sql, args, chunk_size), convert, compiled.row_class())
+
+    def _column_names(self, rows: list[Any]) -> list[str]:
+        return self._dc.column_names(rows) if self._dc is not None else []
 
 
 def _process(rows: list[Any], procs: tuple[tuple[int, Any], ...]) -> list[Any]:

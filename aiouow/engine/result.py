@@ -212,8 +212,11 @@ class AsyncResult:
 
     def __init__(self, chunks: AsyncIterator[list[Any]], convert: Callable[[list[Any]], list[Any]],
                  row_class: type[Row] | None, *, scalar_rows: bool = False, scalars: bool = False,
-                 close: Callable[[], Any] | None = None) -> None:
+                 close: Callable[[], Any] | None = None,
+                 names_from: Callable[[list[Any]], list[str]] | None = None) -> None:
         self._chunks = chunks
+        #: for text() statements, whose column names are known only once rows arrive
+        self._names_from = names_from
         self._convert = convert
         self._row_class = row_class
         self._scalar_rows = scalar_rows
@@ -223,10 +226,12 @@ class AsyncResult:
     def scalars(self) -> AsyncResult:
         """Stream the first column of each row."""
         return AsyncResult(self._chunks, self._convert, self._row_class, scalar_rows=self._scalar_rows,
-                           scalars=True, close=self._close)
+                           scalars=True, close=self._close, names_from=self._names_from)
 
     async def partitions(self) -> AsyncIterator[list[Any]]:
         async for chunk in self._chunks:
+            if self._row_class is None and self._names_from is not None:
+                self._row_class = make_row_class(self._names_from(chunk))
             data = self._convert(chunk)
             if self._scalars:
                 yield data if self._scalar_rows else [r[0] for r in data]

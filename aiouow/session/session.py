@@ -1204,6 +1204,9 @@ class AsyncSession:
             return list(zip(*cols))
 
         single = entities and len(items) == 1
+        if compiled.text_names is not None:
+            return AsyncResult(self._guarded_stream(conn, compiled.sql, args, chunk_size), convert, None,
+                               names_from=conn._column_names)
         return AsyncResult(self._guarded_stream(conn, compiled.sql, args, chunk_size), convert,
                            _orm_row_class(compiled) if entities else compiled.row_class(), scalar_rows=single)
 
