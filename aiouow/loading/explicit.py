@@ -292,9 +292,7 @@ async def session_load(session: Any, obj: Any, attribute: Any) -> Any:
             locked = True
             session._enter()
             try:
-                session._require_usable()
-                session._autobegin()
-                await session._autoflush()
+                await session._ready()
                 if len(batch.objs) == 1:
                     _note_single_load(session, rel)
                 await load_relationship(session, batch.objs, rel)
@@ -327,9 +325,7 @@ async def session_load_all(session: Any, objs: Sequence[Any], attribute: Any) ->
     persistent = [o for o in objs if _check_attached(session, o, name, "load") == PERSISTENT]
     session._enter()
     try:
-        session._require_usable()
-        session._autobegin()
-        await session._autoflush()
+        await session._ready()
         if rel is None:
             await _ensure_columns(session, [o for o in persistent if name not in o.__dict__], [name])
         else:

@@ -255,6 +255,13 @@ class AsyncSession:
             self._conn = conn
         return conn
 
+    async def _ready(self) -> Connection:
+        """Before an operation that needs the database: usable, in a transaction, flushed."""
+        self._require_usable()
+        self._autobegin()
+        await self._autoflush()
+        return await self._connection()
+
     async def connection(self) -> Connection:
         """The connection of the current transaction (checked out if needed)."""
         self._enter()
@@ -1041,10 +1048,7 @@ class AsyncSession:
         """Execute a statement.  Mapped classes in a SELECT come back as identity-mapped objects."""
         self._enter()
         try:
-            self._require_usable()
-            self._autobegin()
-            await self._autoflush()
-            conn = await self._connection()
+            conn = await self._ready()
             if isinstance(statement, Select) and any(
                     getattr(c, "visit_name", "") == "entity" for c in statement._columns):
                 return await self._orm_select(conn, statement, params)
@@ -1180,10 +1184,7 @@ class AsyncSession:
         """Rows fetched in chunks (a server-side cursor on PostgreSQL) as you iterate."""
         self._enter()
         try:
-            self._require_usable()
-            self._autobegin()
-            await self._autoflush()
-            conn = await self._connection()
+            conn = await self._ready()
         finally:
             self._leave()
         compiled, args = conn.compile(statement, params)
@@ -1254,9 +1255,7 @@ class AsyncSession:
                     if options:
                         await self._apply_options(options, [mapper], [[obj]], False)
                     return obj  # type: ignore[no-any-return]
-            self._require_usable()
-            self._autobegin()
-            await self._autoflush()
+            await self._ready()
             row = await self._select_by_pk(mapper, pk, with_for_update, raw=True)
             if row is None:
                 return None
@@ -1322,9 +1321,7 @@ class AsyncSession:
         if has_pk:
             target = self._identity_for(mapper).get(pk)
             if target is None and load:
-                self._require_usable()
-                self._autobegin()
-                await self._autoflush()
+                await self._ready()
                 row = await self._select_by_pk(mapper, pk, False, raw=True)
                 if row is not None:
                     target = instances(self, mapper, [row], 0, False)[0]
