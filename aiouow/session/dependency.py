@@ -110,31 +110,27 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
             elif rel.direction == MANYTOMANY:
                 sync.purge.append((rel, obj))
 
-    for obj in (*new, *modified):
-        if id(obj) in deleted_ids:
+    for obj in new:
+        rels = _flush_relationships(type(obj).__aiouow_mapper__)
+        if rels and id(obj) not in deleted_ids:
+            _sync_pending(sync, obj, rels, adopted, seen_links)
+    for obj in modified:
+        rels = _flush_relationships(type(obj).__aiouow_mapper__)
+        if not rels or id(obj) in deleted_ids:
             continue
-        mapper = type(obj).__aiouow_mapper__
-        if not mapper.relationships:
+        st = _state.raw_state(obj)
+        committed = st.rel_committed if st.__class__ is InstanceState else None
+        if not committed:
             continue
         d = obj.__dict__
-        st = _state.raw_state(obj)
-        pending = st.__class__ is InstanceState and st.status == PENDING
-        committed = st.rel_committed if st.__class__ is InstanceState else None
-        for rel in mapper.relationships.values():
+        for rel in rels:
             key = rel.key
-            if rel.viewonly or key not in d:
+            if key not in committed or key not in d:
                 continue
-            if pending:
-                old: Any = None
-            elif committed is not None and key in committed:
-                old = committed[key]
-            else:
-                continue
-            current = d[key]
-            rel.resolve()
+            old, current = committed[key], d[key]
             if rel.direction == MANYTOONE:
                 if current is None:
-                    if pending or old is None:
+                    if old is None:
                         continue
                     back = rel.back
                     if back is not None and "delete-orphan" in back.cascade:
@@ -148,11 +144,6 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
                     adopted.add(id(obj))
             elif rel.direction == ONETOMANY:
                 added, removed = _diff(old, current)
-                back = rel.back
-                if back is not None and not back.uselist and added:
-                    # a child whose many-to-one points back here gets its key from that side
-                    bk = back.key
-                    added = [c for c in added if c.__dict__.get(bk, NO_VALUE) is not obj]
                 for child in removed:
                     if id(child) in deleted_ids:
                         continue
@@ -160,28 +151,11 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
                         orphan_candidates.append(child)
                     else:
                         nulls.append((child, [remote.key for _, remote in rel.pairs]))
-                for child in added:
-                    for local, remote in rel.pairs:
-                        _set(sync, child, remote.key, value_of(obj, local.key))
-                    adopted.add(id(child))
+                _adopt(sync, obj, rel, added, adopted)
             elif rel.direction == MANYTOMANY:
                 added, removed = _diff(old, current)
-                sec = rel.secondary
-                assert sec is not None
-                for child, bucket in [(c, sync.assoc_insert) for c in added] + \
-                        [(c, sync.assoc_delete) for c in removed]:
-                    if _state.status_of(child) == TRANSIENT:
-                        continue  # not in the session (an expunged pending orphan): no row (SQLAlchemy)
-                    link = (sec, frozenset((id(obj), id(child))))
-                    if link in seen_links:
-                        continue
-                    seen_links.add(link)
-                    row = {}
-                    for col, sec_col in rel.secondary_parent:
-                        row[sec_col.key] = value_of(obj, col.key)
-                    for col, sec_col in rel.secondary_target:
-                        row[sec_col.key] = value_of(child, col.key)
-                    bucket.setdefault(sec, []).append(row)
+                _link_rows(sync, obj, rel, added, sync.assoc_insert, seen_links)
+                _link_rows(sync, obj, rel, removed, sync.assoc_delete, seen_links)
 
     for child, keys in nulls:
         if id(child) in adopted:
@@ -196,3 +170,64 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
         else:
             sync.orphans[id(child)] = child
     return sync
+
+
+def _flush_relationships(mapper: Any) -> tuple[Relationship, ...]:
+    """The mapper's relationships that write rows, resolved (cached: asked once per object)."""
+    rels = mapper.cache.get("flush_relationships")
+    if rels is None:
+        rels = mapper.cache["flush_relationships"] = tuple(
+            r.resolve() for r in mapper.relationships.values() if not r.viewonly)
+    return rels  # type: ignore[no-any-return]
+
+
+def _sync_pending(sync: Sync, obj: Any, rels: tuple[Relationship, ...], adopted: set[int],
+                  seen_links: set[tuple[Table, frozenset[int]]]) -> None:
+    """A pending object: everything it refers to or holds is new (there is no old value)."""
+    d = obj.__dict__
+    for rel in rels:
+        current = d.get(rel.key)
+        if current is None:  # never set, or set to None
+            continue
+        if rel.direction == MANYTOONE:
+            for local, remote in rel.pairs:
+                _set(sync, obj, local.key, value_of(current, remote.key))
+            adopted.add(id(obj))
+        elif rel.direction == ONETOMANY:
+            _adopt(sync, obj, rel, _as_list(current), adopted)  # a one-to-one holds one object
+        elif rel.direction == MANYTOMANY:
+            _link_rows(sync, obj, rel, current, sync.assoc_insert, seen_links)
+
+
+def _adopt(sync: Sync, parent: Any, rel: Relationship, added: list[Any], adopted: set[int]) -> None:
+    """Children added to a one-to-many collection take the parent's key."""
+    back = rel.back
+    if back is not None and not back.uselist:
+        # a child whose many-to-one points back here gets its key from that side
+        bk = back.key
+        added = [c for c in added if c.__dict__.get(bk, NO_VALUE) is not parent]
+    for child in added:
+        for local, remote in rel.pairs:
+            _set(sync, child, remote.key, value_of(parent, local.key))
+        adopted.add(id(child))
+
+
+def _link_rows(sync: Sync, obj: Any, rel: Relationship, children: list[Any],
+               bucket: dict[Table, list[dict[str, Any]]], seen_links: set[tuple[Table, frozenset[int]]]) -> None:
+    """Association rows for many-to-many links added (or removed); a link changed on both
+    sides of a back_populates pair counts once."""
+    sec = rel.secondary
+    assert sec is not None
+    for child in children:
+        if _state.status_of(child) == TRANSIENT:
+            continue  # not in the session (an expunged pending orphan): no row (SQLAlchemy)
+        link = (sec, frozenset((id(obj), id(child))))
+        if link in seen_links:
+            continue
+        seen_links.add(link)
+        row = {}
+        for col, sec_col in rel.secondary_parent:
+            row[sec_col.key] = value_of(obj, col.key)
+        for col, sec_col in rel.secondary_target:
+            row[sec_col.key] = value_of(child, col.key)
+        bucket.setdefault(sec, []).append(row)

@@ -79,11 +79,20 @@ def _mapper_of_class(entity: Any, op: str) -> Mapper:
     return mapper
 
 
+def _cascading(mapper: Mapper, word: str) -> tuple[Any, ...]:
+    """The mapper's relationships that cascade ``word`` (cached)."""
+    key = ("cascading", word)
+    rels = mapper.cache.get(key)
+    if rels is None:
+        rels = mapper.cache[key] = tuple(r for r in mapper.relationships.values() if word in r.cascade)
+    return rels  # type: ignore[no-any-return]
+
+
 def _related(obj: Any, mapper: Mapper, word: str) -> Iterator[Any]:
     """Loaded related objects reached through relationships cascading ``word``."""
     d = obj.__dict__
-    for rel in mapper.relationships.values():
-        if word in rel.cascade and rel.key in d:
+    for rel in _cascading(mapper, word):
+        if rel.key in d:
             value = d[rel.key]
             if value is None:
                 continue
@@ -425,22 +434,28 @@ class AsyncSession:
     def add(self, obj: Any) -> None:
         """Make a transient object pending, or attach a detached one."""
         self._check_sync()
+        self._add(obj)
+
+    def add_all(self, objs: Iterable[Any]) -> None:
+        """``add()`` each object."""
+        self._check_sync()
+        add = self._add
+        for obj in objs:
+            add(obj)
+
+    def _add(self, obj: Any) -> None:
         mapper = _mapper_of_instance(obj, "add")
         st = state_of(obj)
-        other = st.session
-        if other is not None and other is not self:
-            raise exc.InvalidRequestError(
-                f"{_describe(obj)} is already attached to another session; expunge it from that session "
-                "first, or copy it into this one with `await session.merge(obj)`"
-            )
         status = st.status
         if status == PERSISTENT or status == PENDING:
+            other = st.session
+            if other is not self:
+                raise self._foreign(obj)
             self._deleted.pop(id(obj), None)  # as in SQLAlchemy: add() cancels a delete() not yet flushed
             return
-        self._autobegin()
         if status == TRANSIENT:
-            d = obj.__dict__
-            pk = mapper.pk_of(d)
+            self._autobegin()
+            pk = mapper.pk_of(obj.__dict__)
             if pk is not None and not (isinstance(pk, tuple) and None in pk):
                 existing = self._identity_for(mapper).get(pk)
                 if existing is not None and existing is not obj:
@@ -450,24 +465,34 @@ class AsyncSession:
                     )
             st.status = PENDING
             st.session_ref = self._token
-            self._new[id(obj)] = obj
-            self._levels[-1].added[id(obj)] = obj
+            oid = id(obj)
+            self._new[oid] = obj
+            self._levels[-1].added[oid] = obj
         elif status == DETACHED:
+            if st.session is not None:
+                raise self._foreign(obj)
+            self._autobegin()
             self._attach(obj, st, mapper)
         else:
+            if st.session is not self:
+                raise self._foreign(obj)
             raise exc.InvalidRequestError(
                 f"{_describe(obj)} was deleted in this transaction; it cannot be added back until the "
                 "transaction ends (after rollback() it is persistent again)"
             )
-        if mapper.relationships:
-            for item in _related(obj, mapper, "save-update"):
+        for rel in _cascading(mapper, "save-update"):
+            value = obj.__dict__.get(rel.key)
+            if value is None:
+                continue
+            for item in (list(value) if isinstance(value, list) else (value,)):
                 if status_of(item) in (TRANSIENT, DETACHED):
-                    self.add(item)
+                    self._add(item)
 
-    def add_all(self, objs: Iterable[Any]) -> None:
-        """``add()`` each object."""
-        for obj in objs:
-            self.add(obj)
+    def _foreign(self, obj: Any) -> exc.InvalidRequestError:
+        return exc.InvalidRequestError(
+            f"{_describe(obj)} is already attached to another session; expunge it from that session "
+            "first, or copy it into this one with `await session.merge(obj)`"
+        )
 
     def _attach(self, obj: Any, st: InstanceState, mapper: Mapper) -> None:
         key = st.key if st.key is not None else mapper.pk_of(obj.__dict__)
