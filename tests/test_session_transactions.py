@@ -619,6 +619,50 @@ async def test_stale_delete_when_row_vanished(db: Engine) -> None:
         assert inspect(u).persistent
 
 
+async def test_stale_delete_of_many_rows_one_vanished(db: Engine) -> None:
+    """A batch deleted in one statement (IN / = ANY) still notices a row that is gone."""
+    uids = await seed_users(db, "ann", "bob", "cy")
+    async with AsyncSession(db, expire_on_commit=False) as s:
+        users = [await s.get(User, uid) for uid in uids]
+        await s.commit()
+        await delete_user_elsewhere(db, uids[1])
+        for u in users:
+            await s.delete(u)
+        with capture_sql(db) as log:
+            with pytest.raises(exc.StaleDataError, match="expected to match 3 row.s. but matched 2"):
+                await s.flush()
+        assert log.count("DELETE") == 1
+        await s.rollback()
+        assert all(inspect(u).persistent for u in users)
+    assert await count(db, User) == 2
+
+
+async def test_delete_of_many_rows_in_chunks(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the dialect's parameter limit the keys go in several statements, all counted."""
+    uids = await seed_users(db, *[f"u{i}" for i in range(7)])
+    monkeypatch.setattr(db.dialect, "max_params", 3)
+    async with AsyncSession(db) as s:
+        users = [await s.get(User, uid) for uid in uids]
+        for u in users:
+            await s.delete(u)
+        with capture_sql(db) as log:
+            await s.commit()
+        assert log.count("DELETE") == (1 if db.dialect.name == "postgresql" else 3)
+        assert all(inspect(u).detached for u in users)
+    assert await count(db, User) == 0
+    await seed_users(db, *[f"v{i}" for i in range(7)])
+    async with AsyncSession(db, expire_on_commit=False) as s:
+        users = list(await s.scalars(select(User)))
+        await s.commit()
+        await delete_user_elsewhere(db, users[-1].id)
+        for u in users:
+            await s.delete(u)
+        with pytest.raises(exc.StaleDataError, match="expected to match 7 row.s. but matched 6"):
+            await s.flush()
+        await s.rollback()
+    assert await count(db, User) == 6
+
+
 async def test_stale_versioned_row_vanished(db: Engine) -> None:
     await seed_account(db, "a", 10)
     await seed_account(db, "b", 10)

@@ -514,7 +514,10 @@ class AsyncSession:
         """Mark a persistent object for deletion at the next flush."""
         self._enter()
         try:
-            self._check_deletable(obj)
+            mapper = self._check_deletable(obj)
+            if not _cascading(mapper, "delete"):
+                self._deleted[id(obj)] = obj  # no relationship to walk: the common case, kept cheap
+                return
             targets = await self._delete_cascade([obj])
             for item in targets.values():
                 if item is not obj:
@@ -552,8 +555,12 @@ class AsyncSession:
                 if missing:
                     await self._load_relationship(missing, rel)
 
-    def _check_deletable(self, obj: Any) -> None:
+    def _check_deletable(self, obj: Any) -> Mapper:
         mapper = _mapper_of_instance(obj, "delete")
+        if _state.raw_state(obj) is self._token:
+            # the compact state: clean and persistent in this session, nothing to check
+            self._autobegin()
+            return mapper
         st = state_of(obj)
         if st.status == TRANSIENT or st.status == PENDING:
             raise exc.InvalidRequestError(
@@ -566,6 +573,7 @@ class AsyncSession:
         self._autobegin()
         if st.status == DETACHED:
             self._attach(obj, st, mapper)
+        return mapper
 
     def expunge(self, obj: Any) -> None:
         """Remove an object from the session (pending -> transient, persistent -> detached)."""
@@ -878,17 +886,23 @@ class AsyncSession:
                             set_slot(obj, token)
             else:
                 assert isinstance(step, DeleteBatch)
-                for obj in step.objs:
-                    st = state_of(obj)
-                    key = st.key if st.key is not None else mapper.pk_of(obj.__dict__)
+                single = len(mapper.pk_keys) == 1
+                deleted, modified, removed = self._deleted, self._modified, level.removed
+                for obj, pk in zip(step.objs, step.pks):
+                    key = pk[0] if single else pk  # the identity the plan deleted by
+                    st = _state.raw_state(obj)
+                    if st is token:  # the compact state (clean, persistent here): promote it directly
+                        set_slot(obj, InstanceState(mapper, DELETED, key, token))
+                    else:
+                        st = state_of(obj)
+                        st.status = DELETED
+                        st.key = key
                     if imap.get(key) is obj:
                         del imap[key]
-                    st.status = DELETED
-                    st.key = key
                     oid = id(obj)
-                    self._deleted.pop(oid, None)
-                    self._modified.pop(oid, None)
-                    level.removed[oid] = obj
+                    deleted.pop(oid, None)
+                    modified.pop(oid, None)
+                    removed[oid] = obj
         for obj in plan.unchanged:
             st = _state.raw_state(obj)
             if st.__class__ is InstanceState:
@@ -958,8 +972,7 @@ class AsyncSession:
     def _after_commit(self) -> None:
         for level in self._levels:
             level.closed = True
-            for obj in level.removed.values():
-                st = state_of(obj)
+            for st in map(_state.raw_state, level.removed.values()):  # full states: promoted when deleted
                 st.status = DETACHED
                 st.session_ref = None
         self._levels = []
