@@ -5,26 +5,48 @@ container objects.  None of them form cycles, but the allocations alone trigger
 collections that rescan every live object, so their cost grows with the heap:
 measured here, 30-45% of a 100 000-row load or flush.  Batches run with no
 await inside, so no other task runs while the collector is paused.
+
+``gc_paused`` hands out one of two stateless context managers rather than
+being a ``@contextmanager`` generator: small batches (every short transaction
+flushes through it three times) then cost 0.2 us instead of 0.7 us.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 #: batches smaller than this run as they are
 GC_PAUSE_MIN = 1000
 
 
-@contextmanager
-def gc_paused(size: int) -> Iterator[None]:
-    """Pause the cyclic collector for a batch of ``size`` items (if large and enabled)."""
-    if size < GC_PAUSE_MIN or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
+class _Paused:
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        gc.disable()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         gc.enable()
+
+
+class _NotPaused:
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        pass
+
+
+_PAUSED = _Paused()
+_NOT_PAUSED = _NotPaused()
+
+
+def gc_paused(size: int) -> _Paused | _NotPaused:
+    """``with gc_paused(n):`` pauses the cyclic collector for a batch of ``n`` items, if that
+    is large and the collector enabled (a nested pause finds it disabled and leaves it so)."""
+    if size < GC_PAUSE_MIN or not gc.isenabled():
+        return _NOT_PAUSED
+    return _PAUSED

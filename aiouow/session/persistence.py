@@ -256,31 +256,23 @@ def _stale(kind: str, table: str, expected: int, matched: int) -> StaleDataError
 
 
 async def _update(conn: Connection, b: UpdateBatch) -> None:
-    s = _Sql(conn, b.mapper)
     m = b.mapper
-    pk_keys = m.pk_keys
-    version = m.version_key
     n = len(b.rows)
-    if not s.pg or n == 1:
-        sql = _cache(m, conn, ("update1", b.keys, b.version_mode), lambda: _update_one_sql(s, b))
-        procs = s.procs(b.keys) + s.procs(pk_keys)
-        params = []
-        for i, row in enumerate(b.rows):
-            vals = list(row)
-            if b.version_mode == "check":
-                vals.append(b.old_versions[i] + 1)
-            vals.extend(b.pks[i])
-            if b.version_mode == "check":
-                vals.append(b.old_versions[i])
-            params.append(vals)
-        vprocs = procs[:len(b.keys)] + ([None] if b.version_mode == "check" else []) + procs[len(b.keys):] + \
-            ([None] if b.version_mode == "check" else [])
-        params = _processed_rows(params, vprocs)
+    if conn.dialect.name != "postgresql" or n == 1:
+        # SQL and per-parameter converters built once per shape: most flushes update one row
+        sql, procs = _cache(m, conn, ("update1", b.keys, b.version_mode), lambda: _update_one(_Sql(conn, m), b))
+        if b.version_mode == "check":
+            params = [[*row, v + 1, *pk, v] for row, pk, v in zip(b.rows, b.pks, b.old_versions)]
+        else:
+            params = [[*row, *pk] for row, pk in zip(b.rows, b.pks)]
+        if procs is not None:
+            params = [[v if p is None else p(v) for v, p in zip(row, procs)] for row in params]
         if n == 1:
             count = await conn.execute_sql(sql, params[0])
         else:
             count = await conn.executemany_sql(sql, params)
     else:
+        s = _Sql(conn, m)
         sql, procs = _cache(m, conn, ("update_unnest", b.keys, b.version_mode), lambda: _update_unnest_sql(s, b))
         rows = [[*pk, *row] for pk, row in zip(b.pks, b.rows)]
         if b.version_mode == "check":
@@ -288,7 +280,14 @@ async def _update(conn: Connection, b: UpdateBatch) -> None:
         count = await conn.execute_sql(sql, _columns(rows, procs))
     if count != n and count >= 0:
         raise _stale("UPDATE", m.table.name, n, count)
-    del version
+
+
+def _update_one(s: _Sql, b: UpdateBatch) -> tuple[str, list[Processor] | None]:
+    """The one-row UPDATE and the converters of its parameters (None if there is nothing to convert):
+    the new values, [the new version], the primary key, [the old version]."""
+    check = [None] if b.version_mode == "check" else []
+    procs = s.procs(b.keys) + check + s.procs(s.mapper.pk_keys) + check
+    return _update_one_sql(s, b), (procs if any(p is not None for p in procs) else None)
 
 
 def _update_one_sql(s: _Sql, b: UpdateBatch) -> str:

@@ -218,7 +218,9 @@ def _self_ref_levels(mapper: Mapper, objs: list[Any],
 def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any, dict[str, Any]]]
                  ) -> tuple[list[UpdateBatch], list[Any]]:
     version = mapper.version_key
-    order = {k: i for i, k in enumerate(mapper.column_keys)}
+    order = mapper.cache.get("column_order")
+    if order is None:
+        order = mapper.cache["column_order"] = {k: i for i, k in enumerate(mapper.column_keys)}
     groups: dict[tuple[tuple[str, ...], str | None], UpdateBatch] = {}
     unchanged = []
     for obj in objs:
@@ -258,15 +260,16 @@ def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
         group = groups.get((keys, mode))
         if group is None:
             group = groups[(keys, mode)] = UpdateBatch(mapper, [], keys, [], [], mode)
+        row = [d[k] for k in keys]
+        if ov is not None:  # Refs come only from the overrides
+            n = len(group.rows)
+            group.refs.extend((n, j) for j, v in enumerate(row) if v.__class__ is Ref)
         group.objs.append(obj)
-        group.rows.append([d[k] for k in keys])
+        group.rows.append(row)
         group.pks.append(_pk_tuple(mapper, obj))
         if mode == "check":
             group.old_versions.append(old_version)  # type: ignore[arg-type]
-    batches = list(groups.values())
-    for b in batches:
-        b.refs = _ref_positions(b.rows)
-    return batches, unchanged
+    return list(groups.values()), unchanged
 
 
 def _pk_tuples(mapper: Mapper, objs: list[Any]) -> list[tuple[Any, ...]]:
