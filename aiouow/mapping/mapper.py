@@ -83,6 +83,8 @@ class Mapper:
     def identity_from_pk(self, pk: Any) -> Any:
         """The identity-map key for a user-given primary key (scalar, tuple or dict)."""
         keys = self.pk_keys
+        if len(keys) == 1 and pk is not None and not isinstance(pk, (dict, tuple, list)):
+            return pk  # the common case: a scalar for a one-column key
         name = self.class_.__name__
         if isinstance(pk, dict):
             missing = [k for k in keys if k not in pk]

@@ -30,6 +30,10 @@ class TxState(enum.Enum):
     COMMITTING = "committing"
     FAILED = "failed"
 
+    # members are singletons compared by identity; Enum's own __hash__ is Python code, run
+    # twice per transition (three transitions per transaction)
+    __hash__ = object.__hash__
+
 
 _ALLOWED: dict[TxState, frozenset[TxState]] = {
     TxState.IDLE: frozenset({TxState.ACTIVE, TxState.IDLE}),
