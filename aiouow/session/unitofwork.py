@@ -250,7 +250,8 @@ def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
         if not changed:
             unchanged.append(obj)
             continue
-        changed.sort(key=order.__getitem__)
+        if len(changed) > 1:
+            changed.sort(key=order.__getitem__)
         keys = tuple(changed)
         mode = None
         old_version = None
@@ -330,13 +331,14 @@ def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[An
     deleted = [*deleted, *sync.orphans.values()]
     deleted_ids = {id(o) for o in deleted}
     modified = [o for o in modified if id(o) not in deleted_ids]
-    modified_ids = {id(o) for o in modified}
-    new_ids = {id(o) for o in new}
-    for oid, (obj, _) in sync.overrides.items():
-        if oid not in modified_ids and oid not in new_ids and oid not in deleted_ids \
-                and oid not in sync.drop_pending:
-            modified.append(obj)
-            modified_ids.add(oid)
+    if sync.overrides:
+        modified_ids = {id(o) for o in modified}
+        new_ids = {id(o) for o in new}
+        for oid, (obj, _) in sync.overrides.items():
+            if oid not in modified_ids and oid not in new_ids and oid not in deleted_ids \
+                    and oid not in sync.drop_pending:
+                modified.append(obj)
+                modified_ids.add(oid)
     inserts = _by_mapper(new)
     updates = _by_mapper(modified)
     deletes = _by_mapper(deleted)
@@ -350,8 +352,7 @@ def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[An
                 break
         else:
             lst.append(ParentGone(rel, [parent], purge))
-    mappers = {**{m: None for m in inserts}, **{m: None for m in updates}, **{m: None for m in deletes},
-               **{m: None for m in gone}}
+    mappers = dict.fromkeys([*inserts, *updates, *deletes, *gone])
     tables = sort_tables([m.table for m in mappers])
     order = [t.mapper for t in tables]
     steps: list[Step] = []
@@ -365,8 +366,10 @@ def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[An
             batches, same = plan_updates(m, updates[m], ov)
             steps.extend(batches)
             unchanged.extend(same)
-    steps.extend(_assoc_batches(sync.assoc_delete, True))
-    steps.extend(_assoc_batches(sync.assoc_insert, False))
+    if sync.assoc_delete:
+        steps.extend(_assoc_batches(sync.assoc_delete, True))
+    if sync.assoc_insert:
+        steps.extend(_assoc_batches(sync.assoc_insert, False))
     for m in reversed(order):
         for g in gone.get(m, ()):
             steps.append(g)
