@@ -839,17 +839,22 @@ class AsyncSession:
                 auto = mapper.autoincrement_key
                 keys = step.keys
                 rels = mapper.relationships
-                for j, obj in enumerate(step.objs):
+                rel_keys = rels.keys()
+                # the generated key is the identity (a table with one is never keyed by more columns)
+                identities = ids if ids is not None else [mapper.pk_of(dict(zip(keys, r))) for r in step.rows]
+                new = self._new
+                inserted = level.inserted
+                for obj, row, ident in zip(step.objs, step.rows, identities):
                     d = obj.__dict__
                     if ids is not None:
-                        d[auto] = ids[j]  # type: ignore[index]
-                    d.update(zip(keys, step.rows[j]))
-                    if rels:
+                        d[auto] = ident  # type: ignore[index]
+                    d.update(zip(keys, row))
+                    if rels and not d.keys() >= rel_keys:
                         _fill_unset_relationships(obj, d, rels)
                     oid = id(obj)
-                    imap[mapper.pk_of(d)] = obj
-                    del self._new[oid]
-                    level.inserted[oid] = obj
+                    imap[ident] = obj
+                    del new[oid]
+                    inserted[oid] = obj
                     set_slot(obj, token)
             elif isinstance(step, UpdateBatch):
                 vk = mapper.version_key

@@ -124,7 +124,7 @@ def plan_inserts(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
             keys, index, nn, vi = keys_gen, index_gen, nn_gen, v_gen
         else:
             keys, index, nn, vi = keys_all, index_all, nn_all, v_all
-        row = [d.get(k) for k in keys]
+        row = list(map(d.get, keys))
         batch = batches[generate]
         ov = overrides.get(id(obj))
         if ov is not None:
@@ -136,7 +136,7 @@ def plan_inserts(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
                     batch.refs.append((n, j))
         if vi is not None and row[vi] is None:
             row[vi] = 1
-        for j in nn:
+        for j in (nn if None in row else ()):
             if row[j] is None:
                 k = keys[j]
                 raise InvalidRequestError(
