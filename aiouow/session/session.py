@@ -804,20 +804,21 @@ class AsyncSession:
             modified = [o for k, o in self._modified.items() if k not in deleted]
             dels = list(deleted.values())
             sync = compute_sync(new, modified, dels)
+        # paused across the statements too: a large flush allocates its parameters in bursts
+        # between awaits, and a collection there rescans every object being flushed
         with gc_paused(size):
             plan = plan_flush(new, modified, dels, sync)
-        for obj in sync.drop_pending.values():
-            self._to_transient(obj)
-        if not plan.steps:
-            self._apply(plan, {})
-            return
-        conn = await self._connection()
-        try:
-            outcome = await execute_plan(conn, plan)
-        except BaseException as err:
-            await self._fail(err)
-            raise
-        with gc_paused(size):
+            for obj in sync.drop_pending.values():
+                self._to_transient(obj)
+            if not plan.steps:
+                self._apply(plan, {})
+                return
+            conn = await self._connection()
+            try:
+                outcome = await execute_plan(conn, plan)
+            except BaseException as err:
+                await self._fail(err)
+                raise
             self._apply(plan, outcome.generated)
 
     def _apply(self, plan: FlushPlan, generated: dict[int, list[Any]]) -> None:
