@@ -218,6 +218,7 @@ def _self_ref_levels(mapper: Mapper, objs: list[Any],
 def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any, dict[str, Any]]]
                  ) -> tuple[list[UpdateBatch], list[Any]]:
     version = mapper.version_key
+    composite = len(mapper.pk_keys) > 1
     order = {k: i for i, k in enumerate(mapper.column_keys)}
     groups: dict[tuple[tuple[str, ...], str | None], UpdateBatch] = {}
     unchanged = []
@@ -237,7 +238,7 @@ def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
                 if k not in order:
                     continue
                 new = d.get(k, NO_VALUE)
-                if new is NO_VALUE or k in changed:
+                if new is NO_VALUE or old is new or k in changed:
                     continue
                 if old is NO_VALUE or not _same(old, new):
                     if new is None and k in mapper.not_null_keys:
@@ -248,7 +249,8 @@ def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
         if not changed:
             unchanged.append(obj)
             continue
-        changed.sort(key=order.__getitem__)
+        if len(changed) > 1:
+            changed.sort(key=order.__getitem__)
         keys = tuple(changed)
         mode = None
         old_version = None
@@ -259,8 +261,9 @@ def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
         if group is None:
             group = groups[(keys, mode)] = UpdateBatch(mapper, [], keys, [], [], mode)
         group.objs.append(obj)
-        group.rows.append([d[k] for k in keys])
-        group.pks.append(_pk_tuple(mapper, obj))
+        group.rows.append(list(map(d.__getitem__, keys)))
+        key = st.key if st.__class__ is InstanceState and st.key is not None else mapper.pk_of(obj.__dict__)
+        group.pks.append(key if composite else (key,))
         if mode == "check":
             group.old_versions.append(old_version)  # type: ignore[arg-type]
     batches = list(groups.values())
