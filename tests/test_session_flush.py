@@ -360,6 +360,29 @@ async def test_thousand_inserts_are_batched(db: Engine) -> None:
     assert await user_names(db) == {u.id: f"user{i}" for i, u in enumerate(users)}
 
 
+async def test_parents_and_children_insert_in_one_statement_per_table(db: Engine) -> None:
+    # 1500 rows per table: PostgreSQL sends them by COPY after reserving the keys of both tables
+    # in one query; SQLite sends multi-row INSERT ... RETURNING
+    n = 1500
+    async with AsyncSession(db) as s:
+        users = [User(name=f"u{i}", posts=[Post(title=f"p{i}")]) for i in range(n)]
+        s.add_all(users)
+        with capture_sql(db) as log:
+            await s.flush()
+        if db.dialect.name == "postgresql":
+            # (the sequences' names are looked up once per engine, on its first such flush)
+            sent = [st for st in log.statements if "pg_get_serial_sequence" not in st]
+            assert [st.split()[0] for st in sent] == ["SELECT", "COPY", "COPY"]
+            assert "nextval('public.users_id_seq'" in sent[0] and "nextval('public.posts_id_seq'" in sent[0]
+        else:
+            assert log.count("INSERT") == 2 and len(log.statements) == 2
+        assert len({u.id for u in users}) == n
+        assert all(u.posts[0].author_id == u.id for u in users)
+        await s.commit()
+    got = await core_rows(db, select(User.name, Post.title).join(Post, Post.author_id == User.id))
+    assert sorted(got) == sorted((f"u{i}", f"p{i}") for i in range(n))
+
+
 async def test_inserts_with_explicit_keys_are_batched(db: Engine) -> None:
     async with AsyncSession(db) as s:
         s.add_all([Account(code=f"c{i:04}", balance=i) for i in range(500)])
