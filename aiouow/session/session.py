@@ -580,9 +580,9 @@ class AsyncSession:
             st = state_of(obj)
             st.status = TRANSIENT
             st.session_ref = None
+        # clean objects hold the token, deactivated below; only full states need updating
         for m in self._imap.values():
-            for obj in m.values():
-                st = _state.raw_state(obj)
+            for st in map(_state._get_slot, m.values()):
                 if st.__class__ is InstanceState:
                     st.status = DETACHED
                     st.session_ref = None
