@@ -12,52 +12,74 @@ changes) unless ``populate_existing`` is asked for, and its unloaded
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from .._gc import gc_paused
+from ..engine.base import _process
 from ..mapping import state as _state
 from ..mapping.mapper import Mapper
 from ..mapping.state import InstanceState
 
+#: (column index, result processor) pairs of an entity's columns whose driver values need converting
+Converters = tuple[tuple[int, Callable[[Any], Any]], ...]
 
-@cache
-def _filler(keys: tuple[str, ...]) -> Callable[[dict[str, Any], Any], None]:
-    """``fill(d, row)`` doing ``d[k0], d[k1], ... = row`` for these keys.
+
+@lru_cache(maxsize=512)
+def _filler(keys: tuple[str, ...], converters: Converters = ()) -> Callable[[dict[str, Any], Any], None]:
+    """``fill(d, row)``: ``d[k0], d[k1], ... = row``, converting the ``converters`` columns.
 
     Generated because one unpacking assignment into subscripts is about twice
     as fast as ``d.update(zip(keys, row))`` (no pair tuples, no generic merge),
-    and building ``__dict__`` is most of the per-row cost of a load.  The keys
-    are written as string literals (``repr``), so any column name is safe.
+    and building ``__dict__`` is most of the per-row cost of a load.  With
+    converters the row is unpacked into locals first, so the keys are still
+    inserted in column order (every instance dict then shares one key layout).
+    The keys are written as string literals (``repr``), so any column name is safe.
     """
-    targets = ", ".join(f"d[{k!r}]" for k in keys)
-    source = f"def fill(d, row):\n    {targets}, = row\n"
-    namespace: dict[str, Any] = {}
-    exec(source, namespace)  # noqa: S102 - our own column names, as literals
+    namespace: dict[str, Any] = {f"c{i}": proc for i, proc in converters}
+    if not converters:
+        body = ", ".join(f"d[{k!r}]" for k in keys) + ", = row"
+    else:
+        convert = dict(converters)
+        lines = [", ".join(f"v{i}" for i in range(len(keys))) + ", = row"]
+        lines += [f"d[{k!r}] = c{i}(v{i})" if i in convert else f"d[{k!r}] = v{i}" for i, k in enumerate(keys)]
+        body = "\n    ".join(lines)
+    exec(f"def fill(d, row):\n    {body}\n", namespace)  # noqa: S102 - our own column names, as literals
     return namespace["fill"]  # type: ignore[no-any-return]
 
 
-def instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool) -> list[Any]:
-    """One object (or None, for an all-NULL outer-join row) per row."""
+def instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
+              procs: tuple[tuple[int, Any], ...] = ()) -> list[Any]:
+    """One object (or None, for an all-NULL outer-join row) per row.
+
+    ``procs`` (a compiled statement's ``result_procs``) means the rows are the
+    driver's, not yet converted: the entity's columns are converted while its
+    objects are filled, which spares a converted copy of every row.
+    """
     with gc_paused(len(rows)):
-        return _instances(session, mapper, rows, start, populate_existing)
+        return _instances(session, mapper, rows, start, populate_existing, procs)
 
 
-def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool) -> list[Any]:
+def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
+               procs: tuple[tuple[int, Any], ...]) -> list[Any]:
     keys = mapper.column_keys
     width = len(keys)
+    stop = start + width
+    pk_pos = [start + keys.index(k) for k in mapper.pk_keys]
+    if any(pos in pk_pos for pos, _ in procs):
+        # the identity-map key itself needs converting: convert whole rows first
+        rows = _process(rows, procs)
+        procs = ()
+    fill = _filler(keys, tuple((pos - start, proc) for pos, proc in procs if start <= pos < stop))
     imap = session._identity_for(mapper)
     token = session._token
     cls = mapper.class_
     new = object.__new__
     set_slot = _state._set_slot
-    pk_pos = [start + keys.index(k) for k in mapper.pk_keys]
     single = len(pk_pos) == 1
     p0 = pk_pos[0]
     # rows holding exactly this entity's columns are unpacked as they are, others sliced
     whole = start == 0 and bool(rows) and len(rows[0]) == width
-    stop = start + width
-    fill = _filler(keys)
     get = imap.get
     out = []
     append = out.append
@@ -73,21 +95,24 @@ def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, popula
             set_slot(obj, token)
             imap[pk] = obj
         else:
-            _refill(session, obj, keys, row if whole else row[start:stop], populate_existing)
+            loaded: dict[str, Any] = {}
+            fill(loaded, row if whole else row[start:stop])
+            _refill(session, obj, loaded, populate_existing)
         append(obj)
     return out
 
 
-def _refill(session: Any, obj: Any, keys: tuple[str, ...], values: Any, populate_existing: bool) -> None:
+def _refill(session: Any, obj: Any, loaded: dict[str, Any], populate_existing: bool) -> None:
+    """A row for an object the session holds: fill what is unloaded (everything with populate_existing)."""
     d = obj.__dict__
     if populate_existing:
-        d.update(zip(keys, values))
+        d.update(loaded)
         st = _state.raw_state(obj)
         if st.__class__ is InstanceState:
             st.committed = None
             st.expired_by = None
         session._forget_modified(obj)
         return
-    for k, v in zip(keys, values):
+    for k, v in loaded.items():
         if k not in d:
             d[k] = v
