@@ -36,16 +36,30 @@ def _filler(keys: tuple[str, ...], converters: Converters = ()) -> Callable[[dic
     inserted in column order (every instance dict then shares one key layout).
     The keys are written as string literals (``repr``), so any column name is safe.
     """
-    namespace: dict[str, Any] = {f"c{i}": proc for i, proc in converters}
+    namespace: dict[str, Any] = {}
     if not converters:
         body = ", ".join(f"d[{k!r}]" for k in keys) + ", = row"
     else:
         convert = dict(converters)
         lines = [", ".join(f"v{i}" for i in range(len(keys))) + ", = row"]
-        lines += [f"d[{k!r}] = c{i}(v{i})" if i in convert else f"d[{k!r}] = v{i}" for i, k in enumerate(keys)]
+        lines += [f"d[{k!r}] = {_value(i, convert.get(i), namespace)}" for i, k in enumerate(keys)]
         body = "\n    ".join(lines)
     exec(f"def fill(d, row):\n    {body}\n", namespace)  # noqa: S102 - our own column names, as literals
     return namespace["fill"]  # type: ignore[no-any-return]
+
+
+def _value(i: int, proc: Callable[[Any], Any] | None, namespace: dict[str, Any]) -> str:
+    """Source of column ``i``'s value in a filler: ``v{i}`` as is, or converted.
+
+    A None-safe processor (``none_safe``) exposes its function as ``not_none``: the
+    None test is then written inline and the function called directly, which
+    spares a Python-level call per value (about 5% of loading a DATETIME column).
+    """
+    if proc is None:
+        return f"v{i}"
+    fn = getattr(proc, "not_none", None)
+    namespace[f"c{i}"] = proc if fn is None else fn
+    return f"c{i}(v{i})" if fn is None else f"None if v{i} is None else c{i}(v{i})"
 
 
 def instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
