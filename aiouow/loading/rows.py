@@ -1,8 +1,10 @@
 """Rows to objects.
 
 An object is built without ``__init__`` and without change tracking:
-``object.__new__``, its ``__dict__`` filled straight from the row, and the
-session's token put in its state slot (see ``mapping/state.py``).  Rows for
+``object.__new__``, its ``__dict__`` filled straight from the row (by a small
+function generated per column list, which also converts driver values where
+the dialect needs it), and the session's token put in its state slot (see
+``mapping/state.py``).  Rows for
 objects the session already holds return the held object; its loaded
 values are kept (SQLAlchemy's rule: a query does not overwrite pending
 changes) unless ``populate_existing`` is asked for, and its unloaded
