@@ -605,9 +605,9 @@ class AsyncSession:
             st = state_of(obj)
             st.status = TRANSIENT
             st.session_ref = None
+        # clean objects hold the token, deactivated below; only full states need updating
         for m in self._imap.values():
-            for obj in m.values():
-                st = _state.raw_state(obj)
+            for st in map(_state._get_slot, m.values()):
                 if st.__class__ is InstanceState:
                     st.status = DETACHED
                     st.session_ref = None
@@ -1102,17 +1102,18 @@ class AsyncSession:
                 return await self._orm_select_joined(conn, stmt, params, mapper, joined, rest)
         compiled, args = conn.compile(stmt, params)
         rows = await conn.fetch_sql(compiled.sql, args)
-        if compiled.result_procs:
-            rows = _process(rows, compiled.result_procs)
         populate = bool(stmt._execution_options.get("populate_existing"))
         row_class = _orm_row_class(compiled)
         items = compiled.items
         if len(items) == 1:
+            # one entity: its values are converted as its objects are built
             mapper = items[0][1]
-            objs = instances(self, mapper, rows, 0, populate)
+            objs = instances(self, mapper, rows, 0, populate, compiled.result_procs)
             if stmt._options:
                 await self._apply_options(stmt._options, [mapper], [objs], populate)
             return Result(objs, row_class, scalar_rows=True)
+        if compiled.result_procs:
+            rows = _process(rows, compiled.result_procs)
         columns: list[list[Any]] = []
         entity_cols: list[tuple[Mapper, list[Any]]] = []
         for kind, ent, start, _stop in items:
