@@ -37,6 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .analysis import Profile, ScalingCell, aiouow_system, profile_run, render_profiles, render_scaling
 from .schema import USERS, Backend, post_data, user_data
 from .systems import NotAvailable, System
 
@@ -150,6 +151,10 @@ class BackendResult:
     systems: list[System]
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
     memory: dict[str, tuple[float, float]] = field(default_factory=dict)  # system -> (peak, retained) per row
+    #: (backend label, workload, system, N) -> timings, for --scaling
+    scaling: dict[tuple[str, str, str, int], ScalingCell] = field(default_factory=dict)
+    #: (backend label, workload) -> profile of one aiouow run, for --profile
+    profiles: dict[tuple[str, str], Profile] = field(default_factory=dict)
 
     def cell(self, wid: str, system: str) -> Cell:
         return self.cells.setdefault((wid, system), Cell())
@@ -194,9 +199,52 @@ async def measure_memory(backend: Backend, system: System, n: int) -> tuple[floa
     return (peak - base) / n, (current - base) / n
 
 
+@dataclass
+class Extras:
+    """The optional sections: cost growth (--scaling) and profiles of unmet goals (--profile)."""
+
+    scaling: list[int] = field(default_factory=list)
+    scaling_runs: int = 3
+    profile: bool = False
+
+
+def _goal_missed(res: BackendResult, w: Workload) -> bool:
+    raw, mine = res.cell(w.id, "raw").median, res.cell(w.id, "aiouow").median
+    goal = w.goal[0] if res.backend.pg else w.goal[1]
+    return raw is not None and mine is not None and mine / raw > goal
+
+
+async def run_extras(res: BackendResult, systems: list[System], workloads: list[Workload], n: int,
+                     ctx: dict[str, Any], timer: GCTimer, extras: Extras, log: Callable[[str], None]) -> None:
+    backend = res.backend
+    aiouow = aiouow_system(systems)
+    if aiouow is None:
+        return
+    if extras.profile:
+        for w in workloads:
+            if _goal_missed(res, w):
+                users, per_user = w.seed(n)
+                await backend.reset(users, per_user)
+                gc.collect()
+                res.profiles[(backend.label, w.id)] = await profile_run(lambda w=w: w.run(aiouow, n, ctx))
+                log(f"  {backend.label:<10} {w.id}  profiled")
+    pair = [s for s in systems if s.name in ("raw", "aiouow")]
+    for size in extras.scaling:
+        sized = make_context(size)
+        for w in (x for x in WORKLOADS if x.id in ("W1", "W2")):
+            for r in range(-1, extras.scaling_runs):
+                for s in pair if r % 2 else pair[::-1]:
+                    measured = await time_one(backend, s, w, size, sized, timer)
+                    if r >= 0 and measured is not None:
+                        cell = res.scaling.setdefault((backend.label, w.id, s.name, size), ScalingCell())
+                        cell.times.append(measured[0])
+                        cell.gc.append(measured[1])
+            log(f"  {backend.label:<10} {w.id}  N={size} scaled")
+
+
 async def bench_backend(backend: Backend, systems: list[System], workloads: list[Workload], n: int, runs: int,
-                        warmup: int, ctx: dict[str, Any], timer: GCTimer, log: Callable[[str], None]
-                        ) -> BackendResult:
+                        warmup: int, ctx: dict[str, Any], timer: GCTimer, log: Callable[[str], None],
+                        extras: Extras | None = None) -> BackendResult:
     res = BackendResult(backend, systems)
     for s in systems:
         await s.open(backend)
@@ -229,6 +277,8 @@ async def bench_backend(backend: Backend, systems: list[System], workloads: list
             except Exception as err:  # noqa: BLE001
                 res.cell("W2", s.name).error = f"memory measurement: {type(err).__name__}: {err}"
                 log(f"  ! {backend.label} W2 memory {s.label}: {err}")
+        if extras is not None:
+            await run_extras(res, systems, workloads, n, ctx, timer, extras, log)
     finally:
         for s in systems:
             await s.close()
@@ -361,9 +411,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="N=200, 1 run, no warm-up, RESULTS.md not written: checks that everything still runs")
     p.add_argument("--output", default=str(HERE / "RESULTS.md"), help="where to write the results")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--scaling", default="",
+                   help="also run W1 and W2 (raw and aiouow) at these N, e.g. 1000,10000,100000, "
+                        "and report time per row")
+    p.add_argument("--scaling-runs", type=int, default=3, help="timed runs per N for --scaling (default 3)")
+    p.add_argument("--profile", action="store_true",
+                   help="profile one more aiouow run of every workload whose goal is not met")
     args = p.parse_args(argv)
+    try:
+        args.scaling = [int(x) for x in args.scaling.split(",") if x.strip()]
+    except ValueError:
+        p.error("--scaling takes comma-separated integers, e.g. 1000,10000,100000")
     if args.smoke:
         args.n, args.runs, args.warmup, args.no_write = min(args.n, 200), 1, 0, True
+        args.scaling, args.scaling_runs = [x for x in args.scaling if x <= 1000], 1
     if args.n < 20:
         p.error("--n must be at least 20")
     return args
@@ -427,13 +488,18 @@ async def amain(args: argparse.Namespace) -> int:
                     continue
             systems, _ = make_systems(wanted, log)  # fresh objects per backend
             try:
+                extras = Extras(args.scaling, args.scaling_runs, args.profile)
                 results.append(await bench_backend(backend, systems, workloads, args.n, args.runs,
-                                                   args.warmup, ctx, timer, log))
+                                                   args.warmup, ctx, timer, log, extras))
             finally:
                 await backend.close()
     finally:
         gc.callbacks.remove(timer)
     table = render(results, workloads, args.n, args.runs)
+    scaling = render_scaling({k: v for r in results for k, v in r.scaling.items()}, args.scaling,
+                             args.scaling_runs)
+    profiles = render_profiles({k: v for r in results for k, v in r.profiles.items()})
+    table = "\n".join(x for x in (table, scaling, profiles) if x)
     facts = machine_facts(results)
     log("\n" + table)
     log("\n".join(facts))
@@ -461,12 +527,25 @@ async def amain(args: argparse.Namespace) -> int:
             f"Command: `python -m benchmarks {' '.join(sys.argv[1:])}`\n\n"
             + "\n".join(facts) + "\n\n" + table + "\n"
         )
-        Path(args.output).write_text(text)
+        Path(args.output).write_text(text + _kept_analysis(Path(args.output)))
         log(f"\nwrote {args.output}")
     if failures:
         log("\nFAILED:\n  " + "\n  ".join(failures))
         return 1
     return 0
+
+
+#: RESULTS.md keeps what follows this line from one run to the next (hand-written analysis)
+ANALYSIS_MARKER = "<!-- analysis: written by hand, kept when the results above are rewritten -->"
+
+
+def _kept_analysis(path: Path) -> str:
+    try:
+        old = path.read_text()
+    except OSError:
+        return ""
+    at = old.find(ANALYSIS_MARKER)
+    return "" if at < 0 else "\n" + old[at:]
 
 
 def main(argv: list[str] | None = None) -> int:

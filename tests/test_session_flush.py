@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import decimal
+import logging
 import uuid
 from typing import Any
 
@@ -359,6 +360,29 @@ async def test_thousand_inserts_are_batched(db: Engine) -> None:
     assert await user_names(db) == {u.id: f"user{i}" for i, u in enumerate(users)}
 
 
+async def test_parents_and_children_insert_in_one_statement_per_table(db: Engine) -> None:
+    # 1500 rows per table: PostgreSQL sends them by COPY after reserving the keys of both tables
+    # in one query; SQLite sends multi-row INSERT ... RETURNING
+    n = 1500
+    async with AsyncSession(db) as s:
+        users = [User(name=f"u{i}", posts=[Post(title=f"p{i}")]) for i in range(n)]
+        s.add_all(users)
+        with capture_sql(db) as log:
+            await s.flush()
+        if db.dialect.name == "postgresql":
+            # (the sequences' names are looked up once per engine, on its first such flush)
+            sent = [st for st in log.statements if "pg_get_serial_sequence" not in st]
+            assert [st.split()[0] for st in sent] == ["SELECT", "COPY", "COPY"]
+            assert "nextval('public.users_id_seq'" in sent[0] and "nextval('public.posts_id_seq'" in sent[0]
+        else:
+            assert log.count("INSERT") == 2 and len(log.statements) == 2
+        assert len({u.id for u in users}) == n
+        assert all(u.posts[0].author_id == u.id for u in users)
+        await s.commit()
+    got = await core_rows(db, select(User.name, Post.title).join(Post, Post.author_id == User.id))
+    assert sorted(got) == sorted((f"u{i}", f"p{i}") for i in range(n))
+
+
 async def test_inserts_with_explicit_keys_are_batched(db: Engine) -> None:
     async with AsyncSession(db) as s:
         s.add_all([Account(code=f"c{i:04}", balance=i) for i in range(500)])
@@ -603,3 +627,56 @@ async def test_assigning_equal_values_of_every_type_is_no_change(db: Engine) -> 
         with capture_sql(db) as log:
             await s.commit()
         assert log.count("UPDATE") == 0
+
+
+# -- the cyclic collector is paused during a large flush, and always switched back on -------------
+
+
+async def test_large_flush_pauses_gc_and_restores_it(db: Engine) -> None:
+    import gc
+
+    from aiouow import _gc
+
+    class GcProbe(logging.Handler):
+        """Notes whether the collector runs while each statement is sent."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.enabled: list[bool] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if "INSERT" in record.getMessage() or "COPY" in record.getMessage():
+                self.enabled.append(gc.isenabled())
+
+    assert gc.isenabled()
+    probe = GcProbe()
+    logger = logging.getLogger("aiouow.engine")
+    async with AsyncSession(db) as s:
+        with capture_sql(db):
+            logger.addHandler(probe)
+            try:
+                s.add_all([User(name=f"u{i}") for i in range(_gc.GC_PAUSE_MIN)])
+                await s.flush()
+                assert probe.enabled and not any(probe.enabled)  # paused while the INSERTs ran
+                assert gc.isenabled()
+                probe.enabled.clear()
+                s.add(User(name="one"))
+                await s.flush()
+                assert probe.enabled == [True]  # a small flush leaves the collector alone
+            finally:
+                logger.removeHandler(probe)
+        s.add(User(name="dup", email="same@x"))
+        await s.flush()
+        s.add_all([User(name=f"v{i}") for i in range(_gc.GC_PAUSE_MIN)])
+        s.add(User(name="dup2", email="same@x"))  # the UNIQUE email fails the flush
+        with pytest.raises(exc.IntegrityError):
+            await s.flush()
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        async with AsyncSession(db) as s:
+            s.add_all([User(name=f"w{i}") for i in range(_gc.GC_PAUSE_MIN)])
+            await s.commit()
+        assert not gc.isenabled()  # the user's own setting is left alone
+    finally:
+        gc.enable()

@@ -9,7 +9,21 @@ from typing import Any
 
 import pytest
 
-from aiouow import Column, Engine, MetaData, Table, insert, select, text, update
+from aiouow import (
+    AsyncSession,
+    Column,
+    Engine,
+    MetaData,
+    Model,
+    Table,
+    column,
+    exc,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from aiouow import types as T
 
 from .models import AllTypes, Mood
@@ -236,3 +250,82 @@ async def test_aiouow_types_for_column_type_(db: Engine) -> None:
                 assert found["c_dt"] == "timestamp with time zone"
     finally:
         await md.drop_all(db)
+
+
+# -- loading objects: values are converted as the objects are built -------------------------------
+async def test_loaded_objects_read_back_every_type(db: Engine) -> None:
+    """The ORM load converts driver values while it fills each object: equal values of the
+    same kind, the object's attributes in column order, and unchanged by a second load."""
+    with_values = {column: values[0] for column, values in CASES}
+    async with AsyncSession(db) as s:
+        s.add_all([AllTypes(id=1, **with_values), AllTypes(id=2)])
+        await s.commit()
+    async with AsyncSession(db) as s:
+        full, empty = (await s.scalars(select(AllTypes).order_by(AllTypes.id))).all()
+        for column, value in with_values.items():
+            got = getattr(full, column)
+            assert got == value and isinstance(got, type(value)), f"{column}: wrote {value!r}, read {got!r}"
+            assert getattr(empty, column) is None, column
+        assert list(vars(full)) == list(AllTypes.__aiouow_mapper__.column_keys)
+        assert not inspect(full).modified
+        # rows for objects already loaded: the same objects, their values kept
+        again = (await s.scalars(select(AllTypes).order_by(AllTypes.id))).all()
+        assert again[0] is full and again[1] is empty
+
+
+async def test_reload_fills_expired_and_overwrites_with_populate_existing(db: Engine) -> None:
+    """Rows for objects the session holds go through the same conversion as new ones."""
+    when = dt.datetime(2021, 3, 4, 5, 6, 7, 8)
+    when_tz = dt.datetime(2021, 3, 4, 5, 6, 7, 8, tzinfo=PLUS_5)
+    async with AsyncSession(db) as s:
+        s.add(AllTypes(id=1, dt=when, dt_tz=when_tz, u=uuid.UUID(int=7)))
+        await s.commit()
+    async with AsyncSession(db, expire_on_commit=False) as s:
+        obj = (await s.scalars(select(AllTypes))).one()
+        s.expire(obj, ["dt", "u"])
+        with pytest.raises(exc.NotLoadedError):
+            _ = obj.dt
+        assert (await s.scalars(select(AllTypes))).one() is obj
+        assert obj.dt == when and isinstance(obj.dt, dt.datetime) and obj.dt.tzinfo is None
+        assert obj.u == uuid.UUID(int=7) and isinstance(obj.u, uuid.UUID)
+        await s.commit()
+        later = when_tz + dt.timedelta(days=1)
+        async with db.begin() as conn:
+            await conn.execute(update(AllTypes).where(AllTypes.id == 1).values(dt_tz=later))
+        assert obj.dt_tz == when_tz  # loaded values are kept by a plain query ...
+        assert (await s.scalars(select(AllTypes))).one().dt_tz == when_tz
+        await s.commit()
+        stmt = select(AllTypes).execution_options(populate_existing=True)
+        assert (await s.scalars(stmt)).one() is obj  # ... and overwritten with populate_existing
+        assert obj.dt_tz == later and obj.dt_tz.utcoffset() is not None
+        assert obj.dt == when and not inspect(obj).modified
+
+
+async def test_objects_keyed_by_a_converted_primary_key(db: Engine) -> None:
+    """A primary key the driver returns in another form (a UUID stored as text on SQLite):
+    the identity map is keyed by the converted value, so get() and later queries find the object."""
+
+    class TtBase(Model):
+        metadata = MetaData()
+
+    class TtToken(TtBase):
+        __tablename__ = "tt_tokens"
+        key: uuid.UUID = column(primary_key=True)
+        issued: dt.datetime = column()
+
+    keys = [uuid.UUID(int=1), uuid.UUID(int=2)]
+    issued = dt.datetime(2020, 1, 2, 3, 4, 5)
+    await TtBase.metadata.drop_all(db)
+    await TtBase.metadata.create_all(db)
+    try:
+        async with AsyncSession(db) as s:
+            s.add_all([TtToken(key=k, issued=issued) for k in keys])
+            await s.commit()
+        async with AsyncSession(db) as s:
+            objs = (await s.scalars(select(TtToken).order_by(TtToken.key))).all()
+            assert [o.key for o in objs] == keys and all(isinstance(o.key, uuid.UUID) for o in objs)
+            assert all(o.issued == issued for o in objs)
+            assert await s.get(TtToken, keys[0]) is objs[0]
+            assert (await s.scalars(select(TtToken).order_by(TtToken.key))).all() == objs
+    finally:
+        await TtBase.metadata.drop_all(db)

@@ -26,6 +26,9 @@ def _none_safe(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def proc(value: Any) -> Any:
         return None if value is None else fn(value)
 
+    # code generated per query (the object loader) tests for None inline and calls fn
+    # directly, sparing a Python call per value
+    proc.not_none = fn  # type: ignore[attr-defined]
     return proc
 
 

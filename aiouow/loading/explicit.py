@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -146,7 +147,8 @@ async def _load_collection(session: Any, objs: list[Any], rel: Relationship, ref
     order = rel.order_by
     single = len(parent_keys) == 1
     pk0 = parent_keys[0]
-    groups: dict[Any, list[Any]] = {}
+    # a list is made only for a parent key not seen yet (setdefault would make one per row)
+    groups: defaultdict[Any, list[Any]] = defaultdict(list)
     if single:
         values = [(v,) for v in {o.__dict__[pk0]: None for o in objs}]
     else:
@@ -169,13 +171,12 @@ async def _load_collection(session: Any, objs: list[Any], rel: Relationship, ref
             stmt = stmt.order_by(*order)
         rows = await _fetch(session, stmt)
         children = instances(session, target, rows, 0, False)
-        setdefault = groups.setdefault
         if single:
             for row, child in zip(rows, children):
-                setdefault(row[p0], []).append(child)
+                groups[row[p0]].append(child)
         else:
             for row, child in zip(rows, children):
-                setdefault(tuple(row[i] for i in positions), []).append(child)
+                groups[tuple(row[i] for i in positions)].append(child)
     back = rel.back if rel.direction != MANYTOMANY else None
     back_key = back.key if back is not None and not back.uselist else None
     key = rel.key

@@ -103,7 +103,8 @@ async def apply_options(session: Any, options: Sequence[Any], mappers: list[Any]
                 f"option {opt!r} does not apply to this query, which loads "
                 f"{', '.join(m.class_.__name__ for m in mappers)}"
             )
-        for strategy, rel in opt.path:
+        last = len(opt.path) - 1
+        for step, (strategy, rel) in enumerate(opt.path):
             if not current:
                 break
             if strategy in ("selectin", "joined"):
@@ -112,6 +113,8 @@ async def apply_options(session: Any, options: Sequence[Any], mappers: list[Any]
                 for o in current:
                     if rel.key not in o.__dict__:
                         o.__dict__[rel.key] = make_collection(rel, o, []) if rel.uselist else None
+            if step == last:
+                break  # no further step needs the objects just loaded
             nxt: dict[int, Any] = {}
             for o in current:
                 value = o.__dict__.get(rel.key)

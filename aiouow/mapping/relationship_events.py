@@ -47,11 +47,18 @@ def _loaded_or_new(obj: Any, rel: Any) -> Any:
     return NO_VALUE
 
 
-def _cascade_add(rel: Any, owner: Any, item: Any) -> None:
-    if "save-update" not in rel.cascade or item is None:
-        return
+def _cascade_session(rel: Any, owner: Any) -> Any:
+    """The session new related objects join through ``save-update`` cascade, or None."""
+    if "save-update" not in rel.cascade:
+        return None
     st = _state.raw_state(owner)
-    session = st.session if st.__class__ is InstanceState else st()
+    return st.session if st.__class__ is InstanceState else st()
+
+
+def _cascade_add(rel: Any, owner: Any, item: Any) -> None:
+    if item is None:
+        return
+    session = _cascade_session(rel, owner)
     if session is not None and _state.status_of(item) in (TRANSIENT, _state.DETACHED):
         session.add(item)
 
@@ -61,6 +68,9 @@ def _back_set_scalar(back: Any, item: Any, owner: Any) -> None:
     d = item.__dict__
     old = d.get(back.key, NO_VALUE)
     if old is owner:
+        return
+    if old is NO_VALUE and _state.status_of(item) < PERSISTENT:
+        d[back.key] = owner  # a new object's first value: no history, no previous parent
         return
     record_change(back, item)
     if old not in (None, NO_VALUE) and owner is not None:
@@ -130,17 +140,26 @@ def set_relationship(rel: Any, obj: Any, value: Any) -> None:
                 )
         d = obj.__dict__
         old = d.get(rel.key, NO_VALUE)
-        record_change(rel, obj)
-        new = make_collection(rel, obj, [])
-        d[rel.key] = new
+        if old is not NO_VALUE or _state.status_of(obj) >= PERSISTENT:
+            record_change(rel, obj)
+        ids: set[int] = set()
+        unique = []
+        for item in items:  # an object listed twice is held once
+            if id(item) not in ids:
+                ids.add(id(item))
+                unique.append(item)
+        d[rel.key] = make_collection(rel, obj, unique)
         if isinstance(old, list):
             for item in old:
-                if not any(x is item for x in items):
+                if id(item) not in ids:
                     on_collection_remove(rel, obj, item)
-        for item in items:
-            if not any(x is item for x in new):
-                list.append(new, item)
-                on_collection_add(rel, obj, item)
+        back = rel.back
+        session = _cascade_session(rel, obj)
+        for item in unique:
+            if back is not None:
+                _link_back(back, item, obj)
+            if session is not None and _state.status_of(item) in (TRANSIENT, _state.DETACHED):
+                session.add(item)
         return
     if value is not None and not isinstance(value, target):
         raise ArgumentError(

@@ -129,11 +129,12 @@ def _cache(mapper: Mapper, conn: Connection, key: tuple[Any, ...], build: Callab
 
 async def execute_plan(conn: Connection, plan: FlushPlan) -> FlushOutcome:
     out = FlushOutcome()
+    reserved = await _reserve_keys(conn, plan) if conn.dialect.name == "postgresql" else {}
     for i, step in enumerate(plan.steps):
         if isinstance(step, InsertBatch):
             if step.refs:
                 out.resolve(step.rows, step.refs)
-            ids = await _insert(conn, step)
+            ids = await _insert(conn, step, reserved.get(i))
             if ids is not None:
                 out.generated[i] = ids
                 by_obj = out.by_obj
@@ -155,7 +156,22 @@ async def execute_plan(conn: Connection, plan: FlushPlan) -> FlushOutcome:
 
 
 # -- INSERT ------------------------------------------------------------------------
-async def _insert(conn: Connection, b: InsertBatch) -> list[Any] | None:
+async def _reserve_keys(conn: Connection, plan: FlushPlan) -> dict[int, list[Any]]:
+    """PostgreSQL: the generated keys of every multi-row insert batch, taken from the sequences in
+    one round trip (one array per batch) before the first INSERT, so rows can go by COPY."""
+    wanted = [(i, step) for i, step in enumerate(plan.steps)
+              if isinstance(step, InsertBatch) and step.generate_pk and len(step.rows) > 1]
+    if not wanted:
+        return {}
+    parts = []
+    for n, (_, step) in enumerate(wanted, 1):
+        seq = await _sequence_literal(conn, step.mapper.table.name, step.mapper.autoincrement_key)
+        parts.append(f"array(SELECT nextval({seq}::regclass) FROM generate_series(1, ${n}::integer))")
+    rows = await conn.fetch_sql("SELECT " + ", ".join(parts), [len(step.rows) for _, step in wanted])
+    return {i: list(ids) for (i, _), ids in zip(wanted, rows[0])}
+
+
+async def _insert(conn: Connection, b: InsertBatch, reserved: list[Any] | None = None) -> list[Any] | None:
     s = _Sql(conn, b.mapper)
     n = len(b.rows)
     auto = b.mapper.autoincrement_key
@@ -167,7 +183,8 @@ async def _insert(conn: Connection, b: InsertBatch) -> list[Any] | None:
             return [rows[0][0]]
         keys, rows, ids = b.keys, b.rows, None
         if b.generate_pk:
-            ids = [r[0] for r in await conn.fetch_sql(await _nextval_sql(conn, s.table, auto), [n])]
+            assert reserved is not None and len(reserved) == n
+            ids = reserved
             keys = (auto, *keys)  # type: ignore[assignment]
             rows = [[pk, *row] for pk, row in zip(ids, rows)]
         if n == 1:
@@ -203,20 +220,19 @@ async def _insert(conn: Connection, b: InsertBatch) -> list[Any] | None:
     return ids
 
 
-async def _nextval_sql(conn: Connection, table: str, column: str | None) -> str:
-    """SQL reserving $1 keys from the column's sequence, whose name is looked up once per engine:
-    resolving it inside the query (per row) made reservation five times slower."""
+async def _sequence_literal(conn: Connection, table: str, column: str | None) -> str:
+    """The column's sequence as an SQL string literal, looked up once per engine: resolving it
+    inside the query (per row) made reservation five times slower."""
     names: dict[str, str] = conn.dialect.__dict__.setdefault("_sequences", {})
     key = f"{table}.{column}"
-    sql = names.get(key)
-    if sql is None:
+    literal = names.get(key)
+    if literal is None:
         rows = await conn.fetch_sql("SELECT pg_get_serial_sequence($1, $2)", [table, column])
         seq = rows[0][0]
         if seq is None:
             raise InvalidRequestError(f"table {table} has no sequence behind column {column!r}")
-        literal = seq.replace("'", "''")
-        sql = names[key] = f"SELECT nextval('{literal}'::regclass) FROM generate_series(1, $1)"
-    return sql
+        literal = names[key] = "'" + seq.replace("'", "''") + "'"
+    return literal
 
 
 def _values_sql(s: _Sql, keys: tuple[str, ...], rows: int) -> str:

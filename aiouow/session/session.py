@@ -613,9 +613,9 @@ class AsyncSession:
             st = state_of(obj)
             st.status = TRANSIENT
             st.session_ref = None
+        # clean objects hold the token, deactivated below; only full states need updating
         for m in self._imap.values():
-            for obj in m.values():
-                st = _state.raw_state(obj)
+            for st in map(_state._get_slot, m.values()):
                 if st.__class__ is InstanceState:
                     st.status = DETACHED
                     st.session_ref = None
@@ -812,20 +812,21 @@ class AsyncSession:
             modified = [o for k, o in self._modified.items() if k not in deleted]
             dels = list(deleted.values())
             sync = compute_sync(new, modified, dels)
+        # paused across the statements too: a large flush allocates its parameters in bursts
+        # between awaits, and a collection there rescans every object being flushed
         with gc_paused(size):
             plan = plan_flush(new, modified, dels, sync)
-        for obj in sync.drop_pending.values():
-            self._to_transient(obj)
-        if not plan.steps:
-            self._apply(plan, {})
-            return
-        conn = await self._connection()
-        try:
-            outcome = await execute_plan(conn, plan)
-        except BaseException as err:
-            await self._fail(err)
-            raise
-        with gc_paused(size):
+            for obj in sync.drop_pending.values():
+                self._to_transient(obj)
+            if not plan.steps:
+                self._apply(plan, {})
+                return
+            conn = await self._connection()
+            try:
+                outcome = await execute_plan(conn, plan)
+            except BaseException as err:
+                await self._fail(err)
+                raise
             self._apply(plan, outcome.generated)
 
     def _apply(self, plan: FlushPlan, generated: dict[int, list[Any]]) -> None:
@@ -847,17 +848,22 @@ class AsyncSession:
                 auto = mapper.autoincrement_key
                 keys = step.keys
                 rels = mapper.relationships
-                for j, obj in enumerate(step.objs):
+                rel_keys = rels.keys()
+                # the generated key is the identity (a table with one is never keyed by more columns)
+                identities = ids if ids is not None else [mapper.pk_of(dict(zip(keys, r))) for r in step.rows]
+                new = self._new
+                inserted = level.inserted
+                for obj, row, ident in zip(step.objs, step.rows, identities):
                     d = obj.__dict__
                     if ids is not None:
-                        d[auto] = ids[j]  # type: ignore[index]
-                    d.update(zip(keys, step.rows[j]))
-                    if rels:
+                        d[auto] = ident  # type: ignore[index]
+                    d.update(zip(keys, row))
+                    if rels and not d.keys() >= rel_keys:
                         _fill_unset_relationships(obj, d, rels)
                     oid = id(obj)
-                    imap[mapper.pk_of(d)] = obj
-                    del self._new[oid]
-                    level.inserted[oid] = obj
+                    imap[ident] = obj
+                    del new[oid]
+                    inserted[oid] = obj
                     set_slot(obj, token)
             elif isinstance(step, UpdateBatch):
                 vk = mapper.version_key
@@ -1109,17 +1115,18 @@ class AsyncSession:
                 return await self._orm_select_joined(conn, stmt, params, mapper, joined, rest)
         compiled, args = conn.compile(stmt, params)
         rows = await conn.fetch_sql(compiled.sql, args)
-        if compiled.result_procs:
-            rows = _process(rows, compiled.result_procs)
         populate = bool(stmt._execution_options.get("populate_existing"))
         row_class = _orm_row_class(compiled)
         items = compiled.items
         if len(items) == 1:
+            # one entity: its values are converted as its objects are built
             mapper = items[0][1]
-            objs = instances(self, mapper, rows, 0, populate)
+            objs = instances(self, mapper, rows, 0, populate, compiled.result_procs)
             if stmt._options:
                 await self._apply_options(stmt._options, [mapper], [objs], populate)
             return Result(objs, row_class, scalar_rows=True)
+        if compiled.result_procs:
+            rows = _process(rows, compiled.result_procs)
         columns: list[list[Any]] = []
         entity_cols: list[tuple[Mapper, list[Any]]] = []
         for kind, ent, start, _stop in items:

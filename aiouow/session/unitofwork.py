@@ -96,12 +96,6 @@ class FlushPlan:
         return bool(self.steps or self.unchanged)
 
 
-def _pk_tuple(mapper: Mapper, obj: Any) -> tuple[Any, ...]:
-    st = raw_state(obj)
-    key = st.key if st.__class__ is InstanceState and st.key is not None else mapper.pk_of(obj.__dict__)
-    return key if len(mapper.pk_keys) > 1 else (key,)
-
-
 def plan_inserts(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any, dict[str, Any]]]
                  ) -> list[InsertBatch]:
     auto = mapper.autoincrement_key
@@ -124,7 +118,7 @@ def plan_inserts(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
             keys, index, nn, vi = keys_gen, index_gen, nn_gen, v_gen
         else:
             keys, index, nn, vi = keys_all, index_all, nn_all, v_all
-        row = [d.get(k) for k in keys]
+        row = list(map(d.get, keys))
         batch = batches[generate]
         ov = overrides.get(id(obj))
         if ov is not None:
@@ -136,7 +130,7 @@ def plan_inserts(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
                     batch.refs.append((n, j))
         if vi is not None and row[vi] is None:
             row[vi] = 1
-        for j in nn:
+        for j in (nn if None in row else ()):
             if row[j] is None:
                 k = keys[j]
                 raise InvalidRequestError(
@@ -218,6 +212,7 @@ def _self_ref_levels(mapper: Mapper, objs: list[Any],
 def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any, dict[str, Any]]]
                  ) -> tuple[list[UpdateBatch], list[Any]]:
     version = mapper.version_key
+    composite = len(mapper.pk_keys) > 1
     order = mapper.cache.get("column_order")
     if order is None:
         order = mapper.cache["column_order"] = {k: i for i, k in enumerate(mapper.column_keys)}
@@ -239,7 +234,7 @@ def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
                 if k not in order:
                     continue
                 new = d.get(k, NO_VALUE)
-                if new is NO_VALUE or k in changed:
+                if new is NO_VALUE or old is new or k in changed:
                     continue
                 if old is NO_VALUE or not _same(old, new):
                     if new is None and k in mapper.not_null_keys:
@@ -261,20 +256,21 @@ def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
         group = groups.get((keys, mode))
         if group is None:
             group = groups[(keys, mode)] = UpdateBatch(mapper, [], keys, [], [], mode)
-        row = [d[k] for k in keys]
+        row = list(map(d.__getitem__, keys))
         if ov is not None:  # Refs come only from the overrides
             n = len(group.rows)
             group.refs.extend((n, j) for j, v in enumerate(row) if v.__class__ is Ref)
         group.objs.append(obj)
         group.rows.append(row)
-        group.pks.append(_pk_tuple(mapper, obj))
+        key = st.key if st.__class__ is InstanceState and st.key is not None else mapper.pk_of(obj.__dict__)
+        group.pks.append(key if composite else (key,))
         if mode == "check":
             group.old_versions.append(old_version)  # type: ignore[arg-type]
     return list(groups.values()), unchanged
 
 
 def _pk_tuples(mapper: Mapper, objs: list[Any]) -> list[tuple[Any, ...]]:
-    """``_pk_tuple`` of each object (one loop: deletes come by the thousand)."""
+    """Each object's primary key as a tuple, as known to the session (deletes come by the thousand)."""
     pk_of = mapper.pk_of
     single = len(mapper.pk_keys) == 1
     out = []
