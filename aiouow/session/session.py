@@ -514,10 +514,13 @@ class AsyncSession:
         """Mark a persistent object for deletion at the next flush."""
         self._enter()
         try:
-            mapper = self._check_deletable(obj)
-            if not _cascading(mapper, "delete"):
-                self._deleted[id(obj)] = obj  # no relationship to walk: the common case, kept cheap
+            mapper = _mapper_of_instance(obj, "delete")
+            if _state.raw_state(obj) is self._token and not _cascading(mapper, "delete"):
+                # clean, persistent in this session, no relationship to walk: the common case
+                self._autobegin()
+                self._deleted[id(obj)] = obj
                 return
+            self._check_deletable(obj)
             targets = await self._delete_cascade([obj])
             for item in targets.values():
                 if item is not obj:
@@ -555,12 +558,8 @@ class AsyncSession:
                 if missing:
                     await self._load_relationship(missing, rel)
 
-    def _check_deletable(self, obj: Any) -> Mapper:
+    def _check_deletable(self, obj: Any) -> None:
         mapper = _mapper_of_instance(obj, "delete")
-        if _state.raw_state(obj) is self._token:
-            # the compact state: clean and persistent in this session, nothing to check
-            self._autobegin()
-            return mapper
         st = state_of(obj)
         if st.status == TRANSIENT or st.status == PENDING:
             raise exc.InvalidRequestError(
@@ -573,7 +572,6 @@ class AsyncSession:
         self._autobegin()
         if st.status == DETACHED:
             self._attach(obj, st, mapper)
-        return mapper
 
     def expunge(self, obj: Any) -> None:
         """Remove an object from the session (pending -> transient, persistent -> detached)."""
