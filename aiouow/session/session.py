@@ -892,9 +892,10 @@ class AsyncSession:
                 assert isinstance(step, DeleteBatch)
                 single = len(mapper.pk_keys) == 1
                 deleted, modified, removed = self._deleted, self._modified, level.removed
+                get_slot = _state._get_slot  # raw_state() without a Python call per object
                 for obj, pk in zip(step.objs, step.pks):
                     key = pk[0] if single else pk  # the identity the plan deleted by
-                    st = _state.raw_state(obj)
+                    st = get_slot(obj)
                     if st is token:  # the compact state (clean, persistent here): promote it directly
                         set_slot(obj, InstanceState(mapper, DELETED, key, token))
                     else:
@@ -976,7 +977,7 @@ class AsyncSession:
     def _after_commit(self) -> None:
         for level in self._levels:
             level.closed = True
-            for st in map(_state.raw_state, level.removed.values()):  # full states: promoted when deleted
+            for st in map(_state._get_slot, level.removed.values()):  # full states: promoted when deleted
                 st.status = DETACHED
                 st.session_ref = None
         self._levels = []

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exc import InvalidRequestError
+from ..mapping import state as _state
 from ..mapping.mapper import Mapper
 from ..mapping.relationships import Relationship
 from ..mapping.state import NO_VALUE, InstanceState, _same, raw_state
@@ -274,8 +275,9 @@ def _pk_tuples(mapper: Mapper, objs: list[Any]) -> list[tuple[Any, ...]]:
     pk_of = mapper.pk_of
     single = len(mapper.pk_keys) == 1
     out = []
+    get_slot = _state._get_slot  # raw_state() without a Python call per object
     for obj in objs:
-        st = raw_state(obj)
+        st = get_slot(obj)
         key = st.key if st.__class__ is InstanceState and st.key is not None else pk_of(obj.__dict__)
         out.append((key,) if single else key)
     return out
