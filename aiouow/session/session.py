@@ -512,14 +512,16 @@ class AsyncSession:
 
     async def delete(self, obj: Any) -> None:
         """Mark a persistent object for deletion at the next flush."""
+        self._check_sync()
+        mapper = _mapper_of_instance(obj, "delete")
+        if _state.raw_state(obj) is self._token and not _cascading(mapper, "delete"):
+            # clean, persistent in this session, no relationship to walk: the common case; it
+            # never awaits, so like add() it checks the task without holding the session
+            self._autobegin()
+            self._deleted[id(obj)] = obj
+            return
         self._enter()
         try:
-            mapper = _mapper_of_instance(obj, "delete")
-            if _state.raw_state(obj) is self._token and not _cascading(mapper, "delete"):
-                # clean, persistent in this session, no relationship to walk: the common case
-                self._autobegin()
-                self._deleted[id(obj)] = obj
-                return
             self._check_deletable(obj)
             targets = await self._delete_cascade([obj])
             for item in targets.values():
