@@ -799,9 +799,16 @@ class AsyncSession:
         modified = [o for k, o in self._modified.items() if k not in deleted]
         new = list(self._new.values())
         dels = list(deleted.values())
-        size = len(new) + len(modified) + len(dels)
-        with gc_paused(size):
-            sync = compute_sync(new, modified, dels)
+        # The collector stays paused across the statements too: a large flush allocates its
+        # parameters in bursts between awaits, and a collection there rescanned every object
+        # being flushed.  The plan and its rows die with _write's frame, before the collector
+        # runs again, so its first collection afterwards does not scan them either.
+        with gc_paused(len(new) + len(modified) + len(dels)):
+            await self._write(new, modified, dels)
+
+    async def _write(self, new: list[Any], modified: list[Any], dels: list[Any]) -> None:
+        deleted = self._deleted
+        sync = compute_sync(new, modified, dels)
         if sync.orphans:
             # an orphan is deleted as by delete(): the delete cascade goes on from it (SQLAlchemy)
             try:
@@ -812,22 +819,19 @@ class AsyncSession:
             modified = [o for k, o in self._modified.items() if k not in deleted]
             dels = list(deleted.values())
             sync = compute_sync(new, modified, dels)
-        # paused across the statements too: a large flush allocates its parameters in bursts
-        # between awaits, and a collection there rescans every object being flushed
-        with gc_paused(size):
-            plan = plan_flush(new, modified, dels, sync)
-            for obj in sync.drop_pending.values():
-                self._to_transient(obj)
-            if not plan.steps:
-                self._apply(plan, {})
-                return
-            conn = await self._connection()
-            try:
-                outcome = await execute_plan(conn, plan)
-            except BaseException as err:
-                await self._fail(err)
-                raise
-            self._apply(plan, outcome.generated)
+        plan = plan_flush(new, modified, dels, sync)
+        for obj in sync.drop_pending.values():
+            self._to_transient(obj)
+        if not plan.steps:
+            self._apply(plan, {})
+            return
+        conn = await self._connection()
+        try:
+            outcome = await execute_plan(conn, plan)
+        except BaseException as err:
+            await self._fail(err)
+            raise
+        self._apply(plan, outcome.generated)
 
     def _apply(self, plan: FlushPlan, generated: dict[int, list[Any]]) -> None:
         """Bring objects and book-keeping in line with a successful flush."""
