@@ -95,7 +95,7 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
     adopted: set[int] = set()
 
     for obj in deleted:
-        for rel in type(obj).__aiouow_mapper__.relationships.values():
+        for rel in _delete_relationships(type(obj).__aiouow_mapper__):
             if "delete-orphan" in rel.cascade and not rel.viewonly and rel.resolve().direction == ONETOMANY:
                 # children removed from the collection before the parent was deleted are orphans too
                 st = _state.raw_state(obj)
@@ -178,6 +178,17 @@ def _flush_relationships(mapper: Any) -> tuple[Relationship, ...]:
     if rels is None:
         rels = mapper.cache["flush_relationships"] = tuple(
             r.resolve() for r in mapper.relationships.values() if not r.viewonly)
+    return rels  # type: ignore[no-any-return]
+
+
+def _delete_relationships(mapper: Any) -> tuple[Relationship, ...]:
+    """The relationships that deleting one of the mapper's objects has to look at (cached): a
+    ``delete-orphan`` collection, or one the database is not left to clean up (``passive_deletes``)."""
+    rels = mapper.cache.get("delete_relationships")
+    if rels is None:
+        rels = mapper.cache["delete_relationships"] = tuple(
+            r for r in mapper.relationships.values()
+            if not r.viewonly and ("delete-orphan" in r.cascade or not r.passive_deletes))
     return rels  # type: ignore[no-any-return]
 
 
