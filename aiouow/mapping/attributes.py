@@ -61,12 +61,23 @@ class ColumnAttribute:
         d = obj.__dict__
         st = _state._get_slot(obj)
         if st.__class__ is not InstanceState:
-            st = _state.state_of(obj)
+            if st.active:
+                # the first change to a clean object persistent in a session (the usual case):
+                # promote its compact state with this change as its only history
+                key = self.key
+                _state.promote(obj, st).committed = {key: d.get(key, _state.NO_VALUE)}
+                session = st.ref()
+                if session is not None:
+                    session._note_modified(obj)
+                d[key] = value
+                return
+            st = _state.promote(obj, st)
         if st.status >= PERSISTENT:
             committed = st.committed
             if committed is None:
                 committed = st.committed = {}
-                session = st.session
+                token = st.session_ref
+                session = token() if token is not None else None
                 if session is not None:
                     session._note_modified(obj)
             if self.key not in committed:

@@ -264,6 +264,11 @@ def state_of(obj: Any) -> InstanceState:
     st = _get_slot(obj)
     if st.__class__ is InstanceState:
         return st  # type: ignore[no-any-return]
+    return promote(obj, st)
+
+
+def promote(obj: Any, st: Any) -> InstanceState:
+    """Replace the compact form ``st`` (a session token) in the slot by a full state."""
     mapper = type(obj).__aiouow_mapper__
     key = mapper.pk_of(obj.__dict__)
     if st.active:
