@@ -871,24 +871,33 @@ class AsyncSession:
                     set_slot(obj, token)
             elif isinstance(step, UpdateBatch):
                 vk = mapper.version_key
-                for j, obj in enumerate(step.objs):
+                keys, mode = step.keys, step.version_mode
+                # the identity changes only when the UPDATE writes a primary-key column
+                moves = any(k in mapper.pk_keys for k in keys)
+                modified, updated = self._modified, level.updated
+                get_slot = _state._get_slot
+                for j, (obj, row) in enumerate(zip(step.objs, step.rows)):
                     d = obj.__dict__
-                    d.update(zip(step.keys, step.rows[j]))
-                    st = _state.raw_state(obj)
-                    if step.version_mode == "check":
+                    d.update(zip(keys, row))
+                    st = get_slot(obj)
+                    if mode == "check":
                         d[vk] = step.old_versions[j] + 1
-                    elif step.version_mode == "bump":
+                    elif mode == "bump":
                         d.pop(vk, None)  # the database incremented a value we never loaded
-                    new_pk = mapper.pk_of(d)
-                    old_pk = st.key if st.__class__ is InstanceState and st.key is not None else new_pk
-                    if new_pk != old_pk:
-                        if imap.get(old_pk) is obj:
-                            del imap[old_pk]
-                        imap[new_pk] = obj
+                    full = st.__class__ is InstanceState
+                    if moves or not full or st.key is None:
+                        new_pk = mapper.pk_of(d)
+                        old_pk = st.key if full and st.key is not None else new_pk
+                        if new_pk != old_pk:
+                            if imap.get(old_pk) is obj:
+                                del imap[old_pk]
+                            imap[new_pk] = obj
+                    else:
+                        new_pk = st.key
                     oid = id(obj)
-                    self._modified.pop(oid, None)
-                    level.updated[oid] = obj
-                    if st.__class__ is InstanceState:
+                    modified.pop(oid, None)
+                    updated[oid] = obj
+                    if full:
                         st.committed = None
                         st.rel_committed = None
                         st.key = new_pk
