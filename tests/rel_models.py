@@ -133,8 +133,30 @@ class TrCourse(Model):
                                              order_by="TrStudent.name")
 
 
+# a many-to-many holding one object (uselist=False), through an association table
+tr_badge_links = Table(
+    "tr_badge_links",
+    Column("holder_id", int, ForeignKey("tr_badge_holders.id"), primary_key=True),
+    Column("badge_id", int, ForeignKey("tr_badges.id"), primary_key=True),
+)
+
+
+class TrBadge(Model):
+    __tablename__ = "tr_badges"
+    id: int = column(primary_key=True)
+    name: str = column()
+
+
+class TrBadgeHolder(Model):
+    __tablename__ = "tr_badge_holders"
+    id: int = column(primary_key=True)
+    name: str = column()
+    badge: TrBadge | None = relationship(secondary=tr_badge_links, uselist=False)
+
+
 TR_TABLES = [m.__table__ for m in (TrPerson, TrPassport, TrProfile, TrTeam, TrPlayer, TrFolder, TrFile,
-                                   TrMember, TrMessage, TrCategory, TrStudent, TrCourse)] + [tr_enrollments]
+                                   TrMember, TrMessage, TrCategory, TrStudent, TrCourse, TrBadge,
+                                   TrBadgeHolder)] + [tr_enrollments, tr_badge_links]
 
 
 async def rows(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:

@@ -12,6 +12,8 @@ from aiouow.mapping.mapper import unregister
 from .conftest import capture_sql
 from .models import Node, Post, Tag, User, post_tags
 from .rel_models import (
+    TrBadge,
+    TrBadgeHolder,
     TrCategory,
     TrCourse,
     TrMember,
@@ -23,6 +25,7 @@ from .rel_models import (
     TrStudent,
     TrTeam,
     rows,
+    tr_badge_links,
     tr_enrollments,
 )
 
@@ -612,3 +615,32 @@ async def test_deleted_child_and_parent_in_one_flush(db: Engine) -> None:
             await s.delete(n)
         await s.commit()
     assert await rows(db, select(Node.id)) == []
+
+
+# -- regressions found in review of the flush fast paths ------------------------------------------
+
+
+async def test_scalar_many_to_many_on_new_objects(db: Engine) -> None:
+    async with AsyncSession(db) as s:
+        badge = TrBadge(name="gold")
+        holder = TrBadgeHolder(name="ann", badge=badge)
+        s.add(holder)
+        await s.flush()
+        hid, bid = holder.id, badge.id
+        await s.commit()
+    assert await rows(db, select(tr_badge_links.c.holder_id, tr_badge_links.c.badge_id)) == [(hid, bid)]
+    async with AsyncSession(db) as s:
+        got = await s.get(TrBadgeHolder, hid)
+        await s.load(got, "badge")
+        assert got.badge is not None and got.badge.name == "gold"
+
+
+async def test_self_referential_keys_follow_insert_order(db: Engine) -> None:
+    # parents are inserted before their children, so they get the lower keys, on both backends
+    async with AsyncSession(db) as s:
+        c1, c2 = TrCategory(name="c1"), TrCategory(name="c2")
+        root = TrCategory(name="root", subs=[c1, c2])
+        s.add(root)
+        await s.flush()
+        assert root.id < c1.id < c2.id
+        await s.rollback()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from aiouow import AsyncSession, Engine, exc, func, inspect, select, sessionmaker
+from aiouow import AsyncSession, Engine, Model, column, exc, func, inspect, select, sessionmaker
 
 from .conftest import capture_sql
 from .models import Account, AllTypes, Membership, Mood, Node, Post, User
@@ -680,3 +680,53 @@ async def test_large_flush_pauses_gc_and_restores_it(db: Engine) -> None:
         assert not gc.isenabled()  # the user's own setting is left alone
     finally:
         gc.enable()
+
+
+# -- regressions found in review of the flush fast paths ------------------------------------------
+
+
+async def test_changes_to_a_flushed_deleted_object_are_not_written(db: Engine) -> None:
+    async with AsyncSession(db) as s:
+        gone = User(name="gone")
+        s.add(gone)
+        await s.flush()
+        await s.delete(gone)
+        await s.flush()
+        other = User(name="other")  # on SQLite it may reuse the deleted row's key
+        s.add(other)
+        await s.flush()
+        other_id = other.id
+        with capture_sql(db) as log:
+            gone.name = "oops"
+            await s.commit()
+        assert log.count("UPDATE") == 0
+        assert inspect(gone).detached
+        s.add(User(name="next"))  # the session is still usable
+        await s.commit()
+    assert list((await user_names(db)).values()) == ["other", "next"]
+    assert (await user_names(db))[other_id] == "other"
+
+
+async def test_column_update_does_not_need_an_unused_relationship_target(db: Engine) -> None:
+    from aiouow import relationship, text
+    from aiouow.mapping.mapper import unregister
+
+    class TrUnfinished(Model):
+        __tablename__ = "tr_unfinished"
+        id: int = column(primary_key=True)
+        name: str = column()
+        later: list[Any] = relationship("TrNeverDefined")
+
+    async with db.begin() as c:
+        await c.execute(text("CREATE TABLE tr_unfinished (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL)"))
+        await c.execute(text("INSERT INTO tr_unfinished (id, name) VALUES (1, 'x')"))
+    try:
+        async with AsyncSession(db) as s:
+            obj = await s.get(TrUnfinished, 1)
+            obj.name = "y"
+            await s.commit()
+        assert await core_rows(db, text("SELECT name FROM tr_unfinished")) == [("y",)]
+    finally:
+        async with db.begin() as c:
+            await c.execute(text("DROP TABLE tr_unfinished"))
+        unregister(TrUnfinished)

@@ -77,8 +77,8 @@ class ColumnAttribute:
             if committed is None:
                 committed = st.committed = {}
                 token = st.session_ref
-                session = token() if token is not None else None
-                if session is not None:
+                session = token() if token is not None and st.status == PERSISTENT else None
+                if session is not None:  # (a deleted object's changes are never flushed)
                     session._note_modified(obj)
             if self.key not in committed:
                 committed[self.key] = d.get(self.key, _state.NO_VALUE)

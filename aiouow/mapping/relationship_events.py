@@ -27,8 +27,8 @@ def record_change(rel: Any, obj: Any) -> None:
     committed = st.rel_committed
     if committed is None:
         committed = st.rel_committed = {}
-        session = st.session
-        if session is not None:
+        session = st.session if st.status == PERSISTENT else None
+        if session is not None:  # (a deleted object's changes are never flushed)
             session._note_modified(obj)
     if rel.key not in committed:
         old = obj.__dict__.get(rel.key, NO_VALUE)

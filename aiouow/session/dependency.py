@@ -115,19 +115,17 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
         if rels and id(obj) not in deleted_ids:
             _sync_pending(sync, obj, rels, adopted, seen_links)
     for obj in modified:
-        rels = _flush_relationships(type(obj).__aiouow_mapper__)
-        if not rels or id(obj) in deleted_ids:
-            continue
         st = _state.raw_state(obj)
         committed = st.rel_committed if st.__class__ is InstanceState else None
-        if not committed:
-            continue
+        if not committed or id(obj) in deleted_ids:
+            continue  # no relationship changed
         d = obj.__dict__
-        for rel in rels:
+        for rel in _flush_relationships(type(obj).__aiouow_mapper__):
             key = rel.key
             if key not in committed or key not in d:
                 continue
             old, current = committed[key], d[key]
+            rel.resolve()
             if rel.direction == MANYTOONE:
                 if current is None:
                     if old is None:
@@ -173,11 +171,13 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
 
 
 def _flush_relationships(mapper: Any) -> tuple[Relationship, ...]:
-    """The mapper's relationships that write rows, resolved (cached: asked once per object)."""
+    """The mapper's relationships that write rows (cached: asked once per object).  Each is
+    resolved only when an object has a value for it: a target class that is never defined
+    must not break flushes that do not use it."""
     rels = mapper.cache.get("flush_relationships")
     if rels is None:
-        rels = mapper.cache["flush_relationships"] = tuple(
-            r.resolve() for r in mapper.relationships.values() if not r.viewonly)
+        rels = mapper.cache["flush_relationships"] = tuple(r for r in mapper.relationships.values()
+                                                           if not r.viewonly)
     return rels  # type: ignore[no-any-return]
 
 
@@ -200,6 +200,7 @@ def _sync_pending(sync: Sync, obj: Any, rels: tuple[Relationship, ...], adopted:
         current = d.get(rel.key)
         if current is None:  # never set, or set to None
             continue
+        rel.resolve()
         if rel.direction == MANYTOONE:
             for local, remote in rel.pairs:
                 _set(sync, obj, local.key, value_of(current, remote.key))
@@ -207,7 +208,7 @@ def _sync_pending(sync: Sync, obj: Any, rels: tuple[Relationship, ...], adopted:
         elif rel.direction == ONETOMANY:
             _adopt(sync, obj, rel, _as_list(current), adopted)  # a one-to-one holds one object
         elif rel.direction == MANYTOMANY:
-            _link_rows(sync, obj, rel, current, sync.assoc_insert, seen_links)
+            _link_rows(sync, obj, rel, _as_list(current), sync.assoc_insert, seen_links)  # or uselist=False
 
 
 def _adopt(sync: Sync, parent: Any, rel: Relationship, added: list[Any], adopted: set[int]) -> None:

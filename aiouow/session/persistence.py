@@ -157,12 +157,15 @@ async def execute_plan(conn: Connection, plan: FlushPlan) -> FlushOutcome:
 
 # -- INSERT ------------------------------------------------------------------------
 async def _reserve_keys(conn: Connection, plan: FlushPlan) -> dict[int, list[Any]]:
-    """PostgreSQL: the generated keys of every multi-row insert batch, taken from the sequences in
-    one round trip (one array per batch) before the first INSERT, so rows can go by COPY."""
+    """PostgreSQL: the generated keys of the plan's insert batches, taken from the sequences in one
+    round trip (one array per batch, in plan order) before the first INSERT, so rows can go by COPY.
+
+    Only when some batch has several rows; then single-row batches take theirs here too, so keys
+    still follow insertion order (a parent inserted first gets the lower key, as on SQLite)."""
     wanted = [(i, step) for i, step in enumerate(plan.steps)
-              if isinstance(step, InsertBatch) and step.generate_pk and len(step.rows) > 1]
-    if not wanted:
-        return {}
+              if isinstance(step, InsertBatch) and step.generate_pk]
+    if all(len(step.rows) == 1 for _, step in wanted):
+        return {}  # each single row gets its key from INSERT ... RETURNING, in plan order
     parts = []
     for n, (_, step) in enumerate(wanted, 1):
         seq = await _sequence_literal(conn, step.mapper.table.name, step.mapper.autoincrement_key)
@@ -176,7 +179,8 @@ async def _insert(conn: Connection, b: InsertBatch, reserved: list[Any] | None =
     n = len(b.rows)
     auto = b.mapper.autoincrement_key
     if s.pg:
-        if b.generate_pk and n == 1:
+        if b.generate_pk and reserved is None:
+            assert n == 1
             sql = _cache(b.mapper, conn, ("insert1r", b.keys), lambda: _values_sql(s, b.keys, 1) +
                          f" RETURNING {_q(auto)}")  # type: ignore[arg-type]
             rows = await conn.fetch_sql(sql, _processed_rows(b.rows, s.procs(b.keys))[0])

@@ -447,10 +447,10 @@ class AsyncSession:
         mapper = _mapper_of_instance(obj, "add")
         st = state_of(obj)
         status = st.status
+        other = st.session
+        if other is not None and other is not self:
+            raise self._foreign(obj)
         if status == PERSISTENT or status == PENDING:
-            other = st.session
-            if other is not self:
-                raise self._foreign(obj)
             self._deleted.pop(id(obj), None)  # as in SQLAlchemy: add() cancels a delete() not yet flushed
             return
         if status == TRANSIENT:
@@ -469,13 +469,9 @@ class AsyncSession:
             self._new[oid] = obj
             self._levels[-1].added[oid] = obj
         elif status == DETACHED:
-            if st.session is not None:
-                raise self._foreign(obj)
             self._autobegin()
             self._attach(obj, st, mapper)
         else:
-            if st.session is not self:
-                raise self._foreign(obj)
             raise exc.InvalidRequestError(
                 f"{_describe(obj)} was deleted in this transaction; it cannot be added back until the "
                 "transaction ends (after rollback() it is persistent again)"
@@ -992,7 +988,10 @@ class AsyncSession:
     def _after_commit(self) -> None:
         for level in self._levels:
             level.closed = True
-            for st in map(_state._get_slot, level.removed.values()):  # full states: promoted when deleted
+            for obj in level.removed.values():
+                st = _state._get_slot(obj)  # a full state (promoted when deleted), read without a call
+                if st.__class__ is not InstanceState:
+                    st = state_of(obj)
                 st.status = DETACHED
                 st.session_ref = None
         self._levels = []
