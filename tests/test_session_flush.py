@@ -682,6 +682,34 @@ async def test_large_flush_pauses_gc_and_restores_it(db: Engine) -> None:
         gc.enable()
 
 
+async def test_large_flush_waits_for_its_connection_with_the_collector_on(db: Engine) -> None:
+    import asyncio
+    import gc
+
+    from aiouow import _gc, create_engine
+
+    # one connection: SQLite's engine has only one; on PostgreSQL a pool of one
+    eng = db if db.dialect.name == "sqlite" else create_engine(db.url.raw, pool_size=1, pool_timeout=10)
+    try:
+        async with AsyncSession(eng) as holder:
+            await holder.execute(select(User.id))  # holds the only connection in its transaction
+            flushing = AsyncSession(eng)
+            flushing.add_all([User(name=f"u{i}") for i in range(_gc.GC_PAUSE_MIN)])
+            flush = asyncio.create_task(flushing.flush())
+            await asyncio.sleep(0.2)
+            assert not flush.done()  # waiting for the connection...
+            assert gc.isenabled()  # ...with the collector running
+            await holder.rollback()
+            await flush
+            assert gc.isenabled()
+            await flushing.commit()
+            await flushing.close()
+        assert await count(db, User) == _gc.GC_PAUSE_MIN
+    finally:
+        if eng is not db:
+            await eng.dispose()
+
+
 # -- regressions found in review of the flush fast paths ------------------------------------------
 
 

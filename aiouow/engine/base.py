@@ -109,6 +109,11 @@ class Connection:
             self._loop = asyncio.get_running_loop()
         return dc
 
+    async def acquire(self) -> None:
+        """Check a connection out of the pool now, if none is held yet (no transaction begins);
+        a large flush waits for one before it pauses the garbage collector."""
+        await self._driver()
+
     async def __aenter__(self) -> Connection:
         await self._driver()
         return self

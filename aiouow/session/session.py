@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .. import exc
-from .._gc import gc_paused
+from .._gc import GC_PAUSE_MIN, gc_paused
 from ..engine.base import Connection, Engine, Transaction, _interrupted, _process
 from ..engine.result import AsyncResult, Result, ScalarResult, make_row_class
 from ..loading.rows import instances
@@ -798,8 +798,12 @@ class AsyncSession:
         # The collector stays paused across the statements too: a large flush allocates its
         # parameters in bursts between awaits, and a collection there rescanned every object
         # being flushed.  The plan and its rows die with _write's frame, before the collector
-        # runs again, so its first collection afterwards does not scan them either.
-        with gc_paused(len(new) + len(modified) + len(dels)):
+        # runs again, so its first collection afterwards does not scan them either.  A large
+        # flush takes its connection first, so that a wait for the pool is not spent paused.
+        size = len(new) + len(modified) + len(dels)
+        if size >= GC_PAUSE_MIN:
+            await (await self._connection()).acquire()
+        with gc_paused(size):
             await self._write(new, modified, dels)
 
     async def _write(self, new: list[Any], modified: list[Any], dels: list[Any]) -> None:
