@@ -8,10 +8,13 @@ measured here, 30-45% of a 100 000-row load or flush.
 Most batches run with no await inside.  A large flush stays paused across its
 statements as well (a few milliseconds per thousand rows): its parameter
 lists are allocated in bursts between awaits, and a full collection there
-rescanned every object being flushed (a third of a 10 000-row insert).  Other
+rescanned every object being flushed (a third of a 10 000-row insert).  The
+flush checks its connection out of the pool first, so a wait for the pool is
+not spent paused; a wait on a row lock held by another transaction is.  Other
 tasks keep running meanwhile with the collector paused; nothing is lost, their
 cyclic garbage is collected once the flush ends.  Pauses nest: only the
-outermost one switches the collector back on.
+outermost one switches the collector back on (and it does so even if the
+application called ``gc.disable()`` meanwhile).
 
 ``gc_paused`` hands out one of two stateless context managers rather than
 being a ``@contextmanager`` generator: small batches (every short transaction
