@@ -19,6 +19,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import repeat
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -853,15 +854,17 @@ class AsyncSession:
                 keys = step.keys
                 rels = mapper.relationships
                 rel_keys = rels.keys()
-                # the generated key is the identity (a table with one is never keyed by more columns)
-                identities = ids if ids is not None else [mapper.pk_of(dict(zip(keys, r))) for r in step.rows]
                 new = self._new
                 inserted = level.inserted
-                for obj, row, ident in zip(step.objs, step.rows, identities):
+                for obj, row, ident in zip(step.objs, step.rows, ids if ids is not None else repeat(None)):
                     d = obj.__dict__
-                    if ids is not None:
+                    if ident is not None:
+                        # the generated key is the identity (a table with one has a one-column key)
                         d[auto] = ident  # type: ignore[index]
-                    d.update(zip(keys, row))
+                        d.update(zip(keys, row))
+                    else:
+                        d.update(zip(keys, row))
+                        ident = mapper.pk_of(d)
                     if rels and not d.keys() >= rel_keys:
                         _fill_unset_relationships(obj, d, rels)
                     oid = id(obj)
