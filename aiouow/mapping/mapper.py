@@ -112,6 +112,11 @@ class Mapper:
         return f"<Mapper {self.class_.__name__} -> {self.table.name}>"
 
 
+def is_mapped_name(name: str) -> bool:
+    """Whether a mapped class of this name is defined."""
+    return bool(_registry.get(name))
+
+
 def mapper_for_name(name: str, rel: Relationship) -> Mapper:
     found = _registry.get(name, [])
     if not found:

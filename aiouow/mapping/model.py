@@ -52,6 +52,8 @@ def relationship(
     uselist: bool | None = None,
     remote_side: Any = None,
     foreign_keys: Any = None,
+    primaryjoin: Any = None,
+    secondaryjoin: Any = None,
     passive_deletes: bool = False,
     viewonly: bool = False,
 ) -> Any:
@@ -59,11 +61,21 @@ def relationship(
 
     Loading is always explicit: ``await session.load(obj, "rel")`` or a loader
     option in the query.
+
+    ``foreign_keys=`` names the foreign-key column(s) to follow where several
+    link the same tables: ``Model.col``, ``"Model.col"``, a table's column
+    (``table.c.col``, ``"table.c.col"``) or a lambda returning them.  With
+    ``secondary=`` it names association columns: in a self-referential
+    many-to-many the one pointing at the parent (the other then points at the
+    target).  ``primaryjoin=`` / ``secondaryjoin=`` (many-to-many only) say
+    the same as SQLAlchemy: ``Model.id == table.c.col`` (several joined with
+    ``and_()``/``&``), a lambda returning it, or its string form.
     """
     return Relationship(
         argument, back_populates=back_populates, cascade=cascade, order_by=order_by,
         secondary=secondary, uselist=uselist, remote_side=remote_side,
-        foreign_keys=foreign_keys, passive_deletes=passive_deletes, viewonly=viewonly,
+        foreign_keys=foreign_keys, primaryjoin=primaryjoin, secondaryjoin=secondaryjoin,
+        passive_deletes=passive_deletes, viewonly=viewonly,
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exc import ArgumentError
-from ..sql.elements import ClauseElement, and_
+from ..sql.elements import BinaryExpression, BindParameter, BooleanClauseList, ClauseElement, and_
 from ..sql.schema import Column, Table
 from . import state as _state
 from .state import History
@@ -57,6 +57,8 @@ class Relationship:
         uselist: bool | None = None,
         remote_side: Any = None,
         foreign_keys: Any = None,
+        primaryjoin: Any = None,
+        secondaryjoin: Any = None,
         passive_deletes: bool = False,
         viewonly: bool = False,
         lazy: str = "raise",
@@ -69,6 +71,8 @@ class Relationship:
         self._uselist = uselist
         self._remote_side = remote_side
         self._foreign_keys = foreign_keys
+        self._primaryjoin = primaryjoin
+        self._secondaryjoin = secondaryjoin
         self.passive_deletes = passive_deletes
         self.viewonly = viewonly
         self.lazy = lazy
@@ -147,6 +151,12 @@ class Relationship:
         self.mapper = target
         if self._secondary is not None:
             self._resolve_secondary()
+        elif self._primaryjoin is not None or self._secondaryjoin is not None:
+            raise ArgumentError(
+                f"relationship {self}: primaryjoin=/secondaryjoin= are supported only with secondary= "
+                f"(many-to-many); for a one-to-many or many-to-one say which foreign key it follows "
+                f"with foreign_keys=[Model.column]"
+            )
         else:
             self._resolve_direct()
         if self._order_by is not None:
@@ -162,28 +172,119 @@ class Relationship:
 
     def _resolve_secondary(self) -> None:
         sec = self._secondary
+        if callable(sec) and not isinstance(sec, Table):
+            sec = sec()  # secondary=lambda: table, as in SQLAlchemy
         if isinstance(sec, str):
             table = self.parent.table.metadata.tables.get(sec)
             if table is None:
                 raise ArgumentError(f"relationship {self}: secondary table {sec!r} is not defined")
             sec = table
-        assert isinstance(sec, Table)
+        if not isinstance(sec, Table):
+            raise ArgumentError(f"relationship {self}: secondary= takes a Table or a table name, not {sec!r}")
         self.secondary = sec
         self.direction = MANYTOMANY
         ptable, ttable = self.parent.table, self.mapper.table
-        to_parent = [fk for fk in sec.foreign_keys if fk.column.table is ptable]
-        to_target = [fk for fk in sec.foreign_keys if fk.column.table is ttable]
-        if ptable is ttable or not to_parent or not to_target:
+        named = self._columns_arg(self._foreign_keys, "foreign_keys")
+        for col in named:
+            if col.table is not sec:
+                raise ArgumentError(
+                    f"relationship {self}: foreign_keys= names {col.table.name}.{col.name}, which is not a "
+                    f"column of the secondary table {sec.name!r}; name the association column(s) that "
+                    f"point at {self.parent.class_.__name__}, e.g. foreign_keys=\"{sec.name}.c.<column>\""
+                )
+        pj = self._join_arg(self._primaryjoin, "primaryjoin", ptable, sec)
+        sj = self._join_arg(self._secondaryjoin, "secondaryjoin", ttable, sec)
+        taken = {id(c) for _, c in (pj or []) + (sj or [])}  # association columns already placed
+        if pj is None:
+            pj = self._secondary_side(sec, ptable, taken, named, "parent")
+            taken.update(id(c) for _, c in pj)
+        if sj is None:
+            # in a self-referential many-to-many foreign_keys= names the parent side only;
+            # the target side is the other foreign key
+            sj = self._secondary_side(sec, ttable, taken, named if ptable is not ttable else [], "target")
+        self.secondary_parent = pj
+        self.secondary_target = sj
+
+    def _secondary_side(self, sec: Table, table: Table, taken: set[int], named: list[Column],
+                        side: str) -> list[tuple[Column, Column]]:
+        """(column of ``table``, association column) pairs for one side of a many-to-many, from the
+        association table's foreign keys to ``table``."""
+        who = (self.parent if side == "parent" else self.mapper).class_.__name__
+        cands = [fk for fk in sec.foreign_keys if fk.column.table is table and id(fk.parent) not in taken]
+        if named:
+            chosen = [fk for fk in cands if any(fk.parent is c for c in named)]
+            if chosen:
+                cands = chosen
+        if not cands:
             raise ArgumentError(
-                f"relationship {self}: secondary table {sec.name!r} needs one foreign key to "
-                f"{ptable.name!r} and one to {ttable.name!r}"
+                f"relationship {self}: secondary table {sec.name!r} needs a foreign key to {table.name!r} "
+                f"for the {side} side ({who})"
             )
-        self.secondary_parent = [(fk.column, fk.parent) for fk in to_parent]  # type: ignore[misc]
-        self.secondary_target = [(fk.column, fk.parent) for fk in to_target]  # type: ignore[misc]
+        if len({id(fk.column) for fk in cands}) < len(cands):
+            # two association columns refer to the same column: which one is this side's?
+            cols = ", ".join(f"{sec.name}.{fk.parent.name}" for fk in cands)  # type: ignore[union-attr]
+            first = cands[0].parent.name  # type: ignore[union-attr]
+            join = "primaryjoin" if side == "parent" else "secondaryjoin"
+            raise ArgumentError(
+                f"relationship {self}: secondary table {sec.name!r} has several foreign keys to "
+                f"{table.name!r} ({cols}), so which one links the {side} ({who}) is ambiguous; say which "
+                f"with foreign_keys=\"{sec.name}.c.{first}\" (the association column that points at the "
+                f"{side}) or {join}={who}.{cands[0].column.key} == {sec.name}.c.{first}"
+            )
+        return [(fk.column, fk.parent) for fk in cands]  # type: ignore[misc]
+
+    def _join_arg(self, value: Any, what: str, table: Table, sec: Table) -> list[tuple[Column, Column]] | None:
+        """``primaryjoin=`` / ``secondaryjoin=`` as (column of ``table``, association column) pairs.
+
+        Accepted: ``a == b`` or ``and_(a == b, ...)`` (``&`` too) over columns, a lambda
+        returning one, or its string form (``"User.id == follower_user.c.follower_id"``)."""
+        if value is None:
+            return None
+        if callable(value) and not isinstance(value, ClauseElement):
+            value = value()
+        terms: list[tuple[Column, Column]] = []
+        if isinstance(value, str):
+            for term in _split_join(value):
+                if len(term) != 2:
+                    raise ArgumentError(
+                        f"relationship {self}: {what}={value!r} should read "
+                        f"'Model.column == {sec.name}.c.column' (several joined with ' and ')"
+                    )
+                terms.append((self._lookup_column(term[0], what), self._lookup_column(term[1], what)))
+        else:
+            terms = [(self._join_column(a, what), self._join_column(b, what))
+                     for a, b in _equalities(value, self, what)]
+        if not terms:
+            raise ArgumentError(f"relationship {self}: {what}={value!r} compares no columns")
+        out: list[tuple[Column, Column]] = []
+        for a, b in terms:
+            if b.table is sec and a.table is table:
+                out.append((a, b))
+            elif a.table is sec and b.table is table:
+                out.append((b, a))
+            else:
+                raise ArgumentError(
+                    f"relationship {self}: {what}= must compare columns of {table.name!r} with columns of "
+                    f"the secondary table {sec.name!r}; got {a.table.name}.{a.name} == {b.table.name}.{b.name}"
+                )
+        return out
+
+    def _join_column(self, el: Any, what: str) -> Column:
+        if isinstance(el, Column):
+            return el
+        if isinstance(el, BindParameter):
+            # `id == table.c.x` inside the class body compares with the column() spec
+            for m in (self.parent, self.mapper):
+                col = m.column_specs.get(id(el.value))
+                if col is not None:
+                    return col
+        raise ArgumentError(f"relationship {self}: {what}= compares columns only, not {el!r}")
 
     def _columns_arg(self, value: Any, what: str) -> list[Column]:
         if value is None:
             return []
+        if callable(value) and not isinstance(value, ClauseElement):
+            value = value()  # foreign_keys=lambda: [...], as in SQLAlchemy
         items = value if isinstance(value, (list, tuple, set)) else [value]
         out = []
         for item in items:
@@ -198,16 +299,28 @@ class Relationship:
         return out
 
     def _lookup_column(self, text: str, what: str) -> Column:
-        cls_name, _, attr = text.partition(".")
-        if not attr:
-            raise ArgumentError(f"relationship {self}: {what}={text!r} should read 'Model.column'")
-        from .mapper import mapper_for_name
+        """A column named ``"Model.attr"``, ``"table.c.column"`` or ``"table.column"`` (a Table's)."""
+        parts = text.strip().split(".")
+        if len(parts) == 3 and parts[1] == "c":
+            parts = [parts[0], parts[2]]
+        if len(parts) != 2 or not all(parts):
+            raise ArgumentError(
+                f"relationship {self}: {what}={text!r} should read 'Model.column' or 'table.c.column'"
+            )
+        name, attr = parts
+        from .mapper import is_mapped_name, mapper_for_name
 
-        m = mapper_for_name(cls_name, self)
-        col = m.columns.get(attr)
-        if col is None:
-            raise ArgumentError(f"relationship {self}: {what}={text!r}: {cls_name} has no column {attr!r}")
-        return col
+        tables = self.parent.table.metadata.tables
+        if is_mapped_name(name) or name not in tables:
+            m = mapper_for_name(name, self)
+            col = m.columns.get(attr)
+            if col is None:
+                raise ArgumentError(f"relationship {self}: {what}={text!r}: {name} has no column {attr!r}")
+            return col
+        tcol = tables[name].c.get(attr)
+        if tcol is None:
+            raise ArgumentError(f"relationship {self}: {what}={text!r}: table {name!r} has no column {attr!r}")
+        return tcol
 
     def _resolve_direct(self) -> None:
         ptable, ttable = self.parent.table, self.mapper.table
@@ -297,6 +410,30 @@ class Relationship:
     def __repr__(self) -> str:
         owner = self.parent.class_.__name__ if self.parent is not None else "?"
         return f"{owner}.{self.key}"
+
+
+def _equalities(expr: Any, rel: Relationship, what: str) -> list[tuple[Any, Any]]:
+    """The (left, right) sides of ``a == b`` terms joined by AND."""
+    if isinstance(expr, BooleanClauseList) and expr.op == "AND":
+        return [pair for clause in expr.clauses for pair in _equalities(clause, rel, what)]
+    if isinstance(expr, BinaryExpression) and expr.op == "=":
+        return [(expr.left, expr.right)]
+    raise ArgumentError(
+        f"relationship {rel}: {what}= takes column == column comparisons (joined with and_() or &), "
+        f"not {expr!r}"
+    )
+
+
+_AND_RE = re.compile(r"\s+and\s+|\s*&\s*|\s*,\s*")
+
+
+def _split_join(text: str) -> list[list[str]]:
+    """``"a == b and c == d"`` (or ``"and_(a == b, c == d)"``) -> [["a", "b"], ["c", "d"]]."""
+    text = text.strip()
+    if text.startswith("and_(") and text.endswith(")"):
+        text = text[5:-1]
+    return [[side.strip().strip("()").strip() for side in term.strip().strip("()").split("==")]
+            for term in _AND_RE.split(text) if term.strip()]
 
 
 _LIST_RE = re.compile(r"^\s*(?:typing\.)?(list|List|set|Set|Sequence|typing\.List)\s*\[\s*(.+?)\s*\]\s*$")

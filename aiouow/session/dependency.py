@@ -48,6 +48,10 @@ def value_of(obj: Any, key: str) -> Any:
     return v
 
 
+#: many-to-many links seen in one flush: (table, {(association column, id(object)), ...})
+_Links = set[tuple[Table, frozenset[tuple[str, int]]]]
+
+
 @dataclass(slots=True)
 class Sync:
     #: id(obj) -> (obj, {column key: value or Ref})
@@ -89,7 +93,7 @@ def _diff(old: Any, current: Any) -> tuple[list[Any], list[Any]]:
 def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Sync:
     sync = Sync()
     deleted_ids = {id(o) for o in deleted}
-    seen_links: set[tuple[Table, frozenset[int]]] = set()
+    seen_links: _Links = set()
     nulls: list[tuple[Any, list[str]]] = []
     orphan_candidates: list[Any] = []
     adopted: set[int] = set()
@@ -193,7 +197,7 @@ def _delete_relationships(mapper: Any) -> tuple[Relationship, ...]:
 
 
 def _sync_pending(sync: Sync, obj: Any, rels: tuple[Relationship, ...], adopted: set[int],
-                  seen_links: set[tuple[Table, frozenset[int]]]) -> None:
+                  seen_links: _Links) -> None:
     """A pending object: everything it refers to or holds is new (there is no old value)."""
     d = obj.__dict__
     for rel in rels:
@@ -225,15 +229,20 @@ def _adopt(sync: Sync, parent: Any, rel: Relationship, added: list[Any], adopted
 
 
 def _link_rows(sync: Sync, obj: Any, rel: Relationship, children: list[Any],
-               bucket: dict[Table, list[dict[str, Any]]], seen_links: set[tuple[Table, frozenset[int]]]) -> None:
+               bucket: dict[Table, list[dict[str, Any]]], seen_links: _Links) -> None:
     """Association rows for many-to-many links added (or removed); a link changed on both
     sides of a back_populates pair counts once."""
     sec = rel.secondary
     assert sec is not None
+    # a link is the pair of objects *in their columns*: in a self-referential many-to-many
+    # "a follows b" and "b follows a" are two rows, while the same row seen from the
+    # back_populates side (same objects, same columns) is one
+    pcol = rel.secondary_parent[0][1].key
+    tcol = rel.secondary_target[0][1].key
     for child in children:
         if _state.status_of(child) == TRANSIENT:
             continue  # not in the session (an expunged pending orphan): no row (SQLAlchemy)
-        link = (sec, frozenset((id(obj), id(child))))
+        link = (sec, frozenset(((pcol, id(obj)), (tcol, id(child)))))
         if link in seen_links:
             continue
         seen_links.add(link)
