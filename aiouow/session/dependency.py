@@ -48,8 +48,8 @@ def value_of(obj: Any, key: str) -> Any:
     return v
 
 
-#: many-to-many links seen in one flush: (table, {(association column, id(object)), ...})
-_Links = set[tuple[Table, frozenset[tuple[str, int]]]]
+#: many-to-many links seen in one flush: (table, ids of the two objects in column order)
+_Links = set[tuple[Table, int, int]]
 
 
 @dataclass(slots=True)
@@ -234,15 +234,14 @@ def _link_rows(sync: Sync, obj: Any, rel: Relationship, children: list[Any],
     sides of a back_populates pair counts once."""
     sec = rel.secondary
     assert sec is not None
-    # a link is the pair of objects *in their columns*: in a self-referential many-to-many
-    # "a follows b" and "b follows a" are two rows, while the same row seen from the
-    # back_populates side (same objects, same columns) is one
-    pcol = rel.secondary_parent[0][1].key
-    tcol = rel.secondary_target[0][1].key
+    # a link is the two objects in the order of their association columns: in a
+    # self-referential many-to-many "a follows b" and "b follows a" are two rows, while the
+    # same row seen from the back_populates side (columns swapped) is one
+    parent_first = rel.secondary_parent[0][1].key < rel.secondary_target[0][1].key
     for child in children:
         if _state.status_of(child) == TRANSIENT:
             continue  # not in the session (an expunged pending orphan): no row (SQLAlchemy)
-        link = (sec, frozenset(((pcol, id(obj)), (tcol, id(child)))))
+        link = (sec, id(obj), id(child)) if parent_first else (sec, id(child), id(obj))
         if link in seen_links:
             continue
         seen_links.add(link)
