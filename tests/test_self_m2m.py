@@ -29,6 +29,7 @@ from aiouow import (
 )
 from aiouow.mapping.mapper import unregister
 
+from .models import Node
 from .self_m2m_models import SmPerson, SmTask, SmUser, SmWorker, sm_fans, sm_follows
 
 
@@ -213,6 +214,20 @@ async def test_every_loader_matches_the_rows(db: Engine, cfg: Cfg) -> None:
             assert {f.name: named(getattr(f, cfg.fwd)) for f in getattr(ann, cfg.back)} == {"cat": fwd["cat"]}
 
 
+async def test_query_join_through_the_same_table_twice_is_refused_clearly(db: Engine) -> None:
+    """``.join(SmUser.following)`` would name sm_users twice: an ArgumentError says so (the database's
+    own message was "ambiguous column name"); joining the association table alone works."""
+    ids = await make_people(db, FK, ["ann", "bob", "cat"], [("ann", "bob"), ("ann", "cat"), ("bob", "cat")])
+    async with AsyncSession(db) as s:
+        for stmt in (select(SmUser).join(SmUser.following), select(SmUser).join(SmUser.followers),
+                     select(Node).join(Node.children)):
+            with pytest.raises(exc.ArgumentError, match="reaches table '(sm_users|nodes)' a second time"):
+                await s.execute(stmt)
+        stmt = (select(SmUser.name).join(sm_follows, SmUser.id == sm_follows.c.following_id)
+                .where(sm_follows.c.follower_id == ids["ann"]).order_by(SmUser.name))
+        assert (await s.execute(stmt)).scalars().all() == ["bob", "cat"]
+
+
 # -- random follow / unfollow sequences against the rows ------------------------------------------
 
 
@@ -393,6 +408,9 @@ def sme4_links() -> Table:
     ({"foreign_keys": "Sme4User.id"}, "not a column of the secondary table 'sme4_links'"),
     ({"foreign_keys": "sme4_links.c.nope"}, "table 'sme4_links' has no column 'nope'"),
     ({"foreign_keys": "sme4_links"}, "should read 'Model.column' or 'table.c.column'"),
+    ({"foreign_keys": SmUser}, "takes columns like Model.col"),  # a class is not a lambda to call
+    ({"foreign_keys": lambda: [sme4_links().c.a_id, sme4_links().c.b_id]}, "primaryjoin=Sme4User.id == "
+                                                                           "sme4_links.c.a_id"),
     ({"primaryjoin": lambda: _sme4["user"].id > sme4_links().c.a_id}, "column == column"),
     ({"primaryjoin": "Sme4User.id = sme4_links.c.a_id"}, "should read"),
     ({"primaryjoin": lambda: _sme4["user"].id == _sme4["user"].id}, "must compare columns of 'sme4_users' with columns "

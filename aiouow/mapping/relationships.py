@@ -53,7 +53,7 @@ class Relationship:
         back_populates: str | None = None,
         cascade: str = "save-update, merge",
         order_by: Any = None,
-        secondary: str | Table | None = None,
+        secondary: Any = None,
         uselist: bool | None = None,
         remote_side: Any = None,
         foreign_keys: Any = None,
@@ -172,7 +172,7 @@ class Relationship:
 
     def _resolve_secondary(self) -> None:
         sec = self._secondary
-        if callable(sec) and not isinstance(sec, Table):
+        if _is_lambda(sec):
             sec = sec()  # secondary=lambda: table, as in SQLAlchemy
         if isinstance(sec, str):
             table = self.parent.table.metadata.tables.get(sec)
@@ -240,7 +240,7 @@ class Relationship:
         returning one, or its string form (``"User.id == follower_user.c.follower_id"``)."""
         if value is None:
             return None
-        if callable(value) and not isinstance(value, ClauseElement):
+        if _is_lambda(value):
             value = value()
         terms: list[tuple[Column, Column]] = []
         if isinstance(value, str):
@@ -283,7 +283,7 @@ class Relationship:
     def _columns_arg(self, value: Any, what: str) -> list[Column]:
         if value is None:
             return []
-        if callable(value) and not isinstance(value, ClauseElement):
+        if _is_lambda(value):
             value = value()  # foreign_keys=lambda: [...], as in SQLAlchemy
         items = value if isinstance(value, (list, tuple, set)) else [value]
         out = []
@@ -410,6 +410,11 @@ class Relationship:
     def __repr__(self) -> str:
         owner = self.parent.class_.__name__ if self.parent is not None else "?"
         return f"{owner}.{self.key}"
+
+
+def _is_lambda(value: Any) -> bool:
+    """A deferred argument (``lambda: ...``, as SQLAlchemy allows), not a class or an element."""
+    return callable(value) and not isinstance(value, (type, ClauseElement, Table))
 
 
 def _equalities(expr: Any, rel: Relationship, what: str) -> list[tuple[Any, Any]]:

@@ -320,6 +320,15 @@ class Compiler:
         chain = self.quote(head.name)
         in_chain = {head}
         for j in s._joins:
+            if j.right in in_chain:
+                # the database would refuse it with "ambiguous column name" (or not at all, silently
+                # joining the wrong rows): say what is wrong and what to do instead
+                raise ArgumentError(
+                    f"the JOIN reaches table {j.right.name!r} a second time (a self-referential "
+                    f"relationship?); joining one table twice needs an alias, which this statement "
+                    f"cannot express: load the relationship with selectinload()/session.load(), or "
+                    f"join the association table only and filter on its columns"
+                )
             kind = " LEFT OUTER JOIN " if j.isouter else " JOIN "
             chain += f"{kind}{self.quote(j.right.name)} ON {j.onclause._compile(self)}"
             in_chain.add(j.right)
