@@ -459,14 +459,16 @@ async def _parent_gone(conn: Connection, g: ParentGone) -> None:
         values = [proc(v) for v in values]
     if len(pairs) != 1:
         raise InvalidRequestError(f"{rel}: composite-key relationships are not supported on delete")
+    if g.purge:
+        head = f"DELETE FROM {name} WHERE "
+    else:
+        head = f"UPDATE {name} SET {_q(child_col.name)} = NULL WHERE "
     if pg:
         cond = f"{_q(child_col.name)} = ANY($1::{conn.dialect.sql_type(parent_col.type)}[])"
-        params: list[Any] = [values]
-    else:
-        cond = f"{_q(child_col.name)} IN ({', '.join('?' for _ in values)})"
-        params = values
-    if g.purge:
-        sql = f"DELETE FROM {name} WHERE {cond}"
-    else:
-        sql = f"UPDATE {name} SET {_q(child_col.name)} = NULL WHERE {cond}"
-    await conn.execute_sql(sql, params)
+        await conn.execute_sql(head + cond, [values])
+        return
+    # SQLite binds each value as its own parameter: chunked under its limit, as _delete_keys does
+    per_chunk = conn.dialect.max_params
+    for start in range(0, len(values), per_chunk):
+        chunk = values[start:start + per_chunk]
+        await conn.execute_sql(head + f"{_q(child_col.name)} IN ({', '.join('?' * len(chunk))})", chunk)
