@@ -27,8 +27,8 @@ from .elements import (
     TextClause,
     UnaryExpression,
 )
-from .schema import Column, Table
-from .selectable import EntityClause, Select
+from .schema import Column, Table, TableAlias
+from .selectable import EntityClause, FromItem, Select
 
 if TYPE_CHECKING:
     from .dml import Delete, Insert, Update
@@ -105,6 +105,11 @@ class Compiler:
     def for_update_clause(self) -> str:
         return " FOR UPDATE"
 
+    def typed_bind(self, bind: BindParameter) -> str:
+        """A bound value whose type the database cannot infer from where it stands
+        (``SELECT $1``, ``$1 + $2``); PostgreSQL adds a cast."""
+        return self.visit_bind(bind)
+
     # -- machinery ---------------------------------------------------------
     def __init__(self, dialect: Any, binds: list[BindParameter]) -> None:
         self.dialect = dialect
@@ -115,7 +120,9 @@ class Compiler:
         self._depth = 0
         self._in_dml = False
         #: tables of the statements being compiled, outermost first (for correlation)
-        self._enclosing: list[set[Table]] = []
+        self._enclosing: list[set[FromItem]] = []
+        #: while ORDER BY / GROUP BY compiles: the labels of that SELECT's column list by name
+        self._label_refs: dict[str, Label] | None = None
 
     def _add_param(self, bind: BindParameter, proc: Processor, expand_index: int = -1) -> str:
         index = self._positions[id(bind)]
@@ -157,10 +164,14 @@ class Compiler:
         return sql
 
     def visit_binary(self, b: BinaryExpression) -> str:
-        left = self._operand(b.left)
-        if isinstance(b.right, ExpandingBind):
-            return self.visit_expanding_in(left, b.op, b.right)
-        right = self._operand(b.right)
+        if _bare_bind(b.left) and _bare_bind(b.right):
+            # neither side tells the database the other's type
+            left, right = self.typed_bind(b.left), self.typed_bind(b.right)  # type: ignore[arg-type]
+        else:
+            left = self._operand(b.left)
+            if isinstance(b.right, ExpandingBind):
+                return self.visit_expanding_in(left, b.op, b.right)
+            right = self._operand(b.right)
         if b.op == "ILIKE":
             return self.visit_ilike(left, right)
         if b.op == "+" and isinstance(getattr(b.left, "type", None), sqltypes.String):
@@ -181,7 +192,26 @@ class Compiler:
         )
 
     def visit_label(self, lbl: Label) -> str:
-        return f"{self._operand(lbl.element)} AS {self.quote(lbl.name)}"
+        # "expr AS name" belongs to the column list only (see _result_columns); in ORDER BY /
+        # GROUP BY a label of the column list is referred to by its name, elsewhere the
+        # expression itself stands (as in SQLAlchemy)
+        refs = self._label_refs
+        if refs is not None:
+            own = refs.get(lbl.name)
+            if own is not None and (own is lbl or own.element._ck([]) == lbl.element._ck([])):
+                return self.quote(lbl.name)
+        return self._operand(lbl.element)
+
+    def _column_sql(self, item: ClauseElement) -> str:
+        """One item of a column list."""
+        if isinstance(item, Label):
+            inner = item.element
+            sql = self.typed_bind(inner) if isinstance(inner, BindParameter) and _bare_bind(inner) \
+                else self._operand(inner)
+            return f"{sql} AS {self.quote(item.name)}"
+        if _bare_bind(item):
+            return self.typed_bind(item)  # type: ignore[arg-type]
+        return self._operand(item) if isinstance(item, Select) else item._compile(self)
 
     def visit_function(self, f: FunctionCall) -> str:
         if not f.args and f.name.lower() == "count":
@@ -228,7 +258,7 @@ class Compiler:
                     procs.append((pos, proc))
                 c.items.append(("column", None, pos, pos + 1))
                 pos += 1
-                parts.append(self._operand(item) if isinstance(item, Select) else item._compile(self))
+                parts.append(self._column_sql(item))
         c.result_procs = tuple(procs)
         c.returns_rows = True
         return ", ".join(parts)
@@ -260,20 +290,34 @@ class Compiler:
             self._enclosing.pop()
 
     def _select_body(self, s: Select) -> str:
+        outer_refs, self._label_refs = self._label_refs, None
+        try:
+            return self._select_parts(s)
+        finally:
+            self._label_refs = outer_refs
+
+    def _select_parts(self, s: Select) -> str:
         self.compiled.is_select = True
         sql = "SELECT "
         if s._distinct:
             sql += "DISTINCT "
         sql += self._result_columns(s._columns)
-        sql += " FROM " + self._from_clause(s)
+        froms = self._from_clause(s)
+        if froms:  # a SELECT of expressions only has no FROM (``SELECT lower('A')``)
+            sql += " FROM " + froms
         if s._where:
             sql += " WHERE " + self.visit_boolean_list(BooleanClauseList("AND", s._where))
+        labels = {c.name: c for c in s._columns if isinstance(c, Label)}
         if s._group_by:
+            self._label_refs = labels
             sql += " GROUP BY " + ", ".join(g._compile(self) for g in s._group_by)
+            self._label_refs = None
         if s._having:
             sql += " HAVING " + self.visit_boolean_list(BooleanClauseList("AND", s._having))
         if s._order_by:
+            self._label_refs = labels
             sql += " ORDER BY " + ", ".join(o._compile(self) for o in s._order_by)
+            self._label_refs = None
         if s._limit is not None or s._offset is not None:
             sql += self.limit_clause(
                 s._limit._compile(self) if s._limit is not None else None,
@@ -283,9 +327,9 @@ class Compiler:
             sql += self.for_update_clause()
         return sql
 
-    def _select_tables(self, s: Select) -> dict[Table, None]:
+    def _select_tables(self, s: Select) -> dict[FromItem, None]:
         """Tables a SELECT names outside its joins (select_from, columns, WHERE), in order."""
-        tables: dict[Table, None] = {}
+        tables: dict[FromItem, None] = {}
         for t in s._select_from:
             tables[t] = None
         for c in s._columns:
@@ -307,9 +351,7 @@ class Compiler:
             if inner:
                 tables = inner
         if not s._joins:
-            if not tables:
-                raise ArgumentError("a SELECT needs a table: select a column or model, or use select_from()")
-            return ", ".join(self.quote(t.name) for t in tables)
+            return ", ".join(self._from_item(t) for t in tables)
         first = s._joins[0]
         head = first.left
         if head is None:
@@ -317,14 +359,19 @@ class Compiler:
             head = next((t for t in tables if t not in joined), None)
             if head is None:
                 raise ArgumentError("cannot tell the left side of the JOIN; use select_from()")
-        chain = self.quote(head.name)
+        chain = self._from_item(head)
         in_chain = {head}
         for j in s._joins:
             kind = " LEFT OUTER JOIN " if j.isouter else " JOIN "
-            chain += f"{kind}{self.quote(j.right.name)} ON {j.onclause._compile(self)}"
+            chain += f"{kind}{self._from_item(j.right)} ON {j.onclause._compile(self)}"
             in_chain.add(j.right)
-        others = [self.quote(t.name) for t in tables if t not in in_chain]
+        others = [self._from_item(t) for t in tables if t not in in_chain]
         return ", ".join([*others, chain])
+
+    def _from_item(self, t: FromItem) -> str:
+        if isinstance(t, TableAlias):
+            return f"{self.quote(t.element.name)} AS {self.quote(t.name)}"
+        return self.quote(t.name)
 
     def _returning(self, cols: tuple[ClauseElement, ...]) -> str:
         if not cols:
@@ -369,6 +416,10 @@ class Compiler:
 
     def visit_table(self, t: Table) -> str:
         return self.quote(t.name)
+
+
+def _bare_bind(el: ClauseElement) -> bool:
+    return isinstance(el, BindParameter) and not isinstance(el, ExpandingBind)
 
 
 class StatementCache:

@@ -181,6 +181,28 @@ class BindParameter(ColumnElement):
         return ("b", self.type)
 
 
+def literal(value: Any, type_: Any = None) -> BindParameter:
+    """A Python value as a SQL expression (a bound parameter), e.g. ``select(literal(1))``.
+
+    ``type_`` (an ``aiouow.types`` type, class or Python type) says how the value
+    is sent and read back; by default it follows the value's Python type.
+    """
+    if isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
+        raise ArgumentError(f"literal() takes a Python value, not the SQL expression {value!r}")
+    if type_ is None:
+        t = sqltypes.type_for_value(value)
+    elif isinstance(type_, sqltypes.TypeEngine):
+        t = type_
+    elif isinstance(type_, type) and issubclass(type_, sqltypes.TypeEngine):
+        t = type_()
+    else:
+        found = sqltypes.from_python(type_)
+        if found is None:
+            raise ArgumentError(f"literal({value!r}, type_={type_!r}): not a column type; pass an aiouow.types type")
+        t = found
+    return BindParameter(value, t)
+
+
 class ExpandingBind(BindParameter):
     """A list of values for ``IN``; its length is part of the statement's shape."""
 
@@ -388,3 +410,36 @@ class ColumnClause(ColumnElement):
 
 def next_id() -> int:
     return next(_ids)
+
+
+def adapt_columns(element: Any, replace: Any) -> Any:
+    """``element`` rebuilt with each column ``c`` for which ``replace(c)`` is not None swapped
+    for that result (how an expression on a table is moved onto an alias of it).
+
+    Elements with no columns inside come back as they are.
+    """
+    if isinstance(element, BinaryExpression):
+        left, right = adapt_columns(element.left, replace), adapt_columns(element.right, replace)
+        if left is element.left and right is element.right:
+            return element
+        return BinaryExpression(left, element.op, right, element.type)
+    if isinstance(element, UnaryExpression):
+        inner = adapt_columns(element.element, replace)
+        return element if inner is element.element else UnaryExpression(inner, element.op, element.prefix)
+    if isinstance(element, BooleanClauseList):
+        clauses = [adapt_columns(c, replace) for c in element.clauses]
+        if all(a is b for a, b in zip(clauses, element.clauses)):
+            return element
+        return BooleanClauseList(element.op, clauses)
+    if isinstance(element, Label):
+        inner = adapt_columns(element.element, replace)
+        return element if inner is element.element else Label(element.name, inner)
+    if isinstance(element, FunctionCall):
+        args = [adapt_columns(a, replace) for a in element.args]
+        if all(a is b for a, b in zip(args, element.args)):
+            return element
+        return FunctionCall(element.name, args, element.type)
+    if isinstance(element, (BindParameter, Null, TextClause)):
+        return element
+    found = replace(element) if getattr(element, "visit_name", None) == "column" else None
+    return element if found is None else found
