@@ -361,3 +361,26 @@ async def test_joinedload_self_referential_with_where_naming_the_table(db: Engin
                                                          CrEmployee.name.like("w%"))
                                 .order_by(CrEmployee.name).options(joinedload(CrEmployee.manager)))).all()
         assert [(e.name, _names(e, "manager")) for e in emps] == [("w1", "mid"), ("w2", "mid"), ("w3", "boss")]
+
+
+# -- text() fragments inside a statement (same class: SQL or parameters the database rejects) ------
+
+
+async def test_text_fragments_inside_a_select(db: Engine) -> None:
+    from aiouow import text
+
+    await _articles(db)
+    async with AsyncSession(db) as s:
+        base = select(CrUser.name).where(CrUser.id > 0)  # a bound value of its own
+        got = await s.execute(base.where(text("name = :n").bindparams(n="bob")))
+        assert got.scalars().all() == ["bob"]
+        got = await s.execute(base.where(text("name != :n")).order_by(text("name DESC")), {"n": "bob"})
+        assert got.scalars().all() == ["cid", "ann"]
+        # one name twice, a bound and an execute() value in one fragment
+        got = await s.execute(base.where(text("(name = :a OR name = :b OR name = :a)").bindparams(a="ann")),
+                              {"b": "cid"})
+        assert sorted(got.scalars().all()) == ["ann", "cid"]
+        with pytest.raises(exc.ArgumentError, match=":n has no value"):
+            await s.execute(base.where(text("name = :n")))
+        # a whole text() statement still takes its values by name
+        assert (await s.execute(text("SELECT count(*) FROM cr_users WHERE name = :n"), {"n": "ann"})).scalar() == 1

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import types as sqltypes
 from ..exc import ArgumentError
 from .elements import (
+    NAMED_PARAM,
     BinaryExpression,
     BindParameter,
     BooleanClauseList,
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 Processor = Callable[[Any], Any] | None
 
-_NAMED_PARAM = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
-
 
 class Compiled:
     """The compiled form of one statement shape for one dialect.
@@ -48,12 +47,14 @@ class Compiled:
     """
 
     __slots__ = ("sql", "params", "text_names", "names", "result_procs", "items", "returns_rows",
-                 "_row_class", "is_select", "_orm_row_class")
+                 "_row_class", "is_select", "_orm_row_class", "named")
 
     def __init__(self) -> None:
         self.sql = ""
         self.params: list[tuple[int, Processor, bool]] = []
         self.text_names: list[str] | None = None
+        #: names of text() fragment parameters whose values come with execute()'s params
+        self.named: list[str] = []
         self.names: list[str] = []
         self.result_procs: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
         self.items: list[tuple[str, Any, int, int]] = []
@@ -136,9 +137,27 @@ class Compiler:
         self.compiled.params.append((index, proc, expand_index))  # type: ignore[arg-type]
         return mark
 
+    def _add_named(self, name: str) -> str:
+        """A parameter whose value comes by name with execute()'s params (expand marker -3)."""
+        slot = ("named", name)
+        existing = self._placeholders.get(slot)
+        if existing is not None and self.reuses_placeholders:
+            return existing
+        self._n += 1
+        mark = self.placeholder(self._n)
+        self._placeholders[slot] = mark
+        named = self.compiled.named
+        if name not in named:
+            named.append(name)
+        self.compiled.params.append((named.index(name), None, -3))  # type: ignore[arg-type]
+        return mark
+
     reuses_placeholders = False
 
     def process(self, stmt: ClauseElement) -> Compiled:
+        if isinstance(stmt, TextClause):
+            self.compiled.sql = self._text_statement(stmt)
+            return self.compiled
         self.compiled.sql = stmt._compile(self)
         return self.compiled
 
@@ -221,7 +240,8 @@ class Compiler:
     def visit_entity(self, e: EntityClause) -> str:
         return ", ".join(self.visit_column(c) for c in e.columns)
 
-    def visit_text(self, t: TextClause) -> str:
+    def _text_statement(self, t: TextClause) -> str:
+        """A whole text() statement: its values arrive by name at execution."""
         names: list[str] = []
 
         def repl(m: re.Match[str]) -> str:
@@ -229,10 +249,23 @@ class Compiler:
             self._n += 1
             return self.placeholder(self._n)
 
-        sql = _NAMED_PARAM.sub(repl, t.text)
+        sql = NAMED_PARAM.sub(repl, t.text)
         self.compiled.text_names = names
         self.compiled.returns_rows = True
         return sql
+
+    def visit_text(self, t: TextClause) -> str:
+        # a fragment inside a statement (``where(text("a = :a").bindparams(a=1))``): its values
+        # are bound parameters like any other, and the statement stays a statement
+        bound = iter(t.bound_values())
+
+        def repl(m: re.Match[str]) -> str:
+            bind = next(bound)
+            if isinstance(bind, str):
+                return self._add_named(bind)
+            return self._add_param(bind, self.bind_processor(bind.type))
+
+        return NAMED_PARAM.sub(repl, t.text)
 
     # -- statements --------------------------------------------------------
     def _result_columns(self, cols: tuple[ClauseElement, ...]) -> str:
@@ -272,6 +305,7 @@ class Compiler:
             outer = self.compiled
             self.compiled = Compiled()
             self.compiled.params = outer.params
+            self.compiled.named = outer.named
             try:
                 return self._select_sql(s)
             finally:

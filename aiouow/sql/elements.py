@@ -14,6 +14,7 @@ Elements are immutable once built; builder methods return new objects.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -377,22 +378,44 @@ class _FunctionFactory:
 func = _FunctionFactory()
 
 
+#: a ``:name`` parameter of text() (not ``::cast``, not ``\\:``, not inside a word)
+NAMED_PARAM = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
 class TextClause(ClauseElement):
     """Literal SQL with ``:name`` parameters: ``text("select * from t where id = :id")``."""
 
-    __slots__ = ("text", "binds")
+    __slots__ = ("text", "binds", "_bound")
     visit_name = "text"
 
     def __init__(self, text: str, binds: dict[str, Any] | None = None) -> None:
         self.text = text
         self.binds = binds or {}
+        self._bound: tuple[BindParameter, ...] | None = None
 
     def bindparams(self, **values: Any) -> TextClause:
         """A copy with values for the named parameters."""
         return TextClause(self.text, {**self.binds, **values})
 
+    def bound_values(self) -> tuple[BindParameter | str, ...]:
+        """Per ``:name`` occurrence, for a text() fragment inside a statement: a bound parameter
+        for a name given to bindparams(), else the name, whose value comes with execute()'s
+        params (a whole text() statement takes all its values by name instead)."""
+        bound = self._bound
+        if bound is None:
+            values = self.binds
+            bound = self._bound = tuple(
+                BindParameter(values[n], sqltypes.type_for_value(values[n])) if n in values else n
+                for n in NAMED_PARAM.findall(self.text))
+        return bound
+
     def _ck(self, binds: list[BindParameter]) -> Any:
-        return ("t", self.text)
+        if not self.binds:
+            return ("t", self.text)
+        # values a fragment inside a statement sends (a text() statement ignores them); which
+        # names are bound shapes the SQL's parameters, so it is part of the key
+        binds.extend(b for b in self.bound_values() if isinstance(b, BindParameter))
+        return ("t", self.text, tuple(sorted(self.binds)))
 
 
 def text(sql: str) -> TextClause:

@@ -303,7 +303,7 @@ class TableAlias:
     name are the same FROM entry.
     """
 
-    __slots__ = ("element", "name", "columns", "c", "primary_key", "mapper", "_by_column")
+    __slots__ = ("element", "name", "columns", "c", "primary_key", "mapper", "_by_column", "_ckid")
     visit_name = "table_alias"
 
     def __init__(self, table: Table, name: str) -> None:
@@ -319,6 +319,8 @@ class TableAlias:
         #: the mapper of the aliased table's model (None for a plain Table)
         self.mapper = table.mapper
         self._by_column = {id(c.element): c for c in self.columns}
+        #: the cache key, as a Table's is its _ckid: statements key FROM items by it
+        self._ckid = ("alias", table._ckid, name)
 
     def corresponding_column(self, col: Any) -> AliasColumn | None:
         """This alias's column for a column of the aliased table (None for any other)."""
@@ -337,7 +339,7 @@ class TableAlias:
         return hash((id(self.element), self.name))
 
     def _ck(self, binds: list[BindParameter]) -> Any:
-        return ("alias", self.element._ckid, self.name)
+        return self._ckid
 
     def _tables(self) -> Iterable[Any]:
         yield self

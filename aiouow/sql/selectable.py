@@ -31,7 +31,7 @@ class EntityClause(ClauseElement):
         self.entity = entity
 
     def _ck(self, binds: list[BindParameter]) -> Any:
-        return ("e", self.table._ck(binds))
+        return ("e", self.table._ckid)
 
     def _tables(self) -> Iterable[FromItem]:
         yield self.table
@@ -58,7 +58,7 @@ class Join:
         self.isouter = isouter
 
     def _ck(self, binds: list[BindParameter]) -> Any:
-        return ("j", self.left._ck(binds) if self.left is not None else None, self.right._ck(binds), self.isouter,
+        return ("j", self.left._ckid if self.left is not None else None, self.right._ckid, self.isouter,
                 self.onclause._ck(binds))
 
 
@@ -270,7 +270,7 @@ class Select(ColumnElement):
             "select",
             tuple(c._ck(binds) for c in self._columns),
             tuple(j._ck(binds) for j in self._joins),
-            tuple(t._ck(binds) for t in self._select_from),
+            tuple(t._ckid for t in self._select_from),
             tuple(w._ck(binds) for w in self._where),
             tuple(g._ck(binds) for g in self._group_by),
             tuple(h._ck(binds) for h in self._having),
