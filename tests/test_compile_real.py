@@ -51,6 +51,9 @@ cr_favorites = Table(
     "cr_favorites",
     Column("article_id", int, ForeignKey("cr_articles.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", int, ForeignKey("cr_users.id", ondelete="CASCADE"), primary_key=True),
+    # NOT NULL columns the flush of favorited_by fills from their Python-side defaults
+    Column("weight", int, nullable=False, default=1),
+    Column("added_at", T.DateTime(), nullable=False, default=datetime.datetime.now),
 )
 
 
@@ -142,6 +145,16 @@ async def test_orm_flush_still_uses_constructor_defaults(db: Engine) -> None:
         s.add(u)
         await s.commit()
     assert await raw(db, "SELECT status, token FROM cr_users") == [("new", token)]
+
+
+async def test_flushed_association_rows_get_column_defaults(db: Engine) -> None:
+    before = datetime.datetime.now().replace(microsecond=0)
+    async with AsyncSession(db) as s:
+        s.add(CrArticle(title="t", author=CrUser(name="a"), favorited_by=[CrUser(name="b"), CrUser(name="c")]))
+        await s.commit()
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(cr_favorites.c.weight, cr_favorites.c.added_at))).all()
+    assert len(rows) == 2 and all(r[0] == 1 and r[1] >= before for r in rows)
 
 
 # -- 5: SELECT without FROM ------------------------------------------------------------------------
