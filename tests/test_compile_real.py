@@ -210,6 +210,13 @@ async def test_label_reused_in_order_by_and_group_by(db: Engine) -> None:
         assert [tuple(r) for r in got] == grouped
         got = (await s.execute(select(first, func.count()).group_by("t").order_by(first.desc()))).all()
         assert [r[0] for r in got] == sorted((r[0] for r in got), reverse=True)
+        # a label named like a column groups by the label's expression, not the column
+        upper = func.upper(CrArticle.title).label("title")
+        got = (await s.execute(select(func.substr(upper, 1, 1).label("k"), func.count())
+                               .group_by("k").order_by("k"))).all()
+        assert [tuple(r) for r in got] == [("A", 1), ("B", 3), ("C", 2)]
+        got = (await s.execute(select(upper, func.count()).group_by(upper).order_by(upper))).all()
+        assert [r[0] for r in got] == ["ANN0", "BOB0", "BOB1", "BOB2", "CID0", "CID1"]
         # a selected column by its name
         names = (await s.execute(select(CrArticle.title).order_by("title"))).scalars().all()
         assert names == sorted(names)
@@ -220,11 +227,14 @@ def test_label_sql_in_order_by_group_by_and_where() -> None:
     from aiouow.dialects.sqlite import SQLiteDialect
 
     n = func.count(CrArticle.id).label("n")
-    stmt = select(CrArticle.author_id, n).group_by(n).order_by(n.desc()).having(n > 1)
+    t = func.lower(CrArticle.title).label("title")
+    stmt = select(t, n).group_by(t).order_by(n.desc()).having(n > 1)
     sql = SQLiteDialect().compile(stmt)[0].sql
-    assert 'AS "n"' in sql and sql.count(" AS ") == 1
-    assert 'GROUP BY "n"' in sql and 'ORDER BY "n" DESC' in sql
-    assert 'HAVING count("cr_articles"."id") > ?' in sql  # outside ORDER/GROUP BY: the expression
+    assert 'AS "n"' in sql and sql.count(" AS ") == 2
+    assert 'ORDER BY "n" DESC' in sql
+    # GROUP BY repeats the expression: a name that is also a column's would group by the column
+    assert 'GROUP BY lower("cr_articles"."title")' in sql
+    assert 'HAVING count("cr_articles"."id") > ?' in sql  # outside ORDER BY: the expression
 
 
 def test_order_by_unknown_name_is_an_error() -> None:

@@ -122,7 +122,7 @@ class Compiler:
         self._in_dml = False
         #: tables of the statements being compiled, outermost first (for correlation)
         self._enclosing: list[set[FromItem]] = []
-        #: while ORDER BY / GROUP BY compiles: the labels of that SELECT's column list by name
+        #: while ORDER BY compiles: the labels of that SELECT's column list by name
         self._label_refs: dict[str, Label] | None = None
 
     def _add_param(self, bind: BindParameter, proc: Processor, expand_index: int = -1) -> str:
@@ -211,9 +211,9 @@ class Compiler:
         )
 
     def visit_label(self, lbl: Label) -> str:
-        # "expr AS name" belongs to the column list only (see _result_columns); in ORDER BY /
-        # GROUP BY a label of the column list is referred to by its name, elsewhere the
-        # expression itself stands (as in SQLAlchemy)
+        # "expr AS name" belongs to the column list only (see _result_columns); in ORDER BY a
+        # label of the column list is referred to by its name, elsewhere the expression itself
+        # stands
         refs = self._label_refs
         if refs is not None:
             own = refs.get(lbl.name)
@@ -341,15 +341,14 @@ class Compiler:
             sql += " FROM " + froms
         if s._where:
             sql += " WHERE " + self.visit_boolean_list(BooleanClauseList("AND", s._where))
-        labels = {c.name: c for c in s._columns if isinstance(c, Label)}
         if s._group_by:
-            self._label_refs = labels
+            # GROUP BY repeats a label's expression: PostgreSQL reads a GROUP BY name as an input
+            # column first, so a label named like a column would group by that column instead
             sql += " GROUP BY " + ", ".join(g._compile(self) for g in s._group_by)
-            self._label_refs = None
         if s._having:
             sql += " HAVING " + self.visit_boolean_list(BooleanClauseList("AND", s._having))
         if s._order_by:
-            self._label_refs = labels
+            self._label_refs = {c.name: c for c in s._columns if isinstance(c, Label)}
             sql += " ORDER BY " + ", ".join(o._compile(self) for o in s._order_by)
             self._label_refs = None
         if s._limit is not None or s._offset is not None:

@@ -286,11 +286,12 @@ class Select(ColumnElement):
 
 
 def _self_join_error(target: Any, table: FromItem) -> None:
+    what = target.__name__ if isinstance(target, type) else repr(target)
     raise InvalidRequestError(
-        f"join({target!r}): the query already names the table {table.name!r}, and a self-referential "
+        f"join({what}): the query already names the table {table.name!r}, and a self-referential "
         f"join (or any second join to one table) needs an alias of it, which aliased() will bring; "
-        f"until then load the related objects with joinedload()/selectinload() (they alias the table "
-        f"themselves) or use a second query"
+        f"until then load the related objects with joinedload() (it aliases the table itself) or "
+        f"selectinload(), or use a second query"
     )
 
 
