@@ -407,3 +407,16 @@ async def test_text_fragments_inside_a_select(db: Engine) -> None:
             await s.execute(base.where(text("name = :n")))
         # a whole text() statement still takes its values by name
         assert (await s.execute(text("SELECT count(*) FROM cr_users WHERE name = :n"), {"n": "ann"})).scalar() == 1
+
+
+async def test_table_alias_in_a_core_self_join(db: Engine) -> None:
+    """The alias the eager joins use, by hand: the groundwork aliased() will build on."""
+    await _seed_employees(db)
+    boss = CrEmployee.__table__.alias("boss")
+    stmt = (select(CrEmployee.name, boss.c.name.label("b")).join(boss, boss.c.id == CrEmployee.manager_id)
+            .where(boss.c.name != "nobody").order_by("b", CrEmployee.name))
+    async with db.connect() as conn:
+        got = [tuple(r) for r in (await conn.execute(stmt)).all()]
+    assert got == await raw(db, "SELECT e.name, m.name FROM cr_employees e JOIN cr_employees m "
+                                "ON m.id = e.manager_id ORDER BY m.name, e.name")
+    assert got == [("mid", "boss"), ("w3", "boss"), ("w1", "mid"), ("w2", "mid")]
