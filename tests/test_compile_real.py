@@ -173,6 +173,19 @@ async def test_select_without_from(db: Engine) -> None:
         assert await s.scalar(select(func.upper("b"))) == "B"
 
 
+async def test_literal_round_trips_every_column_type(db: Engine) -> None:
+    import decimal
+    import uuid
+
+    from .models import Mood
+
+    values = [{"a": [1, 2]}, [1, "a"], decimal.Decimal("1.50"), uuid.uuid4(), datetime.date(2020, 1, 2),
+              datetime.time(1, 2, 3), datetime.timedelta(seconds=5), Mood.sad, True, b"xy", None, "s", 2.5]
+    async with db.connect() as conn:
+        for v in values:
+            assert (await conn.execute(select(literal(v).label("v")))).scalar() == v, v
+
+
 def test_literal_rejects_expressions_and_bad_types() -> None:
     with pytest.raises(exc.ArgumentError, match="Python value"):
         literal(CrUser.name)
