@@ -196,15 +196,17 @@ class Dialect:
             return self._text_params(compiled.text_names, extra or {})
         out = []
         for index, proc, expand in compiled.params:
-            value = binds[index].value
-            if expand >= 0:
-                value = value[expand]
+            if expand == -1:  # the common case first: one value
+                value = binds[index].value
+                out.append(value if proc is None else proc(value))
+            elif expand >= 0:  # one value of an expanded IN list
+                value = binds[index].value[expand]
+                out.append(value if proc is None else proc(value))
             elif expand == -2:  # whole list as one array parameter
-                if proc is not None:
-                    value = [proc(v) for v in value]
-                out.append(value)
-                continue
-            out.append(value if proc is None else proc(value))
+                value = binds[index].value
+                out.append(value if proc is None else [proc(v) for v in value])
+            else:  # -3: a text() fragment's parameter given by name to execute()
+                out.extend(self._text_params([compiled.named[index]], extra or {}))
         return out
 
     def _text_params(self, names: list[str], values: dict[str, Any]) -> list[Any]:

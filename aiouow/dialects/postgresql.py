@@ -16,7 +16,7 @@ import asyncpg
 from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler
-from ..sql.elements import ExpandingBind
+from ..sql.elements import BindParameter, ExpandingBind
 from .base import Dialect, DriverConnection, json_dumps, json_loads
 from .pool import SlotPool
 
@@ -36,6 +36,12 @@ class PGCompiler(Compiler):
 
     def visit_ilike(self, left: str, right: str) -> str:
         return f"{left} ILIKE {right}"
+
+    def typed_bind(self, bind: BindParameter) -> str:
+        # asyncpg takes an untyped $n for text and refuses other values
+        mark = self.visit_bind(bind)
+        name = self.dialect.sql_type(bind.type)
+        return f"{mark}::{name}" if name else mark
 
 
 class PGDialect(Dialect):

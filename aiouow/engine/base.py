@@ -438,6 +438,8 @@ class Connection:
 
     def compile(self, stmt: ClauseElement, params: dict[str, Any] | None = None) -> tuple[Compiled, list[Any]]:
         """The compiled statement and its driver-ready parameters."""
+        if stmt.__class__ is Insert:
+            stmt = stmt._with_defaults()  # type: ignore[attr-defined]
         compiled, binds = self.dialect.compile(stmt)
         extra = params
         if isinstance(stmt, TextClause):

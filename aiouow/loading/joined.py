@@ -1,11 +1,14 @@
 """Joined eager loading: the relationship's rows come in the same query (LEFT OUTER JOIN).
 
-A one-to-many join repeats each parent once per child; parents are
-de-duplicated (by identity) in the result, in the order they first appear.
-A join that would change which parents the query returns (a collection with
-LIMIT/OFFSET) or that reaches a table the query already uses (self-reference,
-an explicit join) is loaded with a second query instead, as ``selectinload``
-does, so the result is the same either way.
+Each eager join goes to an alias of the target table (and of a many-to-many
+association table), named as SQLAlchemy names them (``users_1``,
+``users_2``), so it never collides with the query's own tables: two options
+reaching one table, a self-referential relationship, an explicit join or a
+WHERE on that table all stay separate.  A one-to-many join repeats each
+parent once per child; parents are de-duplicated (by identity) in the
+result, in the order they first appear.  A collection join under
+LIMIT/OFFSET would change which parents come back, so it is loaded with a
+second query instead, as ``selectinload`` does.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any
 from ..mapping.collections import make_collection
 from ..mapping.mapper import Mapper
 from ..mapping.relationships import MANYTOMANY, Relationship
-from ..sql.selectable import Select
+from ..sql.elements import BinaryExpression, ClauseElement, adapt_columns, and_
+from ..sql.schema import Table, TableAlias
+from ..sql.selectable import EntityClause, Join, Select
 from .explicit import _set_loaded
 from .options import LoaderOption
 from .rows import instances
@@ -23,9 +28,6 @@ from .rows import instances
 
 def joinable(stmt: Select, rel: Relationship) -> bool:
     rel.resolve()
-    tables = set(stmt._from_tables())
-    if rel.mapper.table in tables or (rel.secondary is not None and rel.secondary in tables):
-        return False
     if rel.uselist and (stmt._limit is not None or stmt._offset is not None):
         return False
     return True
@@ -46,15 +48,60 @@ def split_options(stmt: Select, mapper: Mapper) -> tuple[list[LoaderOption], lis
     return joined, rest
 
 
+def _alias(table: Table, used: set[str]) -> TableAlias:
+    """The next free ``<table>_<n>`` alias of the table (alias objects are kept per table)."""
+    n = 1
+    while f"{table.name}_{n}" in used:
+        n += 1
+    name = f"{table.name}_{n}"
+    used.add(name)
+    cache: dict[str, TableAlias] = table.__dict__.setdefault("_eager_aliases", {})
+    alias = cache.get(name)
+    if alias is None:
+        alias = cache[name] = table.alias(name)
+    return alias
+
+
+def _eq(left: Any, right: Any) -> BinaryExpression:
+    return left == right  # type: ignore[no-any-return]
+
+
+def _eager_join(rel: Relationship, used: set[str]) -> tuple[list[Join], TableAlias, Any]:
+    """The LEFT OUTER JOIN steps from the parent's table to an alias of the target, the alias,
+    and a function moving the target's (and association table's) columns onto the aliases."""
+    parent = rel.parent.table
+    target = _alias(rel.mapper.table, used)
+    if rel.secondary is not None:
+        sec = _alias(rel.secondary, used)
+        on_sec: ClauseElement = and_(*[_eq(p, sec.corresponding_column(sc)) for p, sc in rel.secondary_parent])
+        on_target: ClauseElement = and_(*[_eq(target.corresponding_column(tc), sec.corresponding_column(sc))
+                                          for tc, sc in rel.secondary_target])
+        steps = [Join(parent, sec, on_sec, True), Join(sec, target, on_target, True)]
+
+        def replace(col: Any) -> Any:
+            found = target.corresponding_column(col)
+            return found if found is not None else sec.corresponding_column(col)
+    else:
+        # pairs are (parent-side column, target-side column), also when both are one table
+        on: ClauseElement = and_(*[_eq(p, target.corresponding_column(t)) for p, t in rel.pairs])
+        steps = [Join(parent, target, on, True)]
+        replace = target.corresponding_column
+    return steps, target, replace
+
+
 def joined_statement(stmt: Select, joined: list[LoaderOption]) -> Select:
     new = stmt._copy()
     new._options = ()
+    used = {t.name for t in stmt._from_tables()}
+    used.update(t.name for w in stmt._where for t in w._tables())
     for opt in joined:
         rel = opt.path[0][1]
-        new = new.outerjoin(rel)
-        new._columns = new._columns + (rel.mapper.__clause_element__(),)
+        steps, target, replace = _eager_join(rel, used)
+        new._joins = new._joins + tuple(steps)
+        new._columns = new._columns + (EntityClause(target, target.columns, rel.mapper),)
         if rel.uselist:
-            new = new.order_by(*(rel.order_by or rel.mapper.primary_key))
+            order = rel.order_by or rel.mapper.primary_key
+            new._order_by = new._order_by + tuple(adapt_columns(o, replace) for o in order)
     return new
 
 

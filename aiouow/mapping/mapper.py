@@ -218,10 +218,13 @@ def build_columns(cls: type, specs: list[tuple[str, Any, Any]]
             index=cs.index, autoincrement=cs.autoincrement, version=cs.version,
         )
         columns.append(col)
+        # the column carries the default too, so a core insert() that omits it applies it
         if cs.default_factory is not _MISSING:
             defaults.append((name, cs.default_factory, True))
+            col.default, col.default_is_callable = cs.default_factory, True
         elif cs.default is not _MISSING:
             defaults.append((name, cs.default, False))
+            col.default, col.default_is_callable = cs.default, False
     return columns, rels, defaults
 
 

@@ -424,16 +424,24 @@ def _delete_unnest_sql(s: _Sql, versioned: bool) -> tuple[str, list[Processor]]:
 async def _assoc(conn: Connection, b: AssocBatch) -> None:
     table = b.table
     pg = conn.dialect.name == "postgresql"
-    cols = [table.c[k] for k in b.keys]
+    keys, rows_in = b.keys, b.rows
+    if not b.delete and table.insert_defaults:
+        # other columns of the association table with a Python-side default get it, as a
+        # core insert() gives them (a callable once per row)
+        extra = [c for c in table.insert_defaults if c.key not in keys]
+        if extra:
+            keys = (*keys, *(c.key for c in extra))
+            rows_in = [[*row, *(c.default_value() for c in extra)] for row in rows_in]
+    cols = [table.c[k] for k in keys]
     procs = [conn.dialect.bind_processor(c.type) for c in cols]
     name = _q(table.name)
     if b.delete:
-        where = " AND ".join(f"{_q(k)} = {'$' + str(i + 1) if pg else '?'}" for i, k in enumerate(b.keys))
+        where = " AND ".join(f"{_q(k)} = {'$' + str(i + 1) if pg else '?'}" for i, k in enumerate(keys))
         sql = f"DELETE FROM {name} WHERE {where}"
     else:
-        marks = ", ".join(f"${i + 1}" if pg else "?" for i in range(len(b.keys)))
-        sql = f"INSERT INTO {name} ({', '.join(_q(k) for k in b.keys)}) VALUES ({marks})"
-    rows = _processed_rows(b.rows, procs)
+        marks = ", ".join(f"${i + 1}" if pg else "?" for i in range(len(keys)))
+        sql = f"INSERT INTO {name} ({', '.join(_q(k) for k in keys)}) VALUES ({marks})"
+    rows = _processed_rows(rows_in, procs)
     if len(rows) == 1:
         await conn.execute_sql(sql, rows[0])
     else:

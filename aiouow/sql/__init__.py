@@ -1,11 +1,11 @@
 """The SQL expression layer: elements, schema, statements and the compiler."""
 
 from .dml import Delete, Insert, Update, delete, insert, update
-from .elements import and_, func, not_, or_, text
+from .elements import and_, func, literal, not_, or_, text
 from .schema import Column, ForeignKey, Index, MetaData, Table
 from .selectable import Select, exists, select
 
 __all__ = [
     "Column", "Delete", "ForeignKey", "Index", "Insert", "MetaData", "Select", "Table", "Update",
-    "and_", "delete", "exists", "func", "insert", "not_", "or_", "select", "text", "update",
+    "and_", "delete", "exists", "func", "insert", "literal", "not_", "or_", "select", "text", "update",
 ]

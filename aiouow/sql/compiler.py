@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import types as sqltypes
 from ..exc import ArgumentError
 from .elements import (
+    NAMED_PARAM,
     BinaryExpression,
     BindParameter,
     BooleanClauseList,
@@ -27,15 +28,13 @@ from .elements import (
     TextClause,
     UnaryExpression,
 )
-from .schema import Column, Table
-from .selectable import EntityClause, Select
+from .schema import Column, Table, TableAlias
+from .selectable import EntityClause, FromItem, Select
 
 if TYPE_CHECKING:
     from .dml import Delete, Insert, Update
 
 Processor = Callable[[Any], Any] | None
-
-_NAMED_PARAM = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
 
 
 class Compiled:
@@ -48,12 +47,14 @@ class Compiled:
     """
 
     __slots__ = ("sql", "params", "text_names", "names", "result_procs", "items", "returns_rows",
-                 "_row_class", "is_select", "_orm_row_class")
+                 "_row_class", "is_select", "_orm_row_class", "named")
 
     def __init__(self) -> None:
         self.sql = ""
         self.params: list[tuple[int, Processor, bool]] = []
         self.text_names: list[str] | None = None
+        #: names of text() fragment parameters whose values come with execute()'s params
+        self.named: list[str] = []
         self.names: list[str] = []
         self.result_procs: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
         self.items: list[tuple[str, Any, int, int]] = []
@@ -105,6 +106,11 @@ class Compiler:
     def for_update_clause(self) -> str:
         return " FOR UPDATE"
 
+    def typed_bind(self, bind: BindParameter) -> str:
+        """A bound value whose type the database cannot infer from where it stands
+        (``SELECT $1``, ``$1 + $2``); PostgreSQL adds a cast."""
+        return self.visit_bind(bind)
+
     # -- machinery ---------------------------------------------------------
     def __init__(self, dialect: Any, binds: list[BindParameter]) -> None:
         self.dialect = dialect
@@ -115,7 +121,9 @@ class Compiler:
         self._depth = 0
         self._in_dml = False
         #: tables of the statements being compiled, outermost first (for correlation)
-        self._enclosing: list[set[Table]] = []
+        self._enclosing: list[set[FromItem]] = []
+        #: while ORDER BY compiles: the labels of that SELECT's column list by name
+        self._label_refs: dict[str, Label] | None = None
 
     def _add_param(self, bind: BindParameter, proc: Processor, expand_index: int = -1) -> str:
         index = self._positions[id(bind)]
@@ -129,9 +137,27 @@ class Compiler:
         self.compiled.params.append((index, proc, expand_index))  # type: ignore[arg-type]
         return mark
 
+    def _add_named(self, name: str) -> str:
+        """A parameter whose value comes by name with execute()'s params (expand marker -3)."""
+        slot = ("named", name)
+        existing = self._placeholders.get(slot)
+        if existing is not None and self.reuses_placeholders:
+            return existing
+        self._n += 1
+        mark = self.placeholder(self._n)
+        self._placeholders[slot] = mark
+        named = self.compiled.named
+        if name not in named:
+            named.append(name)
+        self.compiled.params.append((named.index(name), None, -3))  # type: ignore[arg-type]
+        return mark
+
     reuses_placeholders = False
 
     def process(self, stmt: ClauseElement) -> Compiled:
+        if isinstance(stmt, TextClause):
+            self.compiled.sql = self._text_statement(stmt)
+            return self.compiled
         self.compiled.sql = stmt._compile(self)
         return self.compiled
 
@@ -157,10 +183,14 @@ class Compiler:
         return sql
 
     def visit_binary(self, b: BinaryExpression) -> str:
-        left = self._operand(b.left)
-        if isinstance(b.right, ExpandingBind):
-            return self.visit_expanding_in(left, b.op, b.right)
-        right = self._operand(b.right)
+        if _bare_bind(b.left) and _bare_bind(b.right):
+            # neither side tells the database the other's type
+            left, right = self.typed_bind(b.left), self.typed_bind(b.right)  # type: ignore[arg-type]
+        else:
+            left = self._operand(b.left)
+            if isinstance(b.right, ExpandingBind):
+                return self.visit_expanding_in(left, b.op, b.right)
+            right = self._operand(b.right)
         if b.op == "ILIKE":
             return self.visit_ilike(left, right)
         if b.op == "+" and isinstance(getattr(b.left, "type", None), sqltypes.String):
@@ -181,7 +211,26 @@ class Compiler:
         )
 
     def visit_label(self, lbl: Label) -> str:
-        return f"{self._operand(lbl.element)} AS {self.quote(lbl.name)}"
+        # "expr AS name" belongs to the column list only (see _result_columns); in ORDER BY a
+        # label of the column list is referred to by its name, elsewhere the expression itself
+        # stands
+        refs = self._label_refs
+        if refs is not None:
+            own = refs.get(lbl.name)
+            if own is not None and (own is lbl or own.element._ck([]) == lbl.element._ck([])):
+                return self.quote(lbl.name)
+        return self._operand(lbl.element)
+
+    def _column_sql(self, item: ClauseElement) -> str:
+        """One item of a column list."""
+        if isinstance(item, Label):
+            inner = item.element
+            sql = self.typed_bind(inner) if isinstance(inner, BindParameter) and _bare_bind(inner) \
+                else self._operand(inner)
+            return f"{sql} AS {self.quote(item.name)}"
+        if _bare_bind(item):
+            return self.typed_bind(item)  # type: ignore[arg-type]
+        return self._operand(item) if isinstance(item, Select) else item._compile(self)
 
     def visit_function(self, f: FunctionCall) -> str:
         if not f.args and f.name.lower() == "count":
@@ -191,7 +240,8 @@ class Compiler:
     def visit_entity(self, e: EntityClause) -> str:
         return ", ".join(self.visit_column(c) for c in e.columns)
 
-    def visit_text(self, t: TextClause) -> str:
+    def _text_statement(self, t: TextClause) -> str:
+        """A whole text() statement: its values arrive by name at execution."""
         names: list[str] = []
 
         def repl(m: re.Match[str]) -> str:
@@ -199,10 +249,23 @@ class Compiler:
             self._n += 1
             return self.placeholder(self._n)
 
-        sql = _NAMED_PARAM.sub(repl, t.text)
+        sql = NAMED_PARAM.sub(repl, t.text)
         self.compiled.text_names = names
         self.compiled.returns_rows = True
         return sql
+
+    def visit_text(self, t: TextClause) -> str:
+        # a fragment inside a statement (``where(text("a = :a").bindparams(a=1))``): its values
+        # are bound parameters like any other, and the statement stays a statement
+        bound = iter(t.bound_values())
+
+        def repl(m: re.Match[str]) -> str:
+            bind = next(bound)
+            if isinstance(bind, str):
+                return self._add_named(bind)
+            return self._add_param(bind, self.bind_processor(bind.type))
+
+        return NAMED_PARAM.sub(repl, t.text)
 
     # -- statements --------------------------------------------------------
     def _result_columns(self, cols: tuple[ClauseElement, ...]) -> str:
@@ -228,7 +291,7 @@ class Compiler:
                     procs.append((pos, proc))
                 c.items.append(("column", None, pos, pos + 1))
                 pos += 1
-                parts.append(self._operand(item) if isinstance(item, Select) else item._compile(self))
+                parts.append(self._column_sql(item))
         c.result_procs = tuple(procs)
         c.returns_rows = True
         return ", ".join(parts)
@@ -242,6 +305,7 @@ class Compiler:
             outer = self.compiled
             self.compiled = Compiled()
             self.compiled.params = outer.params
+            self.compiled.named = outer.named
             try:
                 return self._select_sql(s)
             finally:
@@ -260,20 +324,33 @@ class Compiler:
             self._enclosing.pop()
 
     def _select_body(self, s: Select) -> str:
+        outer_refs, self._label_refs = self._label_refs, None
+        try:
+            return self._select_parts(s)
+        finally:
+            self._label_refs = outer_refs
+
+    def _select_parts(self, s: Select) -> str:
         self.compiled.is_select = True
         sql = "SELECT "
         if s._distinct:
             sql += "DISTINCT "
         sql += self._result_columns(s._columns)
-        sql += " FROM " + self._from_clause(s)
+        froms = self._from_clause(s)
+        if froms:  # a SELECT of expressions only has no FROM (``SELECT lower('A')``)
+            sql += " FROM " + froms
         if s._where:
             sql += " WHERE " + self.visit_boolean_list(BooleanClauseList("AND", s._where))
         if s._group_by:
+            # GROUP BY repeats a label's expression: PostgreSQL reads a GROUP BY name as an input
+            # column first, so a label named like a column would group by that column instead
             sql += " GROUP BY " + ", ".join(g._compile(self) for g in s._group_by)
         if s._having:
             sql += " HAVING " + self.visit_boolean_list(BooleanClauseList("AND", s._having))
         if s._order_by:
+            self._label_refs = {c.name: c for c in s._columns if isinstance(c, Label)}
             sql += " ORDER BY " + ", ".join(o._compile(self) for o in s._order_by)
+            self._label_refs = None
         if s._limit is not None or s._offset is not None:
             sql += self.limit_clause(
                 s._limit._compile(self) if s._limit is not None else None,
@@ -283,9 +360,9 @@ class Compiler:
             sql += self.for_update_clause()
         return sql
 
-    def _select_tables(self, s: Select) -> dict[Table, None]:
+    def _select_tables(self, s: Select) -> dict[FromItem, None]:
         """Tables a SELECT names outside its joins (select_from, columns, WHERE), in order."""
-        tables: dict[Table, None] = {}
+        tables: dict[FromItem, None] = {}
         for t in s._select_from:
             tables[t] = None
         for c in s._columns:
@@ -307,9 +384,7 @@ class Compiler:
             if inner:
                 tables = inner
         if not s._joins:
-            if not tables:
-                raise ArgumentError("a SELECT needs a table: select a column or model, or use select_from()")
-            return ", ".join(self.quote(t.name) for t in tables)
+            return ", ".join(self._from_item(t) for t in tables)
         first = s._joins[0]
         head = first.left
         if head is None:
@@ -317,7 +392,7 @@ class Compiler:
             head = next((t for t in tables if t not in joined), None)
             if head is None:
                 raise ArgumentError("cannot tell the left side of the JOIN; use select_from()")
-        chain = self.quote(head.name)
+        chain = self._from_item(head)
         in_chain = {head}
         for j in s._joins:
             if j.right in in_chain:
@@ -330,10 +405,15 @@ class Compiler:
                     f"join the association table only and filter on its columns"
                 )
             kind = " LEFT OUTER JOIN " if j.isouter else " JOIN "
-            chain += f"{kind}{self.quote(j.right.name)} ON {j.onclause._compile(self)}"
+            chain += f"{kind}{self._from_item(j.right)} ON {j.onclause._compile(self)}"
             in_chain.add(j.right)
-        others = [self.quote(t.name) for t in tables if t not in in_chain]
+        others = [self._from_item(t) for t in tables if t not in in_chain]
         return ", ".join([*others, chain])
+
+    def _from_item(self, t: FromItem) -> str:
+        if isinstance(t, TableAlias):
+            return f"{self.quote(t.element.name)} AS {self.quote(t.name)}"
+        return self.quote(t.name)
 
     def _returning(self, cols: tuple[ClauseElement, ...]) -> str:
         if not cols:
@@ -378,6 +458,10 @@ class Compiler:
 
     def visit_table(self, t: Table) -> str:
         return self.quote(t.name)
+
+
+def _bare_bind(el: ClauseElement) -> bool:
+    return isinstance(el, BindParameter) and not isinstance(el, ExpandingBind)
 
 
 class StatementCache:

@@ -15,7 +15,7 @@ def _target(target: Any, what: str) -> tuple[Table, Any]:
     if isinstance(target, Table):
         return target, None
     el = coerce(target) if not isinstance(target, ClauseElement) else target
-    if isinstance(el, EntityClause):
+    if isinstance(el, EntityClause) and isinstance(el.table, Table):
         return el.table, el.entity
     raise ArgumentError(f"{what}() takes a model class or a Table, not {target!r}")
 
@@ -92,6 +92,23 @@ class Insert(DMLStatement):
                                for k, v in row.items()))
         new = self._copy()
         new._rows = self._rows + tuple(built)
+        return new
+
+    def _with_defaults(self) -> Insert:
+        """This statement with the Python-side defaults of the columns it does not name, taken
+        now (once per row for a callable), as SQLAlchemy does when it executes an INSERT."""
+        defaults = self.table.insert_defaults
+        if not defaults:
+            return self
+        rows = self._rows or ((),)
+        given = {id(c) for c, _ in rows[0]}
+        missing = [c for c in defaults if id(c) not in given]
+        if not missing:
+            return self
+        new = self._copy()
+        new._rows = tuple(
+            row + tuple((c, BindParameter(c.default_value(), c.type)) for c in missing) for row in rows
+        )
         return new
 
     def _ck(self, binds: list[BindParameter]) -> Any:

@@ -14,6 +14,7 @@ Elements are immutable once built; builder methods return new objects.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +180,28 @@ class BindParameter(ColumnElement):
     def _ck(self, binds: list[BindParameter]) -> Any:
         binds.append(self)
         return ("b", self.type)
+
+
+def literal(value: Any, type_: Any = None) -> BindParameter:
+    """A Python value as a SQL expression (a bound parameter), e.g. ``select(literal(1))``.
+
+    ``type_`` (an ``aiouow.types`` type, class or Python type) says how the value
+    is sent and read back; by default it follows the value's Python type.
+    """
+    if isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
+        raise ArgumentError(f"literal() takes a Python value, not the SQL expression {value!r}")
+    if type_ is None:
+        t = sqltypes.type_for_value(value)
+    elif isinstance(type_, sqltypes.TypeEngine):
+        t = type_
+    elif isinstance(type_, type) and issubclass(type_, sqltypes.TypeEngine):
+        t = type_()
+    else:
+        found = sqltypes.from_python(type_)
+        if found is None:
+            raise ArgumentError(f"literal({value!r}, type_={type_!r}): not a column type; pass an aiouow.types type")
+        t = found
+    return BindParameter(value, t)
 
 
 class ExpandingBind(BindParameter):
@@ -355,22 +378,44 @@ class _FunctionFactory:
 func = _FunctionFactory()
 
 
+#: a ``:name`` parameter of text() (not ``::cast``, not ``\\:``, not inside a word)
+NAMED_PARAM = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
 class TextClause(ClauseElement):
     """Literal SQL with ``:name`` parameters: ``text("select * from t where id = :id")``."""
 
-    __slots__ = ("text", "binds")
+    __slots__ = ("text", "binds", "_bound")
     visit_name = "text"
 
     def __init__(self, text: str, binds: dict[str, Any] | None = None) -> None:
         self.text = text
         self.binds = binds or {}
+        self._bound: tuple[BindParameter, ...] | None = None
 
     def bindparams(self, **values: Any) -> TextClause:
         """A copy with values for the named parameters."""
         return TextClause(self.text, {**self.binds, **values})
 
+    def bound_values(self) -> tuple[BindParameter | str, ...]:
+        """Per ``:name`` occurrence, for a text() fragment inside a statement: a bound parameter
+        for a name given to bindparams(), else the name, whose value comes with execute()'s
+        params (a whole text() statement takes all its values by name instead)."""
+        bound = self._bound
+        if bound is None:
+            values = self.binds
+            bound = self._bound = tuple(
+                BindParameter(values[n], sqltypes.type_for_value(values[n])) if n in values else n
+                for n in NAMED_PARAM.findall(self.text))
+        return bound
+
     def _ck(self, binds: list[BindParameter]) -> Any:
-        return ("t", self.text)
+        if not self.binds:
+            return ("t", self.text)
+        # values a fragment inside a statement sends (a text() statement ignores them); which
+        # names are bound shapes the SQL's parameters, so it is part of the key
+        binds.extend(b for b in self.bound_values() if isinstance(b, BindParameter))
+        return ("t", self.text, tuple(sorted(self.binds)))
 
 
 def text(sql: str) -> TextClause:
@@ -388,3 +433,36 @@ class ColumnClause(ColumnElement):
 
 def next_id() -> int:
     return next(_ids)
+
+
+def adapt_columns(element: Any, replace: Any) -> Any:
+    """``element`` rebuilt with each column ``c`` for which ``replace(c)`` is not None swapped
+    for that result (how an expression on a table is moved onto an alias of it).
+
+    Elements with no columns inside come back as they are.
+    """
+    if isinstance(element, BinaryExpression):
+        left, right = adapt_columns(element.left, replace), adapt_columns(element.right, replace)
+        if left is element.left and right is element.right:
+            return element
+        return BinaryExpression(left, element.op, right, element.type)
+    if isinstance(element, UnaryExpression):
+        inner = adapt_columns(element.element, replace)
+        return element if inner is element.element else UnaryExpression(inner, element.op, element.prefix)
+    if isinstance(element, BooleanClauseList):
+        clauses = [adapt_columns(c, replace) for c in element.clauses]
+        if all(a is b for a, b in zip(clauses, element.clauses)):
+            return element
+        return BooleanClauseList(element.op, clauses)
+    if isinstance(element, Label):
+        inner = adapt_columns(element.element, replace)
+        return element if inner is element.element else Label(element.name, inner)
+    if isinstance(element, FunctionCall):
+        args = [adapt_columns(a, replace) for a in element.args]
+        if all(a is b for a, b in zip(args, element.args)):
+            return element
+        return FunctionCall(element.name, args, element.type)
+    if isinstance(element, (BindParameter, Null, TextClause)):
+        return element
+    found = replace(element) if getattr(element, "visit_name", None) == "column" else None
+    return element if found is None else found

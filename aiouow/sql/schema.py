@@ -76,11 +76,13 @@ class Column(ColumnElement):
 
     ``Column(name, type, *foreign_keys, primary_key=..., nullable=..., ...)``;
     the type may be a Python type (``int``) or an ``aiouow.types`` instance.
+    ``default`` is the value a core ``insert()`` sends when the column is not
+    given; a callable default is called once per inserted row, as in SQLAlchemy.
     """
 
     __slots__ = (
         "name", "key", "type", "primary_key", "nullable", "unique", "index",
-        "foreign_keys", "autoincrement", "table", "_ckid", "default", "version",
+        "foreign_keys", "autoincrement", "table", "_ckid", "default", "default_is_callable", "version",
     )
     visit_name = "column"
 
@@ -106,6 +108,8 @@ class Column(ColumnElement):
         self.index = index
         self.autoincrement = autoincrement
         self.default = default
+        #: the mapping layer clears it for a plain ``column(default=...)`` value
+        self.default_is_callable = callable(default)
         self.version = version
         self.foreign_keys: list[ForeignKey] = []
         for fk in args:
@@ -129,6 +133,10 @@ class Column(ColumnElement):
     def __repr__(self) -> str:
         t = self.table.name if self.table is not None else "?"
         return f"Column({t}.{self.name}, {self.type!r})"
+
+    def default_value(self) -> Any:
+        """The value an INSERT that omits this column sends (a fresh one for a callable)."""
+        return self.default() if self.default_is_callable else self.default
 
 
 def _coerce_type(type_: Any, name: str) -> sqltypes.TypeEngine:
@@ -227,6 +235,18 @@ class Table:
             return None
         return col
 
+    @property
+    def insert_defaults(self) -> tuple[Column, ...]:
+        """Columns with a Python-side default, which a core ``insert()`` fills in when not given."""
+        found = self.__dict__.get("_insert_defaults")
+        if found is None:
+            found = self.__dict__["_insert_defaults"] = tuple(c for c in self.columns if c.default is not None)
+        return found
+
+    def alias(self, name: str) -> TableAlias:
+        """This table under another name in a FROM clause (``FROM users AS users_1``)."""
+        return TableAlias(self, name)
+
     def dependencies(self) -> set[Table]:
         """Tables this one refers to through foreign keys (itself excluded)."""
         out = set()
@@ -244,6 +264,88 @@ class Table:
 
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
+
+
+class AliasColumn(ColumnElement):
+    """A column of a :class:`TableAlias`: compiles as ``"alias"."column"``."""
+
+    __slots__ = ("name", "key", "type", "table", "element", "primary_key", "nullable")
+    visit_name = "column"
+
+    def __init__(self, alias: TableAlias, element: Column) -> None:
+        self.name = element.name
+        self.key = element.key
+        self.type = element.type
+        self.table = alias
+        self.element = element
+        self.primary_key = element.primary_key
+        self.nullable = element.nullable
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return ("ac", self.table.name, self.element._ckid)
+
+    def _tables(self) -> Iterable[Any]:
+        yield self.table
+
+    @property
+    def result_name(self) -> str:
+        return self.key
+
+    def __repr__(self) -> str:
+        return f"AliasColumn({self.table.name}.{self.name})"
+
+
+class TableAlias:
+    """A table under another name, so that one query can name it more than once.
+
+    Its columns (``alias.c.name``) compile as ``"alias"."name"`` and it renders
+    as ``"table" AS "alias"`` in FROM / JOIN.  Two aliases of one table with one
+    name are the same FROM entry.
+    """
+
+    __slots__ = ("element", "name", "columns", "c", "primary_key", "mapper", "_by_column", "_ckid")
+    visit_name = "table_alias"
+
+    def __init__(self, table: Table, name: str) -> None:
+        if not isinstance(table, Table):
+            raise ArgumentError(f"alias: expected a Table, not {table!r}")
+        if not isinstance(name, str) or not name:
+            raise ArgumentError(f"alias of {table.name!r}: the name must be a non-empty string, not {name!r}")
+        self.element = table
+        self.name = name
+        self.columns: tuple[AliasColumn, ...] = tuple(AliasColumn(self, c) for c in table.columns)
+        self.c = ColumnCollection(self.columns)  # type: ignore[arg-type]
+        self.primary_key = tuple(c for c in self.columns if c.primary_key)
+        #: the mapper of the aliased table's model (None for a plain Table)
+        self.mapper = table.mapper
+        self._by_column = {id(c.element): c for c in self.columns}
+        #: the cache key, as a Table's is its _ckid: statements key FROM items by it
+        self._ckid = ("alias", table._ckid, name)
+
+    def corresponding_column(self, col: Any) -> AliasColumn | None:
+        """This alias's column for a column of the aliased table (None for any other)."""
+        return self._by_column.get(id(col)) if getattr(col, "table", None) is self.element else None
+
+    def adapt(self, element: Any) -> Any:
+        """``element`` with the aliased table's columns replaced by this alias's columns."""
+        from .elements import adapt_columns
+
+        return adapt_columns(element, self.corresponding_column)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TableAlias) and other.element is self.element and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash((id(self.element), self.name))
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return self._ckid
+
+    def _tables(self) -> Iterable[Any]:
+        yield self
+
+    def __repr__(self) -> str:
+        return f"TableAlias({self.element.name!r} AS {self.name!r})"
 
 
 class MetaData:

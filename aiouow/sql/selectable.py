@@ -6,9 +6,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import types as sqltypes
-from ..exc import ArgumentError
-from .elements import BindParameter, ClauseElement, ColumnElement, and_, coerce
-from .schema import Column, Table
+from ..exc import ArgumentError, InvalidRequestError
+from .elements import BindParameter, ClauseElement, ColumnElement, Label, UnaryExpression, and_, coerce
+from .schema import Table, TableAlias
+
+#: what a FROM clause or JOIN names: a table, or a table under an alias
+FromItem = Table | TableAlias
 
 _INT = sqltypes.Integer()
 
@@ -22,7 +25,7 @@ class EntityClause(ClauseElement):
     __slots__ = ("table", "columns", "entity")
     visit_name = "entity"
 
-    def __init__(self, table: Table, columns: tuple[Column, ...], entity: Any) -> None:
+    def __init__(self, table: FromItem, columns: tuple[Any, ...], entity: Any) -> None:
         self.table = table
         self.columns = columns
         self.entity = entity
@@ -30,12 +33,12 @@ class EntityClause(ClauseElement):
     def _ck(self, binds: list[BindParameter]) -> Any:
         return ("e", self.table._ckid)
 
-    def _tables(self) -> Iterable[Table]:
+    def _tables(self) -> Iterable[FromItem]:
         yield self.table
 
 
-def _table_of(target: Any) -> Table:
-    if isinstance(target, Table):
+def _table_of(target: Any) -> FromItem:
+    if isinstance(target, (Table, TableAlias)):
         return target
     el = coerce(target)
     if isinstance(el, EntityClause):
@@ -48,7 +51,7 @@ class Join:
 
     __slots__ = ("left", "right", "onclause", "isouter")
 
-    def __init__(self, left: Table | None, right: Table, onclause: ClauseElement, isouter: bool) -> None:
+    def __init__(self, left: FromItem | None, right: FromItem, onclause: ClauseElement, isouter: bool) -> None:
         self.left = left
         self.right = right
         self.onclause = onclause
@@ -59,8 +62,12 @@ class Join:
                 self.onclause._ck(binds))
 
 
-def _infer_onclause(froms: list[Table], right: Table) -> tuple[Table, ClauseElement]:
+def _infer_onclause(froms: list[FromItem], right: FromItem) -> tuple[FromItem, ClauseElement]:
+    if isinstance(right, TableAlias):
+        raise ArgumentError(f"join({right!r}): an alias is joined with an ON clause: .join(alias, alias.c.x == ...)")
     for left in reversed(froms):
+        if isinstance(left, TableAlias):
+            continue
         pairs = [(fk.parent, fk.column) for fk in right.foreign_keys if fk.column.table is left]
         pairs += [(fk.column, fk.parent) for fk in left.foreign_keys if fk.column.table is right]
         if len(pairs) == 1:
@@ -94,7 +101,7 @@ class Select(ColumnElement):
             raise ArgumentError("select() needs at least one column or model")
         # a Table (an association table) selects its columns; coerce() would make it a bound value
         self._columns = tuple(
-            col for c in columns for col in (c.columns if isinstance(c, Table) else (coerce(c),))
+            col for c in columns for col in (c.columns if isinstance(c, (Table, TableAlias)) else (coerce(c),))
         )
         self._where: tuple[ClauseElement, ...] = ()
         self._joins: tuple[Join, ...] = ()
@@ -107,7 +114,7 @@ class Select(ColumnElement):
         self._for_update = False
         self._options: tuple[Any, ...] = ()
         self._execution_options: dict[str, Any] = {}
-        self._select_from: tuple[Table, ...] = ()
+        self._select_from: tuple[FromItem, ...] = ()
 
     def _copy(self) -> Select:
         new = Select.__new__(Select)
@@ -140,11 +147,20 @@ class Select(ColumnElement):
         """``JOIN`` a relationship (``User.posts``) or a model/table with an optional ON clause."""
         new = self._copy()
         froms = self._from_tables()
+        # tables already placed in the JOIN chain: naming one again needs an alias
+        joined = {t for j in self._joins for t in (j.left, j.right) if t is not None}
         path = getattr(target, "_join_path", None)
         if path is not None and onclause is None:
-            steps = [Join(left, right, on, isouter) for left, right, on in path()]
+            steps = []
+            for left, right, on in path():
+                if right is left or right in joined:
+                    _self_join_error(target, right)
+                joined.update((left, right))
+                steps.append(Join(left, right, on, isouter))
         else:
             right = _table_of(target)
+            if right in joined or (froms and not any(t != right for t in froms)):
+                _self_join_error(target, right)
             if onclause is None:
                 left, on = _infer_onclause(froms, right)
             else:
@@ -163,14 +179,36 @@ class Select(ColumnElement):
         return new
 
     def order_by(self, *clauses: Any) -> Select:
+        """ORDER BY expressions; a ``.label()`` of the selected columns (or its name as a
+        string) orders by that result column."""
         new = self._copy()
-        new._order_by = self._order_by + tuple(coerce(c) for c in clauses)
+        new._order_by = self._order_by + tuple(self._by_item(c, "order_by") for c in clauses)
         return new
 
     def group_by(self, *clauses: Any) -> Select:
+        """GROUP BY expressions; labels and label names as in :meth:`order_by`."""
         new = self._copy()
-        new._group_by = self._group_by + tuple(coerce(c) for c in clauses)
+        new._group_by = self._group_by + tuple(self._by_item(c, "group_by") for c in clauses)
         return new
+
+    def _by_item(self, item: Any, what: str) -> ClauseElement:
+        if not isinstance(item, str):
+            return coerce(item)
+        # a string names a label of the column list, else a selected column, as in SQLAlchemy;
+        # never a bound value (ORDER BY 'n' would order by a constant)
+        for c in self._columns:
+            if isinstance(c, Label) and c.name == item:
+                return c
+        for c in self._columns:
+            cols = c.columns if isinstance(c, EntityClause) else (c,)
+            for col in cols:
+                if isinstance(col, ColumnElement) and getattr(col, "key", None) == item and \
+                        getattr(col, "visit_name", "") == "column":
+                    return col
+        raise ArgumentError(
+            f"{what}({item!r}): no label or selected column is named {item!r}; "
+            f"select expr.label({item!r}), pass the column itself, or write text({item!r})"
+        )
 
     def having(self, *clauses: Any) -> Select:
         new = self._copy()
@@ -214,8 +252,8 @@ class Select(ColumnElement):
         return self
 
     # -- introspection -----------------------------------------------------
-    def _from_tables(self) -> list[Table]:
-        seen: dict[Table, None] = {}
+    def _from_tables(self) -> list[FromItem]:
+        seen: dict[FromItem, None] = {}
         for t in self._select_from:
             seen[t] = None
         for c in self._columns:
@@ -247,6 +285,16 @@ class Select(ColumnElement):
         return ()
 
 
+def _self_join_error(target: Any, table: FromItem) -> None:
+    what = target.__name__ if isinstance(target, type) else repr(target)
+    raise InvalidRequestError(
+        f"join({what}): the query already names the table {table.name!r}, and a self-referential "
+        f"join (or any second join to one table) needs an alias of it, which aliased() will bring; "
+        f"until then load the related objects with joinedload() (it aliases the table itself) or "
+        f"selectinload(), or use a second query"
+    )
+
+
 def select(*columns: Any) -> Select:
     """A SELECT of models and/or column expressions."""
     return Select(*columns)
@@ -254,8 +302,6 @@ def select(*columns: Any) -> Select:
 
 def exists(stmt: Select) -> ColumnElement:
     """``EXISTS (subquery)``."""
-    from .elements import UnaryExpression
-
     return UnaryExpression(stmt, "EXISTS", prefix=True)
 
 
