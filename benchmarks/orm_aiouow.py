@@ -36,7 +36,7 @@ class Aiouow(System):
 
     async def open(self, backend: Backend) -> None:
         self.backend = backend
-        self.engine = create_engine(backend.aiouow_url)  # pool_size 10 (SQLite: one connection, by design)
+        self.engine = create_engine(backend.aiouow_url)  # pool_size 10 (SQLite: 10 readers and one writer)
         self.Session = sessionmaker(self.engine)
         self.cascade_insert = await self._relationship_insert_works()
         self.note = ("W1 adds users with their posts through the relationship (User(posts=[Post()]))"

@@ -4,8 +4,8 @@ asyncpg: ``fetchmany`` (executemany with RETURNING) and ``executemany`` for
 writes, ``fetch`` for reads, one ``fetchrow`` per lookup; a pool of 10
 connections, like aiouow's default, whose reset-on-release query is turned
 off (aiouow's pool does not run one either; these transactions leave no
-session state behind).  aiosqlite: one connection (aiouow also
-uses one per SQLite database), ``executemany`` for writes,
+session state behind).  aiosqlite: one connection (aiouow writes through one
+per SQLite database, and reads on up to pool_size more), ``executemany`` for writes,
 ``execute_fetchall`` for reads (one thread hop per statement), multi-row
 ``INSERT ... VALUES ... RETURNING id`` where generated keys are needed, and an
 ``asyncio.Lock`` around each transaction when tasks share the connection.
