@@ -21,6 +21,7 @@ from aiouow.dialects.sqlite import FOR_UPDATE_MARK, _writes
 
 from .models import Tag, User
 from .session_support import count, seed_users
+from .test_concurrency import slow_statement
 
 
 @pytest.fixture
@@ -194,6 +195,25 @@ async def test_a_foreign_writer_is_waited_for(db: Engine, other: Any) -> None:
         assert sorted((await s.scalars(select(Tag.name))).all()) == ["foreign", "mine"]
 
 
+async def test_a_cancelled_read_gives_its_connection_back_at_once(db: Engine, other: Any) -> None:
+    eng = other(pool_size=1, pool_timeout=2)
+    async with AsyncSession(eng) as s:
+        task = asyncio.create_task(s.execute(slow_statement(eng, 2)))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await s.rollback()
+    assert eng.pool.checked_out == 0
+    started = time.monotonic()
+    async with AsyncSession(eng) as s:  # the pool's only connection, not left interrupted
+        assert await s.scalar(select(func.count()).select_from(User)) == 0
+        result = await s.stream_scalars(select(func.count()).select_from(User))
+        assert [n async for n in result] == [0]
+    assert time.monotonic() - started < 1.5
+    assert eng.pool.checked_out == 0
+
+
 # -- SQLite --------------------------------------------------------------------------------------
 
 async def test_sqlite_a_reading_session_holds_no_connection(db: Engine, other: Any) -> None:
@@ -247,7 +267,8 @@ async def test_sqlite_statements_going_to_the_writer() -> None:
               "DELETE FROM t RETURNING x", "REPLACE INTO t VALUES (1)",
               "WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a RETURNING x",
               "PRAGMA foreign_keys=OFF", "PRAGMA table_info(t)", "SAVEPOINT x", "BEGIN",
-              "SELECT x FROM t" + FOR_UPDATE_MARK, "frobnicate"]
+              "SELECT x FROM t" + FOR_UPDATE_MARK, "frobnicate", "-- select\nINSERT INTO t VALUES (1) RETURNING x",
+              "/* select */ DELETE FROM t RETURNING x", " " * 5000 + ";"]
     assert [s for s in reads if _writes(s)] == []
     assert [s for s in writes if not _writes(s)] == []
 
@@ -309,5 +330,17 @@ async def test_sqlite_memory_keeps_one_shared_database() -> None:
         async with eng.connect() as conn:
             assert (await conn.exec_driver_sql("SELECT x FROM m")).scalars().all() == [1]
         assert eng.pool.opened == 1
+
+        async def work(i: int) -> None:
+            async with eng.connect() as conn:
+                seen = (await conn.exec_driver_sql("SELECT count(*) FROM m")).scalar_one()
+                await asyncio.sleep(0.005)
+                await conn.exec_driver_sql("INSERT INTO m VALUES (?)", (seen + 10 * i,))
+                await conn.commit()
+
+        await asyncio.gather(*(work(i) for i in range(10)))  # one at a time, none locked out
+        async with eng.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT count(*) FROM m")).scalar_one() == 11
+        assert eng.pool.checked_out == 0 and eng.pool.opened == 1
     finally:
         await eng.dispose()

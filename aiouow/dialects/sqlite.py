@@ -405,7 +405,8 @@ _SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8)
 #: what SQLiteCompiler appends to a ``with_for_update()`` SELECT
 FOR_UPDATE_MARK = " /* with_for_update */"
 
-_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(\w+)", re.S)
+# one character or comment per repetition: no nested quantifier to backtrack through
+_LEADING = re.compile(r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(\w+)", re.S)
 _DML_WORD = re.compile(r"\b(?:insert|update|delete|replace)\b", re.I)
 _writes_cache: dict[str, bool] = {}
 
