@@ -259,6 +259,23 @@ async def test_sqlite_writing_transactions_are_serialized_with_a_clear_timeout(d
     assert await count(db, User) == 1
 
 
+async def test_sqlite_a_foreign_writer_held_too_long_is_a_clear_error(db: Engine, other: Any) -> None:
+    sqlite_only(db)
+    foreign_engine, eng = other(), other(pool_timeout=0.3)
+    async with foreign_engine.connect() as foreign:
+        await foreign.execute(insert(Tag).values(name="foreign"))  # holds the file's write lock
+        started = time.monotonic()
+        async with eng.connect() as conn:
+            with pytest.raises(exc.OperationalError, match="busy timeout") as raised:
+                await conn.execute(insert(Tag).values(name="mine"))
+        assert 0.25 <= time.monotonic() - started < 2
+        assert not isinstance(raised.value, exc.StaleSnapshotError)
+        await foreign.rollback()
+    async with eng.begin() as conn:  # usable again
+        await conn.execute(insert(Tag).values(name="mine"))
+    assert await count(db, Tag) == 1
+
+
 async def test_sqlite_statements_going_to_the_writer() -> None:
     reads = ["SELECT 1", "  select * from t", "(SELECT 1) UNION SELECT 2", "VALUES (1)",
              "-- note\nSELECT 1", "/* x */ SELECT 1", "WITH a AS (SELECT 1) SELECT * FROM a",

@@ -549,10 +549,13 @@ class RoutedConnection(DriverConnection):
             try:
                 w = cast(SQLiteConnection, await self._pool._writer.acquire(self._timeout))
             except exc.PoolTimeoutError:
+                what = ("the SQLite connection (one for every transaction: a :memory: database, or a file "
+                        "without WAL)" if self._pool.serial else
+                        "the SQLite writer (one writing transaction at a time)")
                 raise exc.PoolTimeoutError(
-                    f"another transaction kept the SQLite writer (one writing transaction at a time) for "
-                    f"more than pool_timeout={self._timeout}s; commit writing transactions sooner, raise "
-                    "pool_timeout, or, if one task holds two writing sessions, finish the first"
+                    f"another transaction kept {what} for more than pool_timeout={self._timeout}s; "
+                    "commit transactions sooner, raise pool_timeout, or, if one task holds two such "
+                    "sessions, finish the first"
                 ) from None
             self._w = w
         if self._tx and not self._wtx:
