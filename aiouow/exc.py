@@ -112,6 +112,15 @@ class OperationalError(DBAPIError):
     """The connection or the server failed (SQLSTATE classes 08 and 57)."""
 
 
+class StaleSnapshotError(OperationalError):
+    """SQLite refused a write because the transaction reads an old snapshot (SQLITE_BUSY_SNAPSHOT).
+
+    Another connection (a second engine or process on the same file) committed after this
+    transaction began reading; the transaction can never write.  Roll it back and run it
+    again: a ``run_transaction``-style retry, or ``rollback()`` then redo the work.
+    """
+
+
 class NPlusOneWarning(AiouowError, UserWarning):
     """Many single-object loads of one relationship were issued in one session."""
 
@@ -140,4 +149,5 @@ __all__ = [
     "PoolTimeoutError",
     "ProgrammingError",
     "StaleDataError",
+    "StaleSnapshotError",
 ]

@@ -8,7 +8,7 @@ import aiouow
 from aiouow import ForeignKey, Model, column, create_engine, inspect, relationship, select, sessionmaker
 
 from .schema import Backend, PostData, UserData
-from .systems import NotAvailable, System
+from .systems import W8_PAGE, NotAvailable, System
 
 
 class BenchUser(Model):
@@ -36,7 +36,7 @@ class Aiouow(System):
 
     async def open(self, backend: Backend) -> None:
         self.backend = backend
-        self.engine = create_engine(backend.aiouow_url)  # pool_size 10 (SQLite: one connection, by design)
+        self.engine = create_engine(backend.aiouow_url)  # pool_size 10 (SQLite: 10 readers and one writer)
         self.Session = sessionmaker(self.engine)
         self.cascade_insert = await self._relationship_insert_works()
         self.note = ("W1 adds users with their posts through the relationship (User(posts=[Post()]))"
@@ -116,6 +116,19 @@ class Aiouow(System):
             async with self.Session.begin() as s:
                 u = await s.get(BenchUser, k)
                 u.name = f"t{task}-{j}"
+            done += 1
+        return done
+
+    async def w8_task(self, task: int, keys: list[int]) -> int:
+        done = 0
+        for j, k in enumerate(keys):
+            async with self.Session() as s:
+                u = await s.get(BenchUser, k)
+                page = (await s.scalars(select(BenchUser).where(BenchUser.id > k).order_by(BenchUser.id)
+                                        .limit(W8_PAGE))).all()
+                if j % 5 == 0:
+                    u.name = f"r{task}-{j}-{len(page)}"
+                    await s.commit()
             done += 1
         return done
 

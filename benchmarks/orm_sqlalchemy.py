@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .schema import SQLITE_PRAGMAS, Backend, PostData, UserData
-from .systems import System
+from .systems import W8_PAGE, System
 
 try:
     from sqlalchemy import BigInteger, ForeignKey, String, Text, event, select
@@ -123,6 +123,19 @@ class SQLAlchemy(System):
             async with self.Session.begin() as s:
                 u = await s.get(SAUser, k)
                 u.name = f"t{task}-{j}"
+            done += 1
+        return done
+
+    async def w8_task(self, task: int, keys: list[int]) -> int:
+        done = 0
+        for j, k in enumerate(keys):
+            async with self.Session() as s:
+                u = await s.get(SAUser, k)
+                page = (await s.scalars(select(SAUser).where(SAUser.id > k).order_by(SAUser.id)
+                                        .limit(W8_PAGE))).all()
+                if j % 5 == 0:
+                    u.name = f"r{task}-{j}-{len(page)}"
+                    await s.commit()
             done += 1
         return done
 

@@ -4,8 +4,8 @@ asyncpg: ``fetchmany`` (executemany with RETURNING) and ``executemany`` for
 writes, ``fetch`` for reads, one ``fetchrow`` per lookup; a pool of 10
 connections, like aiouow's default, whose reset-on-release query is turned
 off (aiouow's pool does not run one either; these transactions leave no
-session state behind).  aiosqlite: one connection (aiouow also
-uses one per SQLite database), ``executemany`` for writes,
+session state behind).  aiosqlite: one connection (aiouow writes through one
+per SQLite database, and reads on up to pool_size more), ``executemany`` for writes,
 ``execute_fetchall`` for reads (one thread hop per statement), multi-row
 ``INSERT ... VALUES ... RETURNING id`` where generated keys are needed, and an
 ``asyncio.Lock`` around each transaction when tasks share the connection.
@@ -20,7 +20,7 @@ from collections import defaultdict
 from typing import Any
 
 from .schema import POSTS, SQLITE_PRAGMAS, USERS, Backend, PostData, UserData
-from .systems import System
+from .systems import W8_PAGE, System
 
 SELECT_USERS = f"SELECT id, name, email, created_at FROM {USERS}"
 SQLITE_MAX_VARIABLES = 32766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
@@ -178,6 +178,40 @@ class Raw(System):
                 try:
                     row = (await c.execute_fetchall(sel, (k,)))[0]
                     await c.execute(upd, (f"t{task}-{j}", row[0]))
+                    await c.execute("COMMIT")
+                except BaseException:
+                    await c.execute("ROLLBACK")
+                    raise
+            done += 1
+        return done
+
+    # -- W8 ---------------------------------------------------------------------------
+    async def w8_task(self, task: int, keys: list[int]) -> int:
+        done = 0
+        if self.backend.pg:
+            sel = SELECT_USERS + " WHERE id = $1"
+            page = SELECT_USERS + " WHERE id > $1 ORDER BY id LIMIT $2"
+            upd = f"UPDATE {USERS} SET name = $1 WHERE id = $2"
+            for j, k in enumerate(keys):
+                async with self.pool.acquire() as c, c.transaction():
+                    row = await c.fetchrow(sel, k)
+                    rows = await c.fetch(page, k, W8_PAGE)
+                    if j % 5 == 0:
+                        await c.execute(upd, f"r{task}-{j}-{len(rows)}", row[0])
+                done += 1
+            return done
+        sel = SELECT_USERS + " WHERE id = ?"
+        page = SELECT_USERS + " WHERE id > ? ORDER BY id LIMIT ?"
+        upd = f"UPDATE {USERS} SET name = ? WHERE id = ?"
+        c = self.conn
+        for j, k in enumerate(keys):
+            async with self.lock:
+                await c.execute("BEGIN")
+                try:
+                    row = (await c.execute_fetchall(sel, (k,)))[0]
+                    rows = await c.execute_fetchall(page, (k, W8_PAGE))
+                    if j % 5 == 0:
+                        await c.execute(upd, (f"r{task}-{j}-{len(rows)}", row[0]))
                     await c.execute("COMMIT")
                 except BaseException:
                     await c.execute("ROLLBACK")

@@ -73,6 +73,16 @@ async def _check_w6(backend: Backend, n: int) -> str | None:
     return None if changed > 0 else "no user was renamed"
 
 
+async def _check_w8(backend: Backend, n: int) -> str | None:
+    changed = await backend.scalar(f"SELECT count(*) FROM {USERS} WHERE name LIKE 'r%'")
+    return None if changed > 0 else "no user was renamed"
+
+
+async def _run_w8(system: System, n: int, ctx: dict[str, Any]) -> int:
+    done = await asyncio.gather(*(system.w8_task(t, keys) for t, keys in enumerate(ctx["w6_keys"])))
+    return sum(done)
+
+
 async def _run_w6(system: System, n: int, ctx: dict[str, Any]) -> int:
     done = await asyncio.gather(*(system.w6_task(t, keys) for t, keys in enumerate(ctx["w6_keys"])))
     return sum(done)
@@ -95,6 +105,9 @@ WORKLOADS = [
     Workload("W7", "load N/2 users and delete them (database cascade), commit", (1.5, 1.5),
              lambda n: (n, 1), lambda s, n, c: s.w7_delete(n // 2), lambda n: n // 2,
              lambda b, n: _check_counts(b, n - n // 2, n - n // 2)),
+    Workload("W8", f"read-heavy mix: {TASKS} tasks x {TXNS_PER_TASK} sessions (get + next 20 users; "
+             "every 5th renames and commits)", (1.2, 1.2),
+             lambda n: (n, 0), _run_w8, lambda n: TASKS * TXNS_PER_TASK, _check_w8),
 ]
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from .schema import Backend, PostData, UserData
 
+W8_PAGE = 20  # users read after each get in W8
+
 
 class NotAvailable(Exception):
     """This system cannot run this workload (yet); reported as "n/a", not as a failure."""
@@ -48,6 +50,11 @@ class System:
     async def w6_task(self, task: int, keys: list[int]) -> int:
         """One of the concurrent tasks: per key, a transaction that gets the user, renames it, commits."""
         raise NotImplementedError
+
+    async def w8_task(self, task: int, keys: list[int]) -> int:
+        """One of the concurrent tasks of the read-heavy mix: per key, a transaction that gets the
+        user and reads the next W8_PAGE users; every fifth also renames the user and commits."""
+        raise NotAvailable(f"{self.name} has no W8")
 
     async def w7_delete(self, count: int) -> int:
         """Load the first ``count`` users by id, delete them (posts go by ON DELETE CASCADE), commit."""

@@ -162,8 +162,7 @@ TR_TABLES = [m.__table__ for m in (TrPerson, TrPassport, TrProfile, TrTeam, TrPl
 async def rows(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:
     """Committed rows of ``stmt``, read through a connection of its own.
 
-    On SQLite the pool holds one connection: call this only while no session holds it
-    (before the session's first statement, or after commit / rollback / close).
+    It sees committed data only (on SQLite it reads on a reader connection).
     """
     async with engine.connect() as conn:
         return [tuple(r) for r in (await conn.execute(stmt)).all()]

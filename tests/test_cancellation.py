@@ -43,7 +43,7 @@ class Job(Model):
 @pytest.fixture
 async def ceng(db: Engine) -> AsyncIterator[Engine]:
     """An engine for the walks: on PostgreSQL its own, with an application_name to find its
-    backends; on SQLite the test engine (one serialized connection)."""
+    backends; on SQLite the test engine (readers and one serialized writer)."""
     if db.dialect.name != "postgresql":
         yield db
         return

@@ -351,22 +351,39 @@ async def test_pool_size_and_timeout_accepted(engine: Engine, new_engine: Any) -
     assert create_engine(same_database(engine)).pool_size == 10  # the default
 
 
+async def _write(conn: Any) -> Any:
+    """A statement that needs the writing connection (it changes nothing)."""
+    await conn.execute(text("DELETE FROM tags WHERE id = -1"))
+    return conn
+
+
+async def _connect_and_write(eng: Engine) -> Any:
+    conn = await eng.connect()
+    try:
+        return await _write(conn)
+    except BaseException:
+        await conn.close()
+        raise
+
+
 async def test_exhausted_pool_times_out_and_recovers(engine: Engine, new_engine: Any) -> None:
     eng = new_engine(pool_size=2, pool_timeout=0.2)
-    # SQLite runs every transaction on one connection (writers are serialized); PostgreSQL opens pool_size
+    # SQLite has one writer (writing transactions are serialized); PostgreSQL opens pool_size
     capacity = 1 if engine.dialect.name == "sqlite" else 2
-    held = [await eng.connect() for _ in range(capacity)]
-    for conn in held:
-        await conn.execute(text("SELECT 1"))
+    held = [await _write(await eng.connect()) for _ in range(capacity)]
     started = time.monotonic()
     with pytest.raises(exc.PoolTimeoutError, match="pool_timeout"):
-        async with eng.connect():
-            pass
+        async with eng.connect() as conn:
+            await _write(conn)
     assert 0.15 <= time.monotonic() - started < 1.5
     assert eng.pool.checked_out == capacity
+    if engine.dialect.name == "sqlite":
+        # reads do not wait for the writer
+        async with eng.connect() as conn:
+            assert (await conn.execute(text("SELECT 1 AS one"))).scalar_one() == 1
 
     # a waiter gets the connection as soon as one is released
-    waiter = asyncio.create_task(eng.connect().__aenter__())
+    waiter = asyncio.create_task(_connect_and_write(eng))
     await asyncio.sleep(0.05)
     assert not waiter.done()
     await held.pop().close()
@@ -498,11 +515,10 @@ async def test_statements_of_concurrent_tasks_each_get_a_connection(db: Engine) 
 async def test_cancelled_waiter_leaks_nothing(engine: Engine, new_engine: Any) -> None:
     eng = new_engine(pool_size=1, pool_timeout=5)
     capacity = 1  # pool_size=1 on both backends
-    held = await eng.connect()
-    await held.execute(text("SELECT 1"))
+    held = await _write(await eng.connect())  # SQLite: the writer; PostgreSQL: the connection
 
     # cancelled while waiting
-    waiter = asyncio.create_task(eng.connect().__aenter__())
+    waiter = asyncio.create_task(_connect_and_write(eng))
     await asyncio.sleep(0.05)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -510,14 +526,15 @@ async def test_cancelled_waiter_leaks_nothing(engine: Engine, new_engine: Any) -
     assert eng.pool.checked_out == capacity
 
     # cancelled just as the released connection was handed to it
-    waiter = asyncio.create_task(eng.connect().__aenter__())
+    waiter = asyncio.create_task(_connect_and_write(eng))
     await asyncio.sleep(0.05)
     await held.close()
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert eng.pool.checked_out == 0
-    async with eng.connect() as conn:  # promptly: the connection went back to the pool
+    async with eng.connect() as conn:  # promptly: the connection (SQLite: the writer) went back
+        await asyncio.wait_for(_write(conn), 1)
         assert (await asyncio.wait_for(conn.execute(text("SELECT 4 AS n")), 1)).scalar_one() == 4
 
 
@@ -555,9 +572,10 @@ async def test_read_then_write_transactions_all_succeed(db: Engine) -> None:
         async with db.begin() as conn:
             current = (await conn.execute(select(Tag.name).where(Tag.id == 1))).scalar_one()
             await asyncio.sleep(0.01)
-            if db.dialect.name == "postgresql":  # PostgreSQL needs the row lock to serialize the bump
-                await conn.execute(select(Tag.id).where(Tag.id == 1).with_for_update())
-                current = (await conn.execute(select(Tag.name).where(Tag.id == 1))).scalar_one()
+            # reads are READ COMMITTED on both backends: the row lock (on SQLite, taking the
+            # writer) serializes the bump
+            await conn.execute(select(Tag.id).where(Tag.id == 1).with_for_update())
+            current = (await conn.execute(select(Tag.name).where(Tag.id == 1))).scalar_one()
             await conn.execute(update(Tag).where(Tag.id == 1).values(name=str(int(current) + 1)))
 
     await asyncio.gather(*(bump() for _ in range(10)))

@@ -105,7 +105,7 @@ async def test_children_work_in_their_own_transactions(db: Engine) -> None:
     parent = db_registry()
     parent.add(Note(title="parent-uncommitted"))
     await parent.flush()
-    await parent.commit()  # on SQLite the single connection must be free for the children
+    await parent.commit()  # on SQLite the one writer must be free for the children
     parent.add(Note(title="parent-rolled-back"))
 
     async def child(i: int) -> None:

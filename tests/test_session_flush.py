@@ -688,11 +688,12 @@ async def test_large_flush_waits_for_its_connection_with_the_collector_on(db: En
 
     from aiouow import _gc, create_engine
 
-    # one connection: SQLite's engine has only one; on PostgreSQL a pool of one
+    # SQLite has one writer; on PostgreSQL a pool of one
     eng = db if db.dialect.name == "sqlite" else create_engine(db.url.raw, pool_size=1, pool_timeout=10)
     try:
         async with AsyncSession(eng) as holder:
-            await holder.execute(select(User.id))  # holds the only connection in its transaction
+            # holds the only connection (SQLite: the writer, a locking read takes it) in its transaction
+            await holder.execute(select(User.id).with_for_update())
             flushing = AsyncSession(eng)
             flushing.add_all([User(name=f"u{i}") for i in range(_gc.GC_PAUSE_MIN)])
             flush = asyncio.create_task(flushing.flush())

@@ -204,8 +204,7 @@ async def test_get_with_for_update(db: Engine) -> None:
 
 
 async def test_get_with_for_update_locks_the_row(db: Engine) -> None:
-    if db.dialect.name != "postgresql":
-        pytest.skip("SQLite has no row locks (its single writer is serialized by the pool)")
+    # SQLite has no row locks: a locking read takes the single writer, which blocks the same way
     import asyncio
 
     (uid,) = await seed_users(db, "ann")

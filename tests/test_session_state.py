@@ -520,7 +520,7 @@ async def test_merge_from_another_live_session(db: Engine) -> None:
     (uid,) = await seed_users(db, "ann")
     async with AsyncSession(db, expire_on_commit=False) as s1, AsyncSession(db) as s2:
         u1 = await s1.get(User, uid)
-        await s1.commit()  # (SQLite's pool has one connection: s1 gives it back first)
+        await s1.commit()
         u1.name = "from s1"
         u2 = await s2.merge(u1)
         assert u2 is not u1 and inspect(u2).session is s2 and inspect(u1).session is s1

@@ -1,13 +1,40 @@
 """SQLite through aiosqlite.
 
-Writers are serialized by design: the pool holds one connection, so a
-transaction owns the database from its first statement to its end.  SQLite
-allows one writer at a time anyway, and a transaction that reads and later
-writes (the classic upgrade deadlock, "database is locked") can only be made
-safe by ordering transactions ourselves; measured here, one connection behind
-a FIFO queue also ran 50 concurrent short write transactions faster than ten
-connections fighting over SQLite's lock.  Waiting is bounded by
-``pool_timeout``.
+Connections and isolation.  A file database in WAL mode gets one *writer*
+connection and up to ``pool_size`` *reader* connections (``PRAGMA
+query_only``).  What an engine ``Connection`` checks out is a small router
+(:class:`RoutedConnection`), not a driver connection; per statement it picks:
+
+- Until a transaction first writes, each read runs alone (autocommit) on a
+  pooled reader, so every statement sees the latest committed data, as
+  PostgreSQL's default READ COMMITTED does; any number of sessions read at
+  once, beside one writer.  A stream holds its reader, and its snapshot,
+  until it is exhausted or closed or the transaction ends.
+- The first write takes the writer and starts ``BEGIN IMMEDIATE`` (in the
+  same thread hop as the statement); the transaction keeps the writer, and
+  runs its reads there too (it reads its own writes), until COMMIT/ROLLBACK.
+  Writing transactions are thus serialized, and none ever upgrades a read
+  snapshot to a write, the classic "database is locked" trap.  Waiting for
+  the writer is bounded by ``pool_timeout``; so is the busy timeout with which
+  the writer waits for a foreign writer (a second engine or process on the
+  file) unless ``connect_args`` sets ``timeout``.
+- Writes are INSERT/UPDATE/DELETE/REPLACE, DDL, SAVEPOINTs, any statement
+  sent through ``execute`` (no rows), a ``WITH`` naming a DML keyword,
+  every ``PRAGMA`` (some set the connection's state; the introspection ones
+  read a schema cached per connection, which may predate DDL), a
+  ``with_for_update()`` SELECT (its "lock": the writer, so read-modify-write
+  is serialized as a row lock would on PostgreSQL) and anything unknown.  A
+  write mistaken for a read is refused by ``query_only`` and rerun on the
+  writer, so it never escapes its transaction.
+
+In short: READ COMMITTED until the first write, then SERIALIZABLE (the sole
+writer) to the end.  Between a read and a later write of one transaction
+another may commit; use ``with_for_update()`` on the read to exclude that.
+If a snapshot turns out stale anyway (SQLITE_BUSY_SNAPSHOT, e.g. after
+``BEGIN`` sent by hand), :class:`aiouow.exc.StaleSnapshotError` says to roll
+back and retry.  ``sqlite:///:memory:`` (one database per connection) and a
+file that cannot use WAL keep a single connection for everything, each
+transaction owning it from its first statement to its end.
 
 Each statement costs one hop to aiosqlite's worker thread: the statement,
 its fetch and (after ``begin()``) the deferred ``BEGIN`` run in one function.
@@ -19,17 +46,18 @@ import asyncio
 import datetime as dt
 import decimal
 import os
+import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
 from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler
-from .base import Dialect, DriverConnection, Processor, json_dumps, json_loads, none_safe
+from .base import Dialect, DriverConnection, Pool, Processor, json_dumps, json_loads, none_safe
 from .pool import SlotPool
 
 
@@ -43,7 +71,8 @@ class SQLiteCompiler(Compiler):
         return super().limit_clause(limit, offset)
 
     def for_update_clause(self) -> str:
-        return ""
+        # no row locks in SQLite: the comment tells the router to run this read on the writer
+        return FOR_UPDATE_MARK
 
 
 def _interval_to_db(v: dt.timedelta) -> int:
@@ -162,6 +191,17 @@ class SQLiteDialect(Dialect):
             return self.wrap(exc.DataError, err, statement, params)
         if isinstance(err, sqlite3.ProgrammingError):
             return self.wrap(exc.ProgrammingError, err, statement, params)
+        if code == _SQLITE_BUSY_SNAPSHOT:
+            return exc.StaleSnapshotError(
+                f"({type(err).__module__}.{type(err).__name__}) {err}: this transaction reads a stale "
+                "snapshot (SQLITE_BUSY_SNAPSHOT): another connection to the file committed after it began "
+                "reading, so it can never write; roll it back (rollback()) and run it again, e.g. with a "
+                "run_transaction-style retry", err, statement, params)
+        if code is not None and code & 0xFF == sqlite3.SQLITE_BUSY:
+            return exc.OperationalError(
+                f"({type(err).__module__}.{type(err).__name__}) {err}: another connection to the file "
+                "(a second engine or process) held the write lock longer than the busy timeout "
+                "(pool_timeout, or connect_args['timeout'])", err, statement, params)
         if isinstance(err, sqlite3.OperationalError):
             # SQLITE_ERROR (1) is what SQLite reports for bad SQL and missing tables: class 42
             if code is not None and code & 0xFF == sqlite3.SQLITE_ERROR:
@@ -175,47 +215,26 @@ class SQLiteDialect(Dialect):
             return self.wrap(exc.OperationalError, err, statement, params)
         return None
 
-    def create_pool(self, url: Any, pool_size: int, connect_args: dict[str, Any]) -> SlotPool:
+    def create_pool(self, url: Any, pool_size: int, connect_args: dict[str, Any]) -> SQLitePool:
         path = url.database or ":memory:"
         memory = path == ":memory:" or path == ""
-
-        async def connect() -> DriverConnection:
-            aio = aiosqlite.connect(
-                ":memory:" if memory else path, isolation_level=None, check_same_thread=False, **connect_args
-            )
-            setup = ["PRAGMA foreign_keys=ON"]
-            if not memory:
-                setup += ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"]
-            thread = getattr(aio, "_thread", None)
-            if thread is not None:
-                # a forgotten engine.dispose() must not keep the interpreter from exiting
-                thread.daemon = True
-            try:
-                await aio
-                raw = aio._conn  # the sqlite3 connection, used only on aiosqlite's thread
-                await aio._execute(_run_script, raw, setup)
-                conn = SQLiteConnection(aio, raw)
-                await aio._execute(raw.set_progress_handler, conn._progress, _PROGRESS_STEPS)
-            except sqlite3.Error as err:
-                await aio.close()
-                # e.g. "unable to open database file": never a bare driver error
-                raise self.wrap(exc.OperationalError, err, None, None) from err
-            except BaseException:
-                aio.stop()  # cancelled while connecting: the worker thread must not outlive us
-                raise
-            return conn
-
         if not memory:
             directory = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(directory):
                 raise exc.ArgumentError(f"sqlite URL {url.raw!r}: directory {directory!r} does not exist")
-        # one connection: see the module docstring (pool_size is accepted but not needed)
-        return SlotPool(connect, 1, "sqlite")
+        return SQLitePool(self, ":memory:" if memory else path, memory, pool_size, connect_args)
 
 
-def _run_script(raw: sqlite3.Connection, statements: list[str]) -> None:
-    for s in statements:
-        raw.execute(s)
+def _setup(raw: sqlite3.Connection, memory: bool, reader: bool) -> str:
+    """The PRAGMAs of a new connection; the journal mode it got."""
+    raw.execute("PRAGMA foreign_keys=ON")
+    if memory:
+        return "memory"
+    mode = str(raw.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+    raw.execute("PRAGMA synchronous=NORMAL")
+    if reader:
+        raw.execute("PRAGMA query_only=ON")
+    return mode
 
 
 # SQLite calls the progress handler every this many virtual-machine steps (a few microseconds)
@@ -236,12 +255,16 @@ class _JobCancelled(Exception):
 
 
 class SQLiteConnection(DriverConnection):
-    __slots__ = ("_aio", "_raw", "_begin", "_names", "_job", "_cursors")
+    __slots__ = ("_aio", "_raw", "_begin", "_names", "_job", "_cursors", "_reader")
 
-    def __init__(self, aio: aiosqlite.Connection, raw: sqlite3.Connection) -> None:
+    def __init__(self, aio: aiosqlite.Connection, raw: sqlite3.Connection, reader: bool = False) -> None:
         self._aio = aio
         self._raw = raw
-        self._begin = False
+        #: the BEGIN the next statement sends first, if any
+        self._begin: str | None = None
+        #: a reader runs every statement alone; a cursor left from an earlier checkout would
+        #: keep its read transaction, and so an old snapshot, open under the next statements
+        self._reader = reader
         self._names: list[str] = []
         self._job: _Job | None = None  # the job running on the worker thread
         #: cursors of streams not yet finished; closed when the transaction ends, so a stream
@@ -275,9 +298,13 @@ class SQLiteConnection(DriverConnection):
         return 1 if job is not None and job.cancelled else 0
 
     def _start(self) -> None:
-        if self._begin:
-            self._begin = False
-            self._raw.execute("BEGIN")
+        begin = self._begin
+        if begin is not None:
+            self._begin = None
+            self._raw.execute(begin)
+        elif self._reader and self._cursors:
+            while self._cursors:
+                self._cursors.pop().close()
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         self._start()
@@ -331,14 +358,14 @@ class SQLiteConnection(DriverConnection):
         """Names of the columns of the last fetch."""
         return self._names
 
-    def defer_begin(self) -> None:
+    def defer_begin(self, sql: str = "BEGIN") -> None:
         """The next statement starts a transaction (in the same thread hop)."""
-        self._begin = True
+        self._begin = sql
 
     def cancel_deferred_begin(self) -> bool:
         """Forget a BEGIN no statement needed; True if one was pending."""
-        pending = self._begin
-        self._begin = False
+        pending = self._begin is not None
+        self._begin = None
         return pending
 
     async def script(self, sql: str) -> None:
@@ -351,7 +378,7 @@ class SQLiteConnection(DriverConnection):
         if sql == "ROLLBACK":
             # a deferred BEGIN no statement needed, or a transaction SQLite already ended
             # (an interrupted write rolls the whole transaction back): nothing to roll back
-            self._begin = False
+            self._begin = None
             if not self._raw.in_transaction:
                 return
         self._start()
@@ -369,3 +396,303 @@ class SQLiteConnection(DriverConnection):
 
     async def close(self) -> None:
         await self._aio.close()
+
+
+# -- routing: readers and the writer ------------------------------------------------------------
+
+_SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8)
+
+#: what SQLiteCompiler appends to a ``with_for_update()`` SELECT
+FOR_UPDATE_MARK = " /* with_for_update */"
+
+# one character or comment per repetition: no nested quantifier to backtrack through
+_LEADING = re.compile(r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(\w+)", re.S)
+_DML_WORD = re.compile(r"\b(?:insert|update|delete|replace)\b", re.I)
+_writes_cache: dict[str, bool] = {}
+
+
+def _writes(sql: str) -> bool:
+    """Whether a statement that returns rows must run on the writer (unknown ones do)."""
+    try:
+        return _writes_cache[sql]
+    except KeyError:
+        pass
+    m = _LEADING.match(sql)
+    word = m.group(1).lower() if m else ""
+    if word in ("select", "values", "explain"):
+        verdict = sql.endswith(FOR_UPDATE_MARK)
+    elif word == "with":
+        verdict = sql.endswith(FOR_UPDATE_MARK) or _DML_WORD.search(sql) is not None
+    else:
+        verdict = True
+    if len(_writes_cache) >= 4096:
+        _writes_cache.clear()
+    _writes_cache[sql] = verdict
+    return verdict
+
+
+def _refused_as_read(err: BaseException) -> bool:
+    """A reader's ``query_only`` refused the statement: it writes after all (and wrote nothing)."""
+    return isinstance(err, sqlite3.Error) and getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY
+
+
+class SQLitePool(Pool):
+    """The connections of one SQLite database: one writer, up to ``size`` readers (WAL).
+
+    ``acquire`` hands out a :class:`RoutedConnection` at once; the waiting (up to the
+    timeout) happens when it needs a reader (only while another ``size`` statements or
+    streams run) or the writer (while another transaction writes).
+    """
+
+    def __init__(self, dialect: SQLiteDialect, path: str, memory: bool, size: int,
+                 connect_args: dict[str, Any]) -> None:
+        self._dialect = dialect
+        self._path = path
+        self._memory = memory
+        self._args = connect_args
+        #: one connection for everything: ``:memory:``, or a file that cannot use WAL
+        self.serial = memory
+        self._timeout = 30.0
+        self._readers = SlotPool(lambda: self._connect(True), size, "sqlite reader")
+        self._writer = SlotPool(lambda: self._connect(False), 1, "sqlite writer")
+        self._routers = 0
+
+    @property
+    def checked_out(self) -> int:
+        """Connections checked out by engine Connections; with none out, driver connections
+        still lent (a leak), so 0 means everything came back."""
+        if self._routers:
+            return self._routers
+        return self._readers.checked_out + self._writer.checked_out
+
+    @property
+    def opened(self) -> int:
+        return self._readers.opened + self._writer.opened
+
+    @property
+    def _waiters(self) -> list[Any]:
+        return [*self._readers._waiters, *self._writer._waiters]
+
+    async def acquire(self, timeout: float) -> RoutedConnection:
+        self._timeout = timeout
+        self._routers += 1
+        return RoutedConnection(self, timeout)
+
+    async def release(self, conn: DriverConnection, *, discard: bool = False) -> None:
+        assert isinstance(conn, RoutedConnection)
+        self._routers -= 1
+        w = conn._end()
+        if w is not None:
+            if discard:
+                await self._writer.release(w, discard=True)
+            else:
+                self._writer.release_nowait(w)
+
+    def release_nowait(self, conn: DriverConnection) -> None:
+        assert isinstance(conn, RoutedConnection)
+        self._routers -= 1
+        w = conn._end()
+        if w is not None:
+            self._writer.release_nowait(w)
+
+    async def dispose(self) -> None:
+        await self._readers.dispose()
+        await self._writer.dispose()
+
+    async def _connect(self, reader: bool) -> SQLiteConnection:
+        # the writer's busy timeout: how long BEGIN IMMEDIATE waits for a foreign writer
+        args = {"timeout": self._timeout, **self._args}
+        aio = aiosqlite.connect(self._path, isolation_level=None, check_same_thread=False, **args)
+        thread = getattr(aio, "_thread", None)
+        if thread is not None:
+            # a forgotten engine.dispose() must not keep the interpreter from exiting
+            thread.daemon = True
+        try:
+            await aio
+            raw = aio._conn  # the sqlite3 connection, used only on aiosqlite's thread
+            mode = await aio._execute(_setup, raw, self._memory, reader)
+            conn = SQLiteConnection(aio, raw, reader)
+            await aio._execute(raw.set_progress_handler, conn._progress, _PROGRESS_STEPS)
+        except sqlite3.Error as err:
+            await aio.close()
+            # e.g. "unable to open database file": never a bare driver error
+            raise self._dialect.wrap(exc.OperationalError, err, None, None) from err
+        except BaseException:
+            aio.stop()  # cancelled while connecting: the worker thread must not outlive us
+            raise
+        if mode != "wal" and not self._memory:
+            # no WAL (e.g. a file system without shared memory): a reader would block the
+            # writer's COMMIT, so everything runs on the writer, one transaction at a time
+            self.serial = True
+        return conn
+
+
+class RoutedConnection(DriverConnection):
+    """What an engine ``Connection`` checks out on SQLite: reads on pooled readers until the
+    transaction first writes, then everything on the writer (see the module docstring)."""
+
+    __slots__ = ("_pool", "_timeout", "_w", "_tx", "_wtx", "_names", "_streams")
+
+    def __init__(self, pool: SQLitePool, timeout: float) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._w: SQLiteConnection | None = None  # the writer, while held
+        self._tx = False  # a transaction is open (BEGIN deferred to its first write)
+        self._wtx = False  # ... and it runs on the writer (BEGIN sent, or due with the next statement)
+        self._names: list[str] = []
+        #: readers held by open streams, each in a one-item list emptied when taken back
+        self._streams: list[list[SQLiteConnection]] = []
+
+    async def _writer(self) -> SQLiteConnection:
+        w = self._w
+        if w is None:
+            try:
+                w = cast(SQLiteConnection, await self._pool._writer.acquire(self._timeout))
+            except exc.PoolTimeoutError:
+                what = ("the SQLite connection (one for every transaction: a :memory: database, or a file "
+                        "without WAL)" if self._pool.serial else
+                        "the SQLite writer (one writing transaction at a time)")
+                raise exc.PoolTimeoutError(
+                    f"another transaction kept {what} for more than pool_timeout={self._timeout}s; "
+                    "commit transactions sooner, raise pool_timeout, or, if one task holds two such "
+                    "sessions, finish the first"
+                ) from None
+            self._w = w
+        if self._tx and not self._wtx:
+            self._wtx = True
+            w.defer_begin("BEGIN" if self._pool.serial else "BEGIN IMMEDIATE")
+        return w
+
+    def _on_writer(self, sql: str) -> bool:
+        return self._w is not None or self._pool.serial or _writes(sql)
+
+    async def reserve_writer(self) -> None:
+        """Take the writer now, before a write that must not wait for it later."""
+        await self._writer()
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        if not self._on_writer(sql):
+            readers = self._pool._readers
+            rd = cast(SQLiteConnection, await readers.acquire(self._timeout))
+            try:
+                rows = await rd.fetch(sql, params)
+                self._names = rd._names
+                return rows
+            except Exception as err:
+                if not _refused_as_read(err):
+                    raise
+                _writes_cache[sql] = True
+            finally:
+                readers.release_nowait(rd)
+        w = await self._writer()
+        rows = await w.fetch(sql, params)
+        self._names = w._names
+        return rows
+
+    def column_names(self, rows: list[Any]) -> list[str]:
+        return self._names
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        return await (await self._writer()).execute(sql, params)
+
+    async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
+        return await (await self._writer()).executemany(sql, seq)
+
+    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:  # type: ignore[override]
+        if not self._on_writer(sql):
+            readers = self._pool._readers
+            rd = cast(SQLiteConnection, await readers.acquire(self._timeout))
+            held = [rd]
+            self._streams.append(held)
+            cursor: sqlite3.Cursor | None = None
+            try:
+                try:
+                    cursor = await rd._call(rd._open_cursor, sql, params)
+                except Exception as err:
+                    if not _refused_as_read(err):
+                        raise
+                    _writes_cache[sql] = True
+                if cursor is not None:
+                    self._names = rd._names
+                    while True:
+                        if not held:
+                            # the transaction ended: its streams ended with it, as on the writer
+                            raise sqlite3.ProgrammingError("Cannot operate on a closed cursor.")
+                        rows = await rd._call(cursor.fetchmany, chunk)
+                        if not rows:
+                            return
+                        yield rows
+            finally:
+                if held:
+                    held.clear()
+                    self._streams.remove(held)
+                    # back at once; closing the cursor is queued on the reader's thread
+                    # before any statement of its next user
+                    readers.release_nowait(rd)
+                    if cursor is not None:
+                        await rd._call(rd._close_cursor, cursor)
+            # refused by query_only: it writes after all
+        w = await self._writer()
+        async for rows in w.stream(sql, params, chunk):
+            self._names = w._names
+            yield rows
+
+    def defer_begin(self) -> None:
+        self._tx = True
+
+    def cancel_deferred_begin(self) -> bool:
+        pending = self._tx
+        self._tx = False
+        w = self._w
+        if w is not None and not w.in_transaction:
+            # the transaction ends without having written: give a reserved writer back
+            w.cancel_deferred_begin()
+            self._wtx = False
+            self._w = None
+            self._pool._writer.release_nowait(w)
+        return pending
+
+    async def script(self, sql: str) -> None:
+        if sql == "COMMIT" or sql == "ROLLBACK":
+            self._tx = False
+            self._drop_streams()
+            w = self._w
+            if w is None:
+                return
+            if not w.cancel_deferred_begin():
+                await w.script(sql)  # a failed COMMIT keeps the writer (and the transaction)
+            self._wtx = False
+            self._w = None
+            self._pool._writer.release_nowait(w)
+            return
+        # SAVEPOINT, RELEASE, ROLLBACK TO, and anything else: on the writer
+        await (await self._writer()).script(sql)
+
+    def _drop_streams(self) -> None:
+        readers = self._pool._readers
+        for held in self._streams:
+            if held:
+                # the reader closes the stream's cursor before its next statement (_start)
+                readers.release_nowait(held.pop())
+        self._streams.clear()
+
+    def _end(self) -> SQLiteConnection | None:
+        """Give back the readers of open streams; the writer, if held, for the pool to take."""
+        self._drop_streams()
+        self._tx = self._wtx = False
+        w, self._w = self._w, None
+        if w is not None:
+            w.cancel_deferred_begin()
+        return w
+
+    def interrupt(self) -> None:
+        if self._w is not None:
+            self._w.interrupt()
+
+    @property
+    def in_transaction(self) -> bool:
+        w = self._w
+        return w is not None and w.in_transaction
+
+    async def close(self) -> None:
+        raise NotImplementedError("a RoutedConnection goes back through its pool")

@@ -111,8 +111,12 @@ class Connection:
 
     async def acquire(self) -> None:
         """Check a connection out of the pool now, if none is held yet (no transaction begins);
-        a large flush waits for one before it pauses the garbage collector."""
-        await self._driver()
+        a large flush waits for one (on SQLite: for the writer) before it pauses the garbage
+        collector."""
+        dc = await self._driver()
+        reserve = getattr(dc, "reserve_writer", None)
+        if reserve is not None:
+            await reserve()
 
     async def __aenter__(self) -> Connection:
         await self._driver()
@@ -419,8 +423,9 @@ class Connection:
         dc = await self._ensure_begun()
         if self.engine.echo:
             log.info("%s\n[parameters: %s]", sql, _format_params(params))
+        chunks = dc.stream(sql, params, chunk)
         try:
-            async for rows in dc.stream(sql, params, chunk):
+            async for rows in chunks:
                 yield rows
         except Exception as err:
             raise self._translate(err, sql, params) from err
@@ -428,6 +433,12 @@ class Connection:
             if _interrupted(err):
                 await self._abort(err)
             raise
+        finally:
+            # closed with this one, not whenever the collector finalizes it: the driver's
+            # stream may hold a connection of the pool (SQLite's readers) until it ends
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def exec_driver_sql(self, sql: str, params: Sequence[Any] = ()) -> Result:
         """Run SQL in the driver's own parameter style (``$1`` / ``?``)."""
