@@ -17,7 +17,7 @@ from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler
 from ..sql.elements import ExpandingBind
-from .base import Dialect, DriverConnection, json_dumps, json_loads
+from .base import Dialect, DriverConnection, Processor, decimal_reader, json_dumps, json_loads, none_safe
 from .pool import SlotPool
 
 
@@ -62,12 +62,27 @@ class PGDialect(Dialect):
     }
     _serial = {"integer": "SERIAL", "big_integer": "BIGSERIAL", "small_integer": "SMALLSERIAL"}
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._computed_procs: dict[sqltypes.TypeEngine, Processor] = {}
+
     def type_ddl(self, col: Any, table: Any) -> str:
         if table.autoincrement_column is col:
             return self._serial[col.type.visit_name]
         if isinstance(col.type, sqltypes.DateTime) and col.type.timezone:
             return "TIMESTAMP WITH TIME ZONE"
         return super().type_ddl(col, table)
+
+    def computed_result_processor(self, type_: sqltypes.TypeEngine) -> Processor:
+        if isinstance(type_, sqltypes.Numeric) and type_.scale is not None:
+            # avg() of a NUMERIC(10, 2) column has 16 decimals: read at the declared scale, as
+            # SQLite does (a column's own values have that scale already and are not touched)
+            try:
+                return self._computed_procs[type_]
+            except KeyError:
+                proc = self._computed_procs[type_] = none_safe(decimal_reader(type_.scale))
+                return proc
+        return self.result_processor(type_)
 
     def sql_type(self, type_: sqltypes.TypeEngine) -> str:
         """The type name used in casts (``$1::BIGINT``)."""
