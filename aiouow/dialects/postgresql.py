@@ -16,7 +16,7 @@ import asyncpg
 from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler
-from ..sql.elements import ExpandingBind
+from ..sql.elements import BindParameter, ExpandingBind
 from .base import Dialect, DriverConnection, Processor, decimal_reader, json_dumps, json_loads, none_safe
 from .pool import SlotPool
 
@@ -36,6 +36,16 @@ class PGCompiler(Compiler):
 
     def visit_ilike(self, left: str, right: str) -> str:
         return f"{left} ILIKE {right}"
+
+    def visit_bind(self, bind: BindParameter) -> str:
+        mark = super().visit_bind(bind)
+        # PostgreSQL types a parameter by the other operand: in "qty * $1" or "qty >= $1" with
+        # an integer qty, asyncpg would send Decimal("1.5") or 2.5 truncated to an integer
+        cast = _NUMBER_CASTS.get(bind.type.visit_name)
+        return mark + cast if cast else mark
+
+
+_NUMBER_CASTS = {"numeric": "::NUMERIC", "float": "::DOUBLE PRECISION"}
 
 
 class PGDialect(Dialect):

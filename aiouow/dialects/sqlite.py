@@ -145,16 +145,18 @@ def _decimal_to_db(v: Any) -> Any:
     # text matches "9.00" for "> 10" and never equals sum(price).  An integral value travels
     # as an integer (exact up to 64 bits), any other as a double (15 significant digits).
     if v.__class__ is decimal.Decimal:
-        if not v.is_finite():
-            if v.is_nan():
-                raise exc.DataError("Decimal('NaN') cannot be stored on SQLite (it would become NULL); "
-                                    "use None for a missing value")
-            return float(v)
-        if v.adjusted() <= 18:  # no huge int() for 1E+1000000
-            i = int(v)
-            if i == v and -_INT64 <= i < _INT64:
-                return i
-        return float(v)
+        f = float(v)
+        if f.is_integer():
+            if -_INT53 < f < _INT53:
+                return int(f)
+            if v.adjusted() <= 18:  # never int() of a Decimal("1E+1000000")
+                i = int(v)
+                if -_INT64 <= i < _INT64:
+                    return i
+        elif f != f:
+            raise exc.DataError("Decimal('NaN') cannot be stored on SQLite (it would become NULL); "
+                                "use None for a missing value")
+        return f
     if isinstance(v, int) and not -_INT64 <= v < _INT64:
         return float(v)
     return v
@@ -163,6 +165,7 @@ def _decimal_to_db(v: Any) -> Any:
 _UTC = dt.UTC
 _NO_OFFSET = dt.timedelta(0)
 _INT64 = 2**63
+_INT53 = 2.0**53  # below it every integral double is exact
 
 
 class SQLiteDialect(Dialect):
