@@ -101,6 +101,11 @@ async def test_decimal_aggregates_and_expressions(orders: Engine) -> None:
     assert tuple(row) == (D("100.00"), D("0.10"), D("175.16"), D("21.90"))  # avg 21.895 rounds half up
     assert all(isinstance(v, D) and v.as_tuple().exponent == -2 for v in row)
 
+    async with db.connect() as conn:
+        # sum() of a 64-bit integer column is NUMERIC on PostgreSQL: still read as an int
+        qty = (await conn.execute(select(func.sum(RdOrder.qty), func.max(RdOrder.qty)))).one()
+    assert tuple(qty) == (18, 7) and all(type(v) is int for v in qty)
+
     having = (select(RdOrder.cat).group_by(RdOrder.cat).having(func.sum(RdOrder.price) > 45).order_by(RdOrder.cat))
     assert await _ids(db, having) == ["b", "c"]
     assert await _raw(db, "SELECT cat FROM rd_orders GROUP BY cat HAVING sum(price) > 45 ORDER BY cat") == ["b", "c"]

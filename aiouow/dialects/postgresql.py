@@ -8,6 +8,7 @@ statement's SQL does not depend on how many values it filters by.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -44,6 +45,12 @@ class PGCompiler(Compiler):
         cast = _NUMBER_CASTS.get(bind.type.visit_name)
         return mark + cast if cast else mark
 
+
+def _to_int(value: Any) -> Any:
+    return int(value) if value.__class__ is decimal.Decimal and value == value.to_integral_value() else value
+
+
+_INT_PROC = none_safe(_to_int)
 
 _NUMBER_CASTS = {"numeric": "::NUMERIC", "float": "::DOUBLE PRECISION"}
 
@@ -92,6 +99,8 @@ class PGDialect(Dialect):
             except KeyError:
                 proc = self._computed_procs[type_] = none_safe(decimal_reader(type_.scale))
                 return proc
+        if isinstance(type_, sqltypes.Integer):
+            return _INT_PROC  # sum() of a BIGINT column is a NUMERIC: read as the column's int
         return self.result_processor(type_)
 
     def sql_type(self, type_: sqltypes.TypeEngine) -> str:
