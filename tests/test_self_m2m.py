@@ -215,14 +215,14 @@ async def test_every_loader_matches_the_rows(db: Engine, cfg: Cfg) -> None:
 
 
 async def test_query_join_through_the_same_table_twice_is_refused_clearly(db: Engine) -> None:
-    """``.join(SmUser.following)`` would name sm_users twice: an ArgumentError says so (the database's
+    """``.join(SmUser.following)`` would name sm_users twice: an InvalidRequestError says so (the database's
     own message was "ambiguous column name"); joining the association table alone works."""
     ids = await make_people(db, FK, ["ann", "bob", "cat"], [("ann", "bob"), ("ann", "cat"), ("bob", "cat")])
     async with AsyncSession(db) as s:
-        for stmt in (select(SmUser).join(SmUser.following), select(SmUser).join(SmUser.followers),
-                     select(Node).join(Node.children)):
-            with pytest.raises(exc.ArgumentError, match="reaches table '(sm_users|nodes)' a second time"):
-                await s.execute(stmt)
+        for model, rel in ((SmUser, SmUser.following), (SmUser, SmUser.followers), (Node, Node.children)):
+            # refused as the statement is built, naming the table and the fix
+            with pytest.raises(exc.InvalidRequestError, match="already names the table '(sm_users|nodes)'.*alias"):
+                select(model).join(rel)
         stmt = (select(SmUser.name).join(sm_follows, SmUser.id == sm_follows.c.following_id)
                 .where(sm_follows.c.follower_id == ids["ann"]).order_by(SmUser.name))
         assert (await s.execute(stmt)).scalars().all() == ["bob", "cat"]

@@ -502,7 +502,7 @@ def _typed_values(i: int) -> dict[str, Any]:
     tz = dt.timezone(dt.timedelta(hours=i % 5))
     return {
         "i": 2**40 + i, "s": f"s{i} ✓ '\"", "f": i + 0.5, "b": i % 2 == 0, "raw": bytes([i % 256, 0, 255]),
-        "dec": decimal.Decimal(f"{i}.000000000000000001"), "dt": dt.datetime(2024, 1, 1 + i % 28, 12, i % 60),
+        "dec": decimal.Decimal(f"{i}.0000000001"), "dt": dt.datetime(2024, 1, 1 + i % 28, 12, i % 60),
         "dt_tz": dt.datetime(2024, 2, 1 + i % 28, 1, 2, 3, tzinfo=tz), "d": dt.date(2000 + i % 50, 1, 2),
         "t": dt.time(i % 24, 30, 15, 7), "td": dt.timedelta(days=i, microseconds=-i), "u": uuid.UUID(int=i + 1),
         "mood": Mood.happy if i % 2 else Mood.sad, "doc": {"i": i, "l": [i, None, "x"]},

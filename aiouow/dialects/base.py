@@ -8,6 +8,7 @@ small ``DriverConnection`` / ``Pool`` interfaces below.
 
 from __future__ import annotations
 
+import decimal
 import enum
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -32,19 +33,89 @@ def _none_safe(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return proc
 
 
+class _Members(dict[str, Any]):
+    """An enum's members by name; a miss tries member values, then fails with an aiouow error."""
+
+    def __init__(self, cls: type[enum.Enum]) -> None:
+        super().__init__(cls.__members__)
+        self.cls = cls
+
+    def __missing__(self, key: Any) -> Any:
+        # rows written by other tools may hold the member's value instead of its name
+        for member in self.cls:
+            if member.value == key:
+                return member
+        names = ", ".join(self.cls.__members__)
+        raise exc.DataError(
+            f"the database holds {key!r} in an Enum({self.cls.__name__}) column, which is none of its "
+            f"member names ({names}) nor values; update the rows or add the member"
+        )
+
+
 def enum_processors(type_: sqltypes.Enum) -> tuple[Processor, Processor]:
-    cls = type_.enum_class
-    members = cls.__members__
+    members = _Members(type_.enum_class)
 
     def to_db(value: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
         return value.name
 
-    def from_db(value: Any) -> Any:
-        return None if value is None else members[value]
+    # a dict lookup per value; only a miss runs Python code
+    return to_db, _none_safe(members.__getitem__)
 
-    return to_db, from_db
+
+#: Enough digits for any float (about 310) and any declared scale: quantize() never overflows.
+_QUANTIZE = decimal.Context(prec=2000, rounding=decimal.ROUND_HALF_UP)
+_ZERO = decimal.Decimal(0)
+
+
+def to_decimal(value: Any) -> decimal.Decimal:
+    """A driver's numeric value as a Decimal.
+
+    A float keeps 15 significant digits, all a double holds for sure: the digits of a
+    Decimal that went in as a float come back, and sum()/avg() noise
+    (``523.0600000000003``) goes.
+    """
+    cls = value.__class__
+    if cls is decimal.Decimal:
+        return value  # type: ignore[no-any-return]
+    if cls is float:
+        # repr is half the cost of format(); up to 15 digits (16 characters) it is the same
+        text = repr(value)
+        return decimal.Decimal(text if len(text) <= 16 else format(value, ".15g"))
+    if isinstance(value, int):
+        return decimal.Decimal(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("ascii", "replace")
+    if isinstance(value, str):
+        # e.g. a value an older aiouow stored as text, or a TEXT column of another tool
+        try:
+            return decimal.Decimal(value.strip())
+        except decimal.InvalidOperation:
+            pass
+    raise exc.DataError(f"the database holds {value!r} in a Numeric column, which is not a number; "
+                        f"update the rows or map the column with another type")
+
+
+def decimal_reader(scale: int | None) -> Callable[[Any], decimal.Decimal]:
+    """Driver value -> Decimal, at the declared ``scale`` (rounded half away from zero, as PostgreSQL)."""
+    if scale is None:
+        return to_decimal
+    exp = decimal.Decimal(1).scaleb(-scale)
+
+    def read(value: Any) -> decimal.Decimal:
+        if value.__class__ is float:  # to_decimal() inline: one call less per value
+            text = repr(value)
+            d = decimal.Decimal(text if len(text) <= 16 else format(value, ".15g"))
+        else:
+            d = to_decimal(value)
+        try:
+            d = d.quantize(exp, context=_QUANTIZE)
+        except decimal.InvalidOperation:  # infinity
+            return d
+        return d if d else d.copy_abs()  # no -0.00
+
+    return read
 
 
 class DDLCompiler:
@@ -233,7 +304,7 @@ class Dialect:
             return f"VARCHAR({t.length})"
         if isinstance(t, sqltypes.Enum):
             return f"VARCHAR({t.length})"
-        if isinstance(t, sqltypes.Numeric) and t.precision is not None and self.name != "sqlite":
+        if isinstance(t, sqltypes.Numeric) and t.precision is not None:
             return f"NUMERIC({t.precision}, {t.scale or 0})"
         return self.type_names[t.visit_name]
 
@@ -250,6 +321,14 @@ class Dialect:
         except KeyError:
             proc = self._result_procs[type_] = self._make_result_processor(type_)
             return proc
+
+    def computed_result_processor(self, type_: sqltypes.TypeEngine) -> Processor:
+        """The processor for a selected expression (``func.avg(...)``, ``a * b``) of ``type_``.
+
+        A column's values already have the column's form; an expression's may not
+        (an average has more decimals than the column it averages).
+        """
+        return self.result_processor(type_)
 
     def _make_bind_processor(self, type_: sqltypes.TypeEngine) -> Processor:
         if isinstance(type_, sqltypes.Enum):

@@ -8,6 +8,7 @@ statement's SQL does not depend on how many values it filters by.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler
 from ..sql.elements import BindParameter, ExpandingBind
-from .base import Dialect, DriverConnection, json_dumps, json_loads
+from .base import Dialect, DriverConnection, Processor, decimal_reader, json_dumps, json_loads, none_safe
 from .pool import SlotPool
 
 
@@ -39,9 +40,25 @@ class PGCompiler(Compiler):
 
     def typed_bind(self, bind: BindParameter) -> str:
         # asyncpg takes an untyped $n for text and refuses other values
-        mark = self.visit_bind(bind)
+        mark = super().visit_bind(bind)  # the full type's cast replaces the number cast
         name = self.dialect.sql_type(bind.type)
         return f"{mark}::{name}" if name else mark
+
+    def visit_bind(self, bind: BindParameter) -> str:
+        mark = super().visit_bind(bind)
+        # PostgreSQL types a parameter by the other operand: in "qty * $1" or "qty >= $1" with
+        # an integer qty, asyncpg would send Decimal("1.5") or 2.5 truncated to an integer
+        cast = _NUMBER_CASTS.get(bind.type.visit_name)
+        return mark + cast if cast else mark
+
+
+def _to_int(value: Any) -> Any:
+    return int(value) if value.__class__ is decimal.Decimal and value == value.to_integral_value() else value
+
+
+_INT_PROC = none_safe(_to_int)
+
+_NUMBER_CASTS = {"numeric": "::NUMERIC", "float": "::DOUBLE PRECISION"}
 
 
 class PGDialect(Dialect):
@@ -68,12 +85,29 @@ class PGDialect(Dialect):
     }
     _serial = {"integer": "SERIAL", "big_integer": "BIGSERIAL", "small_integer": "SMALLSERIAL"}
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._computed_procs: dict[sqltypes.TypeEngine, Processor] = {}
+
     def type_ddl(self, col: Any, table: Any) -> str:
         if table.autoincrement_column is col:
             return self._serial[col.type.visit_name]
         if isinstance(col.type, sqltypes.DateTime) and col.type.timezone:
             return "TIMESTAMP WITH TIME ZONE"
         return super().type_ddl(col, table)
+
+    def computed_result_processor(self, type_: sqltypes.TypeEngine) -> Processor:
+        if isinstance(type_, sqltypes.Numeric) and type_.scale is not None:
+            # avg() of a NUMERIC(10, 2) column has 16 decimals: read at the declared scale, as
+            # SQLite does (a column's own values have that scale already and are not touched)
+            try:
+                return self._computed_procs[type_]
+            except KeyError:
+                proc = self._computed_procs[type_] = none_safe(decimal_reader(type_.scale))
+                return proc
+        if isinstance(type_, sqltypes.Integer):
+            return _INT_PROC  # sum() of a BIGINT column is a NUMERIC: read as the column's int
+        return self.result_processor(type_)
 
     def sql_type(self, type_: sqltypes.TypeEngine) -> str:
         """The type name used in casts (``$1::BIGINT``)."""

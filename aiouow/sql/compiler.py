@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 Processor = Callable[[Any], Any] | None
 
+#: the ANSI "functions" spelled without parentheses
+_NILADIC = frozenset({"current_timestamp", "current_date", "current_time"})
+
 
 class Compiled:
     """The compiled form of one statement shape for one dialect.
@@ -233,8 +236,12 @@ class Compiler:
         return self._operand(item) if isinstance(item, Select) else item._compile(self)
 
     def visit_function(self, f: FunctionCall) -> str:
-        if not f.args and f.name.lower() == "count":
-            return "count(*)"
+        if not f.args:
+            name = f.name.lower()
+            if name == "count":
+                return "count(*)"
+            if name in _NILADIC:
+                return name.upper()  # SQL keywords, not functions: "current_timestamp()" is an error
         return f"{f.name}({', '.join(a._compile(self) for a in f.args)})"
 
     def visit_entity(self, e: EntityClause) -> str:
@@ -286,7 +293,9 @@ class Compiler:
                 parts.append(self.visit_entity(item))
             else:
                 c.names.append(getattr(item, "result_name", "value"))
-                proc = self.dialect.result_processor(getattr(item, "type", sqltypes.NULLTYPE))
+                type_ = getattr(item, "type", sqltypes.NULLTYPE)
+                proc = (self.dialect.result_processor(type_) if isinstance(item, Column)
+                        else self.dialect.computed_result_processor(type_))
                 if proc is not None:
                     procs.append((pos, proc))
                 c.items.append(("column", None, pos, pos + 1))

@@ -53,6 +53,22 @@ def coerce(value: Any, type_: sqltypes.TypeEngine | None = None) -> ClauseElemen
     return BindParameter(value, type_ if type_ is not None else sqltypes.type_for_value(value))
 
 
+def _compared(value: Any, type_: sqltypes.TypeEngine) -> ClauseElement:
+    """``value`` compared with (or combined with) an expression of ``type_``.
+
+    A plain value takes the expression's type when that type holds such values
+    (``price > 10`` binds 10 as the Numeric column's value); otherwise its own
+    (``qty * Decimal("1.5")``, ``func.total(x) > Decimal("2")``), so that it is
+    converted for the driver as what it is.
+    """
+    if value is None or isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
+        return coerce(value, type_)
+    if type_.visit_name != "null" and type_.accepts(value):
+        return BindParameter(value, type_)
+    own = sqltypes.type_for_value(value)
+    return BindParameter(value, type_ if own.visit_name == "null" else own)
+
+
 class ColumnElement(ClauseElement):
     """An expression that yields a value: comparisons and operators build on it."""
 
@@ -61,7 +77,18 @@ class ColumnElement(ClauseElement):
 
     # -- operators ---------------------------------------------------------
     def _bin(self, op: str, other: Any, type_: sqltypes.TypeEngine | None = None) -> BinaryExpression:
-        return BinaryExpression(self, op, coerce(other, self.type), type_ or _BOOLEAN)
+        return BinaryExpression(self, op, _compared(other, self.type), type_ or _BOOLEAN)
+
+    def _math(self, op: str, other: Any) -> BinaryExpression:
+        right = _compared(other, self.type)
+        type_ = self.type
+        other_type = getattr(right, "type", sqltypes.NULLTYPE)
+        # integer * decimal is a decimal, as in SQL (and SQLAlchemy): read it as one
+        if isinstance(other_type, (sqltypes.Numeric, sqltypes.Float)) and (
+            isinstance(type_, (sqltypes.Integer, sqltypes.NullType))
+        ):
+            type_ = other_type
+        return BinaryExpression(self, op, right, type_)
 
     def __eq__(self, other: Any) -> BinaryExpression:  # type: ignore[override]
         if other is None:
@@ -88,16 +115,16 @@ class ColumnElement(ClauseElement):
         return self._bin(">=", other)
 
     def __add__(self, other: Any) -> BinaryExpression:
-        return self._bin("+", other, self.type)
+        return self._math("+", other)
 
     def __sub__(self, other: Any) -> BinaryExpression:
-        return self._bin("-", other, self.type)
+        return self._math("-", other)
 
     def __mul__(self, other: Any) -> BinaryExpression:
-        return self._bin("*", other, self.type)
+        return self._math("*", other)
 
     def __truediv__(self, other: Any) -> BinaryExpression:
-        return self._bin("/", other, self.type)
+        return self._math("/", other)
 
     def __neg__(self) -> UnaryExpression:
         return UnaryExpression(self, "-", prefix=True)
@@ -339,12 +366,16 @@ class FunctionCall(ColumnElement):
         self.name = name
         self.args = tuple(coerce(a) for a in args)
         if type_ is None:
-            if name.lower() == "count":
+            lower = name.lower()
+            first = getattr(self.args[0], "type", sqltypes.NULLTYPE) if self.args else sqltypes.NULLTYPE
+            if lower == "count":
                 type_ = sqltypes.Integer()
-            elif self.args and name.lower() in _TYPE_PRESERVING:
-                type_ = getattr(self.args[0], "type", sqltypes.NULLTYPE)
+            elif self.args and lower in _TYPE_PRESERVING:
+                type_ = first
+            elif lower == "avg" and isinstance(first, sqltypes.Numeric):
+                type_ = first  # read at the column's scale, like sum()
             else:
-                type_ = sqltypes.NULLTYPE
+                type_ = _RESULT_TYPES.get(lower, sqltypes.NULLTYPE)
         self.type = type_
 
     def _ck(self, binds: list[BindParameter]) -> Any:
@@ -360,6 +391,15 @@ class FunctionCall(ColumnElement):
 
 
 _TYPE_PRESERVING = {"max", "min", "sum", "coalesce", "lower", "upper", "abs", "trim", "round"}
+
+#: functions whose result has one type whatever their arguments: SQLite returns text for them
+_RESULT_TYPES: dict[str, sqltypes.TypeEngine] = {
+    "date": sqltypes.Date(),
+    "datetime": sqltypes.DateTime(),
+    "current_date": sqltypes.Date(),
+    # UTC on SQLite, a TIMESTAMP WITH TIME ZONE on PostgreSQL: aware on both
+    "current_timestamp": sqltypes.DateTime(timezone=True),
+}
 
 
 class _FunctionFactory:
