@@ -367,5 +367,31 @@ class SQLiteConnection(DriverConnection):
     def in_transaction(self) -> bool:
         return self._raw.in_transaction
 
+    # aiosqlite makes a future on the awaiting loop for every call, so a connection serves
+    # any event loop (``loop`` stays None); it is dead once its worker thread is gone
+    @property
+    def is_closed(self) -> bool:
+        aio = self._aio
+        if not aio._running or aio._connection is None:
+            return True
+        thread: Any = getattr(aio, "_thread", aio)  # aiosqlite < 0.21: the connection is the thread
+        return not thread.is_alive()
+
+    async def ping(self) -> None:
+        await self._call(_select_one, self._raw)
+
+    def terminate(self) -> None:
+        # stop the worker thread; it closes the sqlite3 connection (rolling back what was not
+        # committed) once the queued calls are done
+        try:
+            if not self.is_closed:
+                self._aio.stop()
+        except Exception:
+            pass
+
     async def close(self) -> None:
         await self._aio.close()
+
+
+def _select_one(raw: sqlite3.Connection) -> None:
+    raw.execute("SELECT 1").fetchall()
