@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 from aiouow import AsyncSession, Engine, create_engine, exc, func, select, text
+from examples.web_app import create_app  # also registers its table for the engine fixture
 
 from .models import Tag
 
@@ -391,3 +392,20 @@ def test_pool_options_are_kept_on_the_engine() -> None:
     assert (eng.pool_pre_ping, eng.poolclass) == (True, "null")
     eng = create_engine("sqlite:///app.db")
     assert (eng.pool_pre_ping, eng.poolclass) == (False, "queue")
+
+
+@pytest.mark.parametrize("options", POOL_OPTIONS)
+def test_starlette_testclient_without_with(db: Engine, options: dict[str, Any]) -> None:
+    # without ``with``, TestClient runs every request on a new event loop in a worker thread
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette's deprecation note about httpx
+        from starlette.testclient import TestClient
+    eng = create_engine(db.url.raw, pool_size=2, **options)
+    client = TestClient(create_app(eng))
+    with no_warnings():
+        for title in ("one", "two", "three"):
+            r = client.post("/notes", json={"title": title, "body": ""})
+            assert r.status_code == 201, r.text
+        assert sorted(n["title"] for n in client.get("/notes").json()) == ["one", "three", "two"]
+        assert eng.pool.checked_out == 0
+        in_new_loop(eng.dispose)
