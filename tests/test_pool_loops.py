@@ -193,6 +193,41 @@ def test_connection_left_open_when_its_loop_closed_frees_its_slot(db: Engine) ->
         in_new_loop(eng.dispose)
 
 
+def test_waiter_stranded_by_a_closed_loop_does_not_block_the_next_loop(db: Engine) -> None:
+    eng = create_engine(db.url.raw, pool_size=1, pool_timeout=1)
+    held: list[Any] = []
+
+    def first() -> None:
+        # a loop closed while a checkout waited: nothing cancelled its task (no asyncio.run())
+        loop = asyncio.new_event_loop()
+
+        async def main() -> None:
+            conn = await eng.connect()
+            await conn.execute(text("SELECT 1"))
+            held.append(conn)
+            held.append(asyncio.ensure_future(eng.connect().__aenter__()))
+            await asyncio.sleep(0.01)
+            assert len(eng.pool._waiters) == 1  # type: ignore[attr-defined]
+
+        loop.run_until_complete(main())
+        loop.close()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    thread.join(30)
+
+    async def second() -> list[str]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # aiouow's note on the forgotten connection
+            held.clear()
+            gc.collect()  # frees the slot of the connection the closed loop held
+        return await asyncio.wait_for(add_tag(eng, "free"), 0.8)  # no queueing behind the dead waiter
+
+    assert in_new_loop(second) == ["free"]
+    assert eng.pool.checked_out == 0
+    in_new_loop(eng.dispose)
+
+
 # -- pool_pre_ping: pooled PostgreSQL connections terminated by the server ------------------
 
 async def _terminate_pooled(db: Engine, eng: Engine, *, unnoticed: bool) -> list[int]:

@@ -110,10 +110,11 @@ class SlotPool(Pool):
         conn.terminate()
 
     def _prune(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Drop waiters of other event loops (a loop that ended while they waited): nothing
-        handed to them would ever be used, and new checkouts must not queue behind them."""
-        if any(w.get_loop() is not loop for w in self._waiters):
-            self._waiters = deque(w for w in self._waiters if w.get_loop() is loop)
+        """Drop leading waiters of other event loops (a loop that ended while they waited):
+        a new checkout must not queue behind them; any further back are skipped on hand-over."""
+        waiters = self._waiters
+        while waiters and (waiters[0].done() or waiters[0].get_loop() is not loop):
+            waiters.popleft()
 
     async def _open(self) -> DriverConnection:
         self._count += 1
