@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -167,6 +168,35 @@ def test_commit_on_another_loop_raises(db: Engine) -> None:
         assert eng.pool.checked_out == 0
         assert in_new_loop(tag_names, eng) == []
         in_new_loop(eng.dispose)
+
+
+def test_closing_on_a_loop_that_ends_at_once_leaves_no_thread_error(db: Engine) -> None:
+    # a connection of an earlier loop, closed as the last act of a loop: closing it must not
+    # leave a reply to be delivered to that loop (aiosqlite's worker would die of it)
+    eng = create_engine(db.url.raw, pool_size=1)
+    errors: list[BaseException | None] = []
+    old_hook = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        with no_warnings():
+            for _ in range(40):
+                conn = eng.connect()
+
+                async def first(conn: Any = conn) -> None:
+                    await conn.__aenter__()
+                    await conn.execute(text("SELECT 1"))
+
+                async def second(conn: Any = conn) -> None:
+                    await conn.close()
+
+                in_new_loop(first)
+                in_new_loop(second)
+            assert eng.pool.checked_out == 0
+            in_new_loop(eng.dispose)
+            time.sleep(0.2)  # any late reply of a worker thread
+    finally:
+        threading.excepthook = old_hook
+    assert errors == []
 
 
 def test_connection_left_open_when_its_loop_closed_frees_its_slot(db: Engine) -> None:

@@ -20,6 +20,7 @@ import datetime as dt
 import decimal
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -382,15 +383,23 @@ class SQLiteConnection(DriverConnection):
 
     def terminate(self) -> None:
         # stop the worker thread; it closes the sqlite3 connection (rolling back what was not
-        # committed) once the queued calls are done
-        try:
-            if not self.is_closed:
-                self._aio.stop()
-        except Exception:
-            pass
+        # committed) once the queued calls are done.  aiosqlite's stop() makes its reply future
+        # on whatever loop it sees; if that loop closed before the reply, the worker thread
+        # would die with "Event loop is closed".  Called from a thread that sees no loop, stop()
+        # asks for no reply.
+        if not self.is_closed:
+            self._aio._running = False  # closed for new calls now (stop() would say so later)
+            threading.Thread(target=_stop_quietly, args=(self._aio,), daemon=True).start()
 
     async def close(self) -> None:
         await self._aio.close()
+
+
+def _stop_quietly(aio: aiosqlite.Connection) -> None:
+    try:
+        aio.stop()
+    except Exception:
+        pass
 
 
 def _select_one(raw: sqlite3.Connection) -> None:
