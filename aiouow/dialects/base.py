@@ -8,6 +8,7 @@ small ``DriverConnection`` / ``Pool`` interfaces below.
 
 from __future__ import annotations
 
+import asyncio
 import decimal
 import enum
 import json
@@ -196,12 +197,35 @@ class DriverConnection:
     def interrupt(self) -> None:
         """Stop the statement running now, if the driver can (best effort, sync)."""
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this connection can only be used from; None if any loop will do."""
+        return None
+
+    @property
+    def is_closed(self) -> bool:
+        """The connection is known to be unusable (closed, or lost and noticed by the driver)."""
+        return False
+
+    async def ping(self) -> None:
+        """A cheap round trip (``SELECT 1``); raises if the connection does not work."""
+        await self.fetch("SELECT 1", ())
+
+    def terminate(self) -> None:
+        """Close at once, without awaiting: for a connection of another (maybe closed) event
+        loop, or one found dead.  Never raises."""
+
     async def close(self) -> None:
         raise NotImplementedError
 
 
 class Pool:
     """Connections of one engine."""
+
+    #: ping a pooled connection on checkout and replace it if the ping fails (``pool_pre_ping``)
+    pre_ping: bool = False
+    #: released connections are kept for the next checkout; False: closed on release
+    reuses_connections: bool = True
 
     async def acquire(self, timeout: float) -> DriverConnection:
         raise NotImplementedError
@@ -216,8 +240,19 @@ class Pool:
         """Return a connection from a context that cannot await (garbage collection)."""
         raise NotImplementedError
 
+    def discard_nowait(self, conn: DriverConnection) -> None:
+        """Give a checked-out connection up without awaiting (its event loop is closed):
+        terminated, its slot freed."""
+        conn.terminate()
+        self.release_nowait(conn)  # a checkout replaces a connection that is_closed
+
     @property
     def checked_out(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def opened(self) -> int:
+        """Connections open now (checked out or idle)."""
         raise NotImplementedError
 
 

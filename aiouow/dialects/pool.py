@@ -43,12 +43,14 @@ class SlotPool(Pool):
         return self._count
 
     async def acquire(self, timeout: float) -> DriverConnection:
+        loop = asyncio.get_running_loop()
+        if self._waiters:
+            self._prune(loop)
         if self._free and not self._waiters:
             self._out += 1
-            return self._free.popleft()
+            return await self._checkout(self._free.popleft(), loop)
         if self._count < self.size and not self._waiters:
             return await self._open()
-        loop = asyncio.get_running_loop()
         fut: asyncio.Future[DriverConnection | None] = loop.create_future()
         self._waiters.append(fut)
         handle = loop.call_later(timeout, _expire, fut)
@@ -76,7 +78,43 @@ class SlotPool(Pool):
         if conn is None:  # a slot was freed: open a new connection in it
             return await self._open()
         self._out += 1
+        return await self._checkout(conn, loop)
+
+    async def _checkout(self, conn: DriverConnection, loop: asyncio.AbstractEventLoop) -> DriverConnection:
+        """An idle connection about to be handed out (counted in ``_out``): replaced by a new
+        one if it belongs to another event loop, is known dead, or (pre_ping) fails a ping."""
+        home = conn.loop
+        if (home is not None and home is not loop) or conn.is_closed:
+            # e.g. the previous asyncio.run() made it: awaiting it here would fail with
+            # "attached to a different loop", so close it without I/O and open a fresh one
+            self._forget(conn)
+            return await self._open()
+        if self.pre_ping:
+            try:
+                await conn.ping()
+            except Exception:
+                # dead (server restarted, connection terminated): reconnect once; a failure
+                # to connect is raised as the OperationalError it is
+                self._forget(conn)
+                return await self._open()
+            except BaseException:
+                self._forget(conn)  # cancelled mid-ping: its state is unknown
+                self._pass_slot()
+                raise
         return conn
+
+    def _forget(self, conn: DriverConnection) -> None:
+        """A checked-out connection is given up without awaiting; its slot is not passed on."""
+        self._out -= 1
+        self._count -= 1
+        conn.terminate()
+
+    def _prune(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Drop leading waiters of other event loops (a loop that ended while they waited):
+        a new checkout must not queue behind them; any further back are skipped on hand-over."""
+        waiters = self._waiters
+        while waiters and (waiters[0].done() or waiters[0].get_loop() is not loop):
+            waiters.popleft()
 
     async def _open(self) -> DriverConnection:
         self._count += 1
@@ -89,21 +127,31 @@ class SlotPool(Pool):
             self._pass_slot()
             raise
 
+    def _next_waiter(self) -> asyncio.Future[DriverConnection | None] | None:
+        """The first waiter still waiting on the running loop (a waiter of another loop
+        could never use what it is handed); None without a running loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done() and w.get_loop() is loop:
+                return w
+        return None
+
     def _pass_slot(self) -> None:
         """A connection slot became free: let the first waiter open one."""
-        while self._waiters:
-            w = self._waiters.popleft()
-            if not w.done():
-                w.set_result(None)
-                return
+        w = self._next_waiter()
+        if w is not None:
+            w.set_result(None)
 
     def _hand_over(self, conn: DriverConnection) -> None:
-        while self._waiters:
-            w = self._waiters.popleft()
-            if not w.done():
-                w.set_result(conn)
-                return
-        self._free.append(conn)
+        w = self._next_waiter()
+        if w is not None:
+            w.set_result(conn)
+        else:
+            self._free.append(conn)
 
     async def release(self, conn: DriverConnection, *, discard: bool = False) -> None:
         self._out -= 1
@@ -122,6 +170,10 @@ class SlotPool(Pool):
         self._out -= 1
         self._hand_over(conn)
 
+    def discard_nowait(self, conn: DriverConnection) -> None:
+        self._forget(conn)
+        self._pass_slot()
+
     async def dispose(self) -> None:
         self._disposed = True
         free, self._free = list(self._free), deque()
@@ -132,6 +184,46 @@ class SlotPool(Pool):
             except BaseException:
                 pass
         self._disposed = False
+
+
+class NullPool(Pool):
+    """No idle connections (SQLAlchemy's NullPool idea): every checkout opens a connection,
+    every release closes it.
+
+    It wraps the dialect's own pool, whose size still caps how many are open at once (so
+    SQLite keeps its single serialized writer) and whose FIFO waiting and ``pool_timeout``
+    apply; that pool merely never keeps a released connection.
+    """
+
+    reuses_connections = False
+
+    def __init__(self, inner: Pool) -> None:
+        self.inner = inner
+        # a pool that gives connections back by itself (SQLite's readers) closes them too
+        inner.reuses_connections = False
+
+    async def acquire(self, timeout: float) -> DriverConnection:
+        return await self.inner.acquire(timeout)
+
+    async def release(self, conn: DriverConnection, *, discard: bool = False) -> None:
+        await self.inner.release(conn, discard=True)
+
+    def release_nowait(self, conn: DriverConnection) -> None:
+        self.inner.discard_nowait(conn)
+
+    def discard_nowait(self, conn: DriverConnection) -> None:
+        self.inner.discard_nowait(conn)
+
+    async def dispose(self) -> None:
+        await self.inner.dispose()
+
+    @property
+    def checked_out(self) -> int:
+        return self.inner.checked_out
+
+    @property
+    def opened(self) -> int:
+        return self.inner.opened
 
 
 class _Expired(Exception):

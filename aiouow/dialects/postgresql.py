@@ -8,6 +8,7 @@ statement's SQL does not depend on how many values it filters by.
 
 from __future__ import annotations
 
+import asyncio
 import decimal
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -173,11 +174,25 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else -1
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class PGConnection(DriverConnection):
-    __slots__ = ("_c",)
+    __slots__ = ("_c", "_loop")
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._c = conn
+        # asyncpg's socket and futures belong to the loop that connected: it is the only
+        # loop the connection can be used, or even closed gracefully, from
+        self._loop = asyncio.get_running_loop()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         return await self._c.fetch(sql, *params)
@@ -214,8 +229,46 @@ class PGConnection(DriverConnection):
     def is_closed(self) -> bool:
         return self._c.is_closed()
 
+    async def ping(self) -> None:
+        await self._c.execute("SELECT 1")  # simple query protocol: one round trip, nothing prepared
+
+    def terminate(self) -> None:
+        loop = self._loop
+        try:
+            if loop.is_closed():
+                _abort_orphan(self._c)
+            elif loop.is_running() and loop is not _running_loop():
+                loop.call_soon_threadsafe(self._c.terminate)  # that loop runs in another thread
+            else:
+                self._c.terminate()
+        except Exception:
+            pass
+
     async def close(self) -> None:
+        if self._loop is not _running_loop():
+            self.terminate()  # another loop's connection: awaiting it here cannot work
+            return
         try:
             await self._c.close(timeout=2)
         except BaseException:
             self._c.terminate()
+
+
+def _abort_orphan(conn: asyncpg.Connection) -> None:
+    """Close a connection whose event loop is closed, without that loop.
+
+    asyncpg's ``terminate()`` marks the connection aborted, then asyncio's transport stops
+    half-way (its final step would be scheduled on the closed loop), leaving the socket
+    open and an "unclosed transport" ResourceWarning for later; so the socket is closed here.
+    """
+    try:
+        conn.terminate()
+    except RuntimeError:  # "Event loop is closed"
+        pass
+    transport = getattr(conn, "_transport", None)
+    sock = getattr(transport, "_sock", None)  # asyncio's selector transports
+    if sock is not None:
+        try:
+            sock.close()
+        finally:
+            transport._sock = None  # type: ignore[union-attr]

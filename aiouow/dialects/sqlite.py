@@ -48,6 +48,7 @@ import decimal
 import os
 import re
 import sqlite3
+import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
@@ -504,6 +505,29 @@ class SQLiteConnection(DriverConnection):
     def in_transaction(self) -> bool:
         return self._raw.in_transaction
 
+    # aiosqlite makes a future on the awaiting loop for every call, so a connection serves
+    # any event loop (``loop`` stays None); it is dead once its worker thread is gone
+    @property
+    def is_closed(self) -> bool:
+        aio = self._aio
+        if not aio._running or aio._connection is None:
+            return True
+        thread: Any = getattr(aio, "_thread", aio)  # aiosqlite < 0.21: the connection is the thread
+        return not thread.is_alive()
+
+    async def ping(self) -> None:
+        await self._call(_select_one, self._raw)
+
+    def terminate(self) -> None:
+        # stop the worker thread; it closes the sqlite3 connection (rolling back what was not
+        # committed) once the queued calls are done.  aiosqlite's stop() makes its reply future
+        # on whatever loop it sees; if that loop closed before the reply, the worker thread
+        # would die with "Event loop is closed".  Called from a thread that sees no loop, stop()
+        # asks for no reply.
+        if not self.is_closed:
+            self._aio._running = False  # closed for new calls now (stop() would say so later)
+            threading.Thread(target=_stop_quietly, args=(self._aio,), daemon=True).start()
+
     async def close(self) -> None:
         await self._aio.close()
 
@@ -588,12 +612,32 @@ class SQLitePool(Pool):
         self._routers += 1
         return RoutedConnection(self, timeout)
 
+    @property  # type: ignore[override]
+    def pre_ping(self) -> bool:
+        return self._writer.pre_ping
+
+    @pre_ping.setter
+    def pre_ping(self, value: bool) -> None:
+        self._readers.pre_ping = self._writer.pre_ping = value
+
+    def _give_reader(self, rd: SQLiteConnection) -> None:
+        if self.reuses_connections:
+            self._readers.release_nowait(rd)
+        else:  # poolclass="null": no idle connection kept, readers included
+            self._readers.discard_nowait(rd)
+
+    def _give_writer(self, w: SQLiteConnection) -> None:
+        if self.reuses_connections:
+            self._writer.release_nowait(w)
+        else:
+            self._writer.discard_nowait(w)
+
     async def release(self, conn: DriverConnection, *, discard: bool = False) -> None:
         assert isinstance(conn, RoutedConnection)
         self._routers -= 1
         w = conn._end()
         if w is not None:
-            if discard:
+            if discard or not self.reuses_connections:
                 await self._writer.release(w, discard=True)
             else:
                 self._writer.release_nowait(w)
@@ -603,7 +647,14 @@ class SQLitePool(Pool):
         self._routers -= 1
         w = conn._end()
         if w is not None:
-            self._writer.release_nowait(w)
+            self._give_writer(w)
+
+    def discard_nowait(self, conn: DriverConnection) -> None:
+        assert isinstance(conn, RoutedConnection)
+        self._routers -= 1
+        w = conn._end()
+        if w is not None:
+            self._writer.discard_nowait(w)
 
     async def dispose(self) -> None:
         await self._readers.dispose()
@@ -693,7 +744,7 @@ class RoutedConnection(DriverConnection):
                     raise
                 _writes_cache[sql] = True
             finally:
-                readers.release_nowait(rd)
+                self._pool._give_reader(rd)
         w = await self._writer()
         rows = await w.fetch(sql, params)
         self._names = w._names
@@ -738,8 +789,8 @@ class RoutedConnection(DriverConnection):
                     self._streams.remove(held)
                     # back at once; closing the cursor is queued on the reader's thread
                     # before any statement of its next user
-                    readers.release_nowait(rd)
-                    if cursor is not None:
+                    self._pool._give_reader(rd)
+                    if cursor is not None and not rd.is_closed:  # a null pool closed it whole
                         await rd._call(rd._close_cursor, cursor)
             # refused by query_only: it writes after all
         w = await self._writer()
@@ -759,7 +810,7 @@ class RoutedConnection(DriverConnection):
             w.cancel_deferred_begin()
             self._wtx = False
             self._w = None
-            self._pool._writer.release_nowait(w)
+            self._pool._give_writer(w)
         return pending
 
     async def script(self, sql: str) -> None:
@@ -773,17 +824,16 @@ class RoutedConnection(DriverConnection):
                 await w.script(sql)  # a failed COMMIT keeps the writer (and the transaction)
             self._wtx = False
             self._w = None
-            self._pool._writer.release_nowait(w)
+            self._pool._give_writer(w)
             return
         # SAVEPOINT, RELEASE, ROLLBACK TO, and anything else: on the writer
         await (await self._writer()).script(sql)
 
     def _drop_streams(self) -> None:
-        readers = self._pool._readers
         for held in self._streams:
             if held:
                 # the reader closes the stream's cursor before its next statement (_start)
-                readers.release_nowait(held.pop())
+                self._pool._give_reader(held.pop())
         self._streams.clear()
 
     def _end(self) -> SQLiteConnection | None:
@@ -806,3 +856,14 @@ class RoutedConnection(DriverConnection):
 
     async def close(self) -> None:
         raise NotImplementedError("a RoutedConnection goes back through its pool")
+
+
+def _stop_quietly(aio: aiosqlite.Connection) -> None:
+    try:
+        aio.stop()
+    except Exception:
+        pass
+
+
+def _select_one(raw: sqlite3.Connection) -> None:
+    raw.execute("SELECT 1").fetchall()

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import re
 import warnings
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ import anyio
 from .. import exc
 from .._gc import gc_paused
 from ..dialects.base import Dialect, DriverConnection, Pool
+from ..dialects.pool import NullPool
 from ..sql.compiler import Compiled
 from ..sql.dml import Insert
 from ..sql.elements import ClauseElement, TextClause
@@ -146,9 +147,12 @@ class Connection:
         if dc is None:
             self._in_tx = self._begun = False
             return
+        if self._loop is not asyncio.get_running_loop():
+            self._drop_foreign(dc)
+            return
         # the driver's own view too: a COMMIT cancelled before it was sent leaves one open
         rollback = rollback or self._begun or bool(getattr(dc, "in_transaction", False))
-        discard = self._invalid
+        discard = self._invalid or not self.engine.pool.reuses_connections
         self._in_tx = self._begun = False
         self._savepoints.clear()
         self._invalid = False
@@ -165,6 +169,25 @@ class Connection:
             if reusable:
                 # handed over here, not in the helper task, so a waiter gets it in this very step
                 self.engine.pool.release_nowait(dc)
+
+    def _drop_foreign(self, dc: DriverConnection) -> None:
+        """Give up a driver connection checked out on another event loop (an earlier
+        ``asyncio.run()``): it cannot even run ROLLBACK here, so it is closed without I/O,
+        which ends its transaction (the server rolls it back)."""
+        self._dc = None
+        self._in_tx = self._begun = False
+        self._savepoints.clear()
+        self._invalid = False
+        self.engine.pool.discard_nowait(dc)
+
+    def _wrong_loop(self) -> None:
+        loop = self._loop
+        state = "closed" if loop is not None and loop.is_closed() else "still open"
+        raise exc.InvalidRequestError(
+            f"this connection was checked out on another event loop (now {state}) and cannot be used "
+            "from this one; a connection or session must not outlive the event loop it was used on "
+            "(e.g. successive asyncio.run() calls): roll it back or close it, then use a new one here"
+        )
 
     async def _give_back(self, dc: DriverConnection, rollback: bool, discard: bool, reusable: list[bool]) -> None:
         try:
@@ -215,6 +238,9 @@ class Connection:
         pool = self.engine.pool
         begun = self._begun
         if loop is None or loop.is_closed():
+            # nothing can run on that loop any more: close the connection without it, so its
+            # slot is not lost for good (the server rolls the transaction back)
+            pool.discard_nowait(dc)
             return
 
         async def cleanup() -> None:
@@ -266,6 +292,8 @@ class Connection:
         if self._lost is not None:
             self._check_lost()
         dc = self._dc or await self._driver()
+        if self._loop is not asyncio.get_running_loop():
+            self._wrong_loop()
         if not self._begun:
             self._in_tx = True
             self._begun = True
@@ -284,6 +312,8 @@ class Connection:
         if self._savepoints:
             raise exc.InvalidRequestError("a SAVEPOINT is still open; release or roll it back before commit()")
         dc = self._dc
+        if dc is not None and self._loop is not asyncio.get_running_loop():
+            self._wrong_loop()
         try:
             if self._begun and dc is not None:
                 if self.engine.echo:
@@ -301,6 +331,9 @@ class Connection:
         dc = self._dc
         self._savepoints.clear()
         self._lost = None
+        if dc is not None and self._loop is not asyncio.get_running_loop():
+            self._drop_foreign(dc)  # closing it rolls back; the next statement checks out anew
+            return
         try:
             if self._begun and dc is not None:
                 if self.engine.echo:
@@ -575,14 +608,18 @@ class Engine:
     """Connections to one database.  Make one with :func:`create_engine`."""
 
     def __init__(self, url: URL, dialect: Dialect, pool_size: int, pool_timeout: float, echo: bool,
-                 connect_args: dict[str, Any]) -> None:
+                 connect_args: dict[str, Any], pool_pre_ping: bool = False, poolclass: str = "queue") -> None:
         self.url = url
         self.dialect = dialect
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
+        self.pool_pre_ping = pool_pre_ping
+        self.poolclass = poolclass
         self.echo = echo
         self._connect_args = connect_args
-        self.pool: Pool = dialect.create_pool(url, pool_size, connect_args)
+        pool = dialect.create_pool(url, pool_size, connect_args)
+        pool.pre_ping = pool_pre_ping
+        self.pool: Pool = NullPool(pool) if poolclass == "null" else pool
 
     @property
     def echo(self) -> bool:
@@ -640,13 +677,21 @@ def create_engine(
     echo: bool = False,
     pool_size: int = 10,
     pool_timeout: float = 30.0,
+    pool_pre_ping: bool = False,
+    poolclass: str = "queue",
     connect_args: dict[str, Any] | None = None,
 ) -> Engine:
     """An engine for ``sqlite:///file.db``, ``sqlite:///:memory:`` or ``postgresql://...``.
 
-    ``connect_args`` go to the driver's connect call unchanged.
+    ``pool_size`` caps the connections open at once.  ``pool_pre_ping=True`` runs ``SELECT 1``
+    on each pooled connection as it is checked out and replaces it if that fails (a server
+    restart, a terminated backend).  ``poolclass="null"`` keeps no idle connections: each
+    checkout opens one and its release closes it (SQLAlchemy's ``NullPool``), for tests that
+    run several event loops and for serverless code.  ``connect_args`` go to the driver's
+    connect call unchanged.
     """
     u = make_url(url)
+    _check_pool_args(u, pool_size, pool_timeout, pool_pre_ping, poolclass, connect_args)
     if u.backend == "sqlite":
         from ..dialects.sqlite import SQLiteDialect
 
@@ -655,6 +700,35 @@ def create_engine(
         from ..dialects.postgresql import PGDialect
 
         dialect = PGDialect()
-    if pool_timeout <= 0:
-        raise exc.ArgumentError(f"pool_timeout must be positive, got {pool_timeout}")
-    return Engine(u, dialect, pool_size, float(pool_timeout), echo, dict(connect_args or {}))
+    return Engine(u, dialect, pool_size, float(pool_timeout), echo, dict(connect_args or {}),
+                  pool_pre_ping=pool_pre_ping, poolclass=poolclass)
+
+
+_POOLCLASSES = ("queue", "null")
+
+
+def _check_pool_args(url: URL, pool_size: Any, pool_timeout: Any, pool_pre_ping: Any, poolclass: Any,
+                     connect_args: Any) -> None:
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+        # pool_size=0 is not "no pool": SQLAlchemy reads it as "no limit", so it would mislead
+        raise exc.ArgumentError(
+            f"create_engine(pool_size=...) must be an int of at least 1, got {pool_size!r}; "
+            "to keep no idle connections use poolclass='null'"
+        )
+    if (isinstance(pool_timeout, bool) or not isinstance(pool_timeout, (int, float))
+            or not pool_timeout > 0):
+        raise exc.ArgumentError(f"create_engine(pool_timeout=...) must be a positive number of seconds, "
+                                f"got {pool_timeout!r}")
+    if not isinstance(pool_pre_ping, bool):
+        raise exc.ArgumentError(f"create_engine(pool_pre_ping=...) must be True or False, got {pool_pre_ping!r}")
+    if poolclass not in _POOLCLASSES:
+        raise exc.ArgumentError(
+            f"create_engine(poolclass=...) must be one of {', '.join(map(repr, _POOLCLASSES))}, got {poolclass!r}"
+        )
+    if poolclass == "null" and url.backend == "sqlite" and url.database == ":memory:":
+        raise exc.ArgumentError(
+            f"create_engine({url.raw!r}, poolclass='null'): every new connection to an SQLite :memory: "
+            "database is a new, empty database; use a database file, or the default poolclass"
+        )
+    if connect_args is not None and not isinstance(connect_args, Mapping):
+        raise exc.ArgumentError(f"create_engine(connect_args=...) must be a dict, got {type(connect_args).__name__}")
