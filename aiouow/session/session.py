@@ -51,7 +51,7 @@ from ..sql.selectable import Select
 from .dependency import compute_sync
 from .identity import IdentityMapView, IdentitySet, SessionToken
 from .persistence import execute_plan
-from .transaction import TxLevel, TxState, check_transition
+from .transaction import ANY_TABLE, TxLevel, TxState, check_transition
 from .unitofwork import AssocBatch, DeleteBatch, FlushPlan, InsertBatch, ParentGone, UpdateBatch, plan_flush
 
 T = TypeVar("T")
@@ -119,6 +119,20 @@ def _describe(obj: Any) -> str:
     mapper = type(obj).__aiouow_mapper__
     d = obj.__dict__
     return f"{type(obj).__name__}({', '.join(f'{k}={d.get(k)!r}' for k in mapper.pk_keys)})"
+
+
+def _with_cascades(tables: set[Any]) -> set[Any]:
+    """``tables`` plus those the database changes along with them (ON DELETE / ON UPDATE actions)."""
+    out = set(tables)
+    todo = [t for t in tables if t is not ANY_TABLE]
+    while todo:
+        target = todo.pop()
+        for table in target.metadata.tables.values():
+            if table not in out and any((fk.ondelete or fk.onupdate) and fk.column.table is target
+                                        for fk in table.foreign_keys):
+                out.add(table)
+                todo.append(table)
+    return out
 
 
 class AsyncSession:
@@ -634,6 +648,7 @@ class AsyncSession:
             level.inserted.clear()
             level.updated.clear()
             level.removed.clear()
+            level.loaded.clear()
 
     # -- expire / refresh -----------------------------------------------------------
     def _expire_obj(self, obj: Any, mapper: Mapper, names: Iterable[str] | None) -> None:
@@ -748,6 +763,7 @@ class AsyncSession:
                     if names is None or k in col_names:
                         d[k] = v
                 self._expire_obj_history(obj, col_names if names is not None else None)
+                self._note_loaded((obj,))
             for rel in rel_names:
                 await self._load_relationship([obj], mapper.relationships[rel], refresh=True)
         finally:
@@ -839,14 +855,22 @@ class AsyncSession:
         level = self._levels[-1]
         token = self._token
         set_slot = _state._set_slot
+        # a SAVEPOINT notes the tables it wrote: what it loads afterwards may show its own rows
+        written = level.written if level.parent is not None else None
         for i, step in enumerate(plan.steps):
             if isinstance(step, ParentGone):
+                if written is not None:
+                    written.add(step.rel.secondary if step.purge else step.rel.mapper.table)
                 if not step.purge:
-                    self._unparent_children(step)
+                    self._unparent_children(step, level)
                 continue
             if isinstance(step, AssocBatch):
+                if written is not None:
+                    written.add(step.table)
                 continue
             mapper = step.mapper
+            if written is not None:
+                written.add(mapper.table)
             imap = self._identity_for(mapper)
             if isinstance(step, InsertBatch):
                 ids = generated.get(i)
@@ -926,14 +950,19 @@ class AsyncSession:
                     deleted.pop(oid, None)
                     modified.pop(oid, None)
                     removed[oid] = obj
+        updated = level.updated
         for obj in plan.unchanged:
             st = _state.raw_state(obj)
             if st.__class__ is InstanceState:
                 st.committed = None
                 st.rel_committed = None
-            self._modified.pop(id(obj), None)
+            oid = id(obj)
+            self._modified.pop(oid, None)
+            # no UPDATE, but its relationship changes were flushed (association rows, the other
+            # side's foreign keys): a SAVEPOINT rollback must expire it as well
+            updated[oid] = obj
 
-    def _unparent_children(self, step: ParentGone) -> None:
+    def _unparent_children(self, step: ParentGone, level: TxLevel) -> None:
         """Mirror a bulk ``SET fk = NULL`` on the children this session holds."""
         rel = step.rel
         parent_col, child_col = rel.pairs[0]
@@ -948,6 +977,7 @@ class AsyncSession:
                 d[child_col.key] = None
                 if back is not None and back.key in d and not back.uselist:
                     d[back.key] = None
+                level.updated[id(child)] = child  # changed by the flush: a SAVEPOINT rollback expires it
 
     # -- commit / rollback / close -----------------------------------------------------
     def begin(self) -> SessionTransaction:
@@ -1052,17 +1082,73 @@ class AsyncSession:
             self._deleted = {}
             self._expire_everything("rollback()")
         else:
-            # begin_nested() flushed first, so every delete() not yet flushed came after the SAVEPOINT
+            # begin_nested() flushed first, so every delete() not yet flushed came after the
+            # SAVEPOINT, and every change held in memory was made inside it; as in SQLAlchemy,
+            # what it changed is expired, not restored (both sides of a relationship were noted
+            # as changed by the back_populates sync, flushed or not)
             self._deleted = {}
+            reason = "rollback of a SAVEPOINT"
             for level in levels:
                 for obj in level.updated.values():
-                    if status_of(obj) == PERSISTENT:
-                        self._expire_obj(obj, type(obj).__aiouow_mapper__, None)
-                        self._expire_reasons[id(obj)] = "rollback of a SAVEPOINT"
+                    self._expire_held(obj, None, reason)
             for obj in list(self._modified.values()):
-                if status_of(obj) == PERSISTENT:
-                    self._expire_obj(obj, type(obj).__aiouow_mapper__, None)
-                    self._expire_reasons[id(obj)] = "rollback of a SAVEPOINT"
+                self._expire_held(obj, None, reason)
+            for level in levels:
+                self._expire_loaded(level, reason)
+
+    def _held_persistent(self, obj: Any) -> bool:
+        """Persistent in this session (not expunged meanwhile, nor attached elsewhere)."""
+        st = _state.raw_state(obj)
+        if st.__class__ is InstanceState:
+            return st.session_ref is self._token and st.status == PERSISTENT
+        return st is self._token
+
+    def _expire_held(self, obj: Any, names: list[str] | None, reason: str) -> None:
+        if self._held_persistent(obj):
+            self._expire_obj(obj, type(obj).__aiouow_mapper__, names)
+            self._expire_reasons[id(obj)] = reason
+
+    def _expire_loaded(self, level: TxLevel, reason: str) -> None:
+        """A SAVEPOINT is rolled back: expire what it loaded from the tables it wrote.
+
+        Loaded after its own writes, such values may show rows the rollback took away (a
+        collection holding a row it inserted, a column it updated).  Loads from tables it
+        did not write are still true; they pass to the enclosing SAVEPOINT, whose rollback
+        may undo what they show."""
+        written = _with_cascades(level.written)
+        parent = level.parent
+        keep = parent.loaded if parent is not None and parent.parent is not None else None
+        for oid, obj in level.loaded.items():
+            if not written or not self._held_persistent(obj):
+                pass
+            elif ANY_TABLE in written or obj.__aiouow_mapper__.table in written:
+                self._expire_held(obj, None, reason)
+                continue
+            else:
+                d = obj.__dict__
+                stale = [k for k, rel in obj.__aiouow_mapper__.relationships.items()
+                         if k in d and (rel.mapper.table in written or rel.secondary in written)]
+                if stale:
+                    self._expire_held(obj, stale, reason)
+            if keep is not None:
+                keep[oid] = obj
+
+    def _loads_tracker(self) -> dict[int, Any] | None:
+        """Inside a SAVEPOINT, where objects given values from the database are noted."""
+        levels = self._levels
+        return levels[-1].loaded if len(levels) > 1 else None
+
+    def _note_loaded(self, objs: Iterable[Any]) -> None:
+        track = self._loads_tracker()
+        if track is not None:
+            for obj in objs:
+                track[id(obj)] = obj
+
+    def _note_written(self, table: Any) -> None:
+        """A statement (not a flush) wrote ``table`` (``ANY_TABLE``: unknown) inside a SAVEPOINT."""
+        levels = self._levels
+        if len(levels) > 1:
+            levels[-1].written.add(table)
 
     def _to_transient(self, obj: Any) -> None:
         mapper = type(obj).__aiouow_mapper__
@@ -1119,6 +1205,8 @@ class AsyncSession:
             if isinstance(statement, DMLStatement) and statement.entity is not None and \
                     isinstance(statement, (Update, Delete)) and not isinstance(params, (list, tuple)):
                 return await self._orm_dml(conn, statement, params)
+            if not isinstance(statement, Select):
+                self._note_written(statement.table if isinstance(statement, DMLStatement) else ANY_TABLE)
             return await conn.execute(statement, params)
         except BaseException:
             raise
@@ -1190,6 +1278,7 @@ class AsyncSession:
     async def _orm_dml(self, conn: Connection, stmt: Update | Delete, params: Any) -> Result:
         """ORM update()/delete(): keep identity-mapped objects in step (synchronize_session="auto")."""
         mapper = stmt.table.mapper
+        self._note_written(stmt.table)
         if mapper is None or stmt._returning:
             result = await conn.execute(stmt, params)
             if mapper is not None and isinstance(stmt, Update):

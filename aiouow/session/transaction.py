@@ -13,7 +13,9 @@ acknowledges with ``rollback()``.
 
 Each level (the root transaction and every SAVEPOINT) records the objects
 whose in-memory state it changed, so a rollback of that level can undo
-exactly its own work in the identity map.
+exactly its own work in the identity map.  A SAVEPOINT also records what it
+loaded and which tables it wrote: values loaded after its own writes may show
+rows its rollback takes away again.
 """
 
 from __future__ import annotations
@@ -48,15 +50,23 @@ def check_transition(current: TxState, new: TxState) -> None:
         raise InvalidRequestError(f"illegal session transaction transition {current.value} -> {new.value}")
 
 
+#: in ``TxLevel.written``: a statement wrote tables aiouow does not know (text(), raw SQL)
+ANY_TABLE: Any = object()
+
+
 class TxLevel:
     """One transaction level: the root, or a SAVEPOINT.
 
     ``added``: objects made pending while this level was innermost;
     ``inserted`` / ``updated`` / ``removed``: objects flushed as INSERT /
-    UPDATE / DELETE while it was innermost (all keyed by ``id(obj)``).
+    UPDATE (or with relationship changes only) / DELETE while it was innermost
+    (all keyed by ``id(obj)``).  Nested levels only: ``loaded``, objects given
+    values from the database while innermost; ``written``, the tables written
+    meanwhile (``ANY_TABLE`` for a statement aiouow cannot see into).
     """
 
-    __slots__ = ("parent", "savepoint", "added", "inserted", "updated", "removed", "closed", "failed")
+    __slots__ = ("parent", "savepoint", "added", "inserted", "updated", "removed", "loaded", "written",
+                 "closed", "failed")
 
     def __init__(self, parent: TxLevel | None, savepoint: Any = None) -> None:
         self.parent = parent
@@ -65,6 +75,8 @@ class TxLevel:
         self.inserted: dict[int, Any] = {}
         self.updated: dict[int, Any] = {}
         self.removed: dict[int, Any] = {}
+        self.loaded: dict[int, Any] = {}
+        self.written: set[Any] = set()
         self.closed = False
         self.failed: BaseException | None = None
 
@@ -79,3 +91,6 @@ class TxLevel:
         p.inserted.update(self.inserted)
         p.updated.update(self.updated)
         p.removed.update(self.removed)
+        if p.parent is not None:  # the root level is undone whole: nothing to narrow down there
+            p.loaded.update(self.loaded)
+            p.written |= self.written
