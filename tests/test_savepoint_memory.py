@@ -35,6 +35,8 @@ from aiouow import (
     update,
 )
 
+from .models import Account
+
 
 class SpBase(Model):
     metadata = MetaData()
@@ -437,6 +439,56 @@ async def test_full_rollback_after_flushed_m2m_change_expires_both_sides(spdb: E
         assert expired(lst, "songs") and expired(b, "lists")
         async with s.begin():
             await check_inside(s, [lst, b])
+
+
+# -- primary keys changed inside the work undone -------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["savepoint", "released inner savepoint", "full rollback", "then deleted"])
+async def test_primary_key_change_rolled_back(spdb: Engine, how: str) -> None:
+    async with AsyncSession(spdb) as s:
+        s.add(Account(code="a", balance=1))
+        await s.commit()
+    async with AsyncSession(spdb) as s:
+        acc = await s.get_one(Account, "a")
+        sp = await s.begin_nested() if how != "full rollback" else None
+        if how == "released inner savepoint":
+            async with s.begin_nested():
+                acc.code = "b"
+        else:
+            acc.code = "b"
+            await s.flush()
+        if how == "then deleted":
+            await s.delete(acc)
+            await s.flush()
+        assert s.identity_map[(Account, ("b",))] is acc if how != "then deleted" else inspect(acc).deleted
+        await (sp.rollback() if sp is not None else s.rollback())
+        # the row has its old key again, and so has the object: expired, its key readable
+        assert acc.code == "a" and inspect(acc).identity == ("a",) and inspect(acc).persistent
+        assert s.identity_map[(Account, ("a",))] is acc and (Account, ("b",)) not in s.identity_map
+        assert expired(acc, "balance")
+        conn = await s.connection()
+        assert (await conn.exec_driver_sql("SELECT code FROM accounts")).all() == [("a",)]
+        assert await s.get(Account, "a") is acc and acc.balance == 1
+        acc.balance = 2
+        await s.commit()
+    async with spdb.connect() as conn:
+        assert [tuple(r) for r in (await conn.exec_driver_sql("SELECT code, balance FROM accounts")).all()] \
+            == [("a", 2)]
+
+
+async def test_object_expunged_and_attached_elsewhere_is_left_alone(spdb: Engine) -> None:
+    await seed(spdb)
+    async with AsyncSession(spdb) as s, AsyncSession(spdb) as other:
+        song = await s.get_one(SpSong, 1)
+        sp = await s.begin_nested()
+        song.name = "changed"
+        await s.flush()
+        s.expunge(song)
+        other.add(song)  # persistent in the other session now
+        await sp.rollback()
+        assert song.name == "changed" and song in other  # not this session's to expire
+        other.expunge(song)
 
 
 # -- random sequences -------------------------------------------------------------------------------

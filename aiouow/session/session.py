@@ -648,6 +648,7 @@ class AsyncSession:
             level.inserted.clear()
             level.updated.clear()
             level.removed.clear()
+            level.key_switches.clear()
             level.loaded.clear()
 
     # -- expire / refresh -----------------------------------------------------------
@@ -919,6 +920,7 @@ class AsyncSession:
                             if imap.get(old_pk) is obj:
                                 del imap[old_pk]
                             imap[new_pk] = obj
+                            level.key_switches.setdefault(id(obj), (obj, old_pk))  # for a rollback
                     else:
                         new_pk = st.key
                     oid = id(obj)
@@ -1062,6 +1064,13 @@ class AsyncSession:
     def _restore(self, levels: Sequence[TxLevel], whole: bool) -> None:
         """Undo the in-memory effects of the given transaction levels."""
         gone = {id(o): o for level in levels for o in (*level.inserted.values(), *level.added.values())}
+        switches: dict[int, tuple[Any, Any]] = {}
+        for level in levels:  # outermost first: the key from before all the work undone
+            for oid, switch in level.key_switches.items():
+                switches.setdefault(oid, switch)
+        for oid, (obj, old_key) in switches.items():
+            if oid not in gone:
+                self._restore_key(obj, old_key)
         for obj in gone.values():
             self._to_transient(obj)
         for level in levels:
@@ -1095,6 +1104,24 @@ class AsyncSession:
                 self._expire_held(obj, None, reason)
             for level in levels:
                 self._expire_loaded(level, reason)
+
+    def _restore_key(self, obj: Any, old_key: Any) -> None:
+        """Undo a flushed primary-key change in memory: the rolled-back row has its old key again
+        (an expired object's key stays readable, so it must be the database's)."""
+        st = state_of(obj)
+        if st.session_ref is not self._token or st.status not in (PERSISTENT, DELETED):
+            return
+        mapper = type(obj).__aiouow_mapper__
+        imap = self._identity_for(mapper)
+        current = st.key if st.key is not None else mapper.pk_of(obj.__dict__)
+        if imap.get(current) is obj:
+            del imap[current]
+            imap[old_key] = obj
+        st.key = old_key
+        obj.__dict__.update(zip(mapper.pk_keys, old_key if len(mapper.pk_keys) > 1 else (old_key,)))
+        if st.committed:
+            for k in mapper.pk_keys:
+                st.committed.pop(k, None)
 
     def _held_persistent(self, obj: Any) -> bool:
         """Persistent in this session (not expunged meanwhile, nor attached elsewhere)."""

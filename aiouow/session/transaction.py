@@ -60,13 +60,14 @@ class TxLevel:
     ``added``: objects made pending while this level was innermost;
     ``inserted`` / ``updated`` / ``removed``: objects flushed as INSERT /
     UPDATE (or with relationship changes only) / DELETE while it was innermost
-    (all keyed by ``id(obj)``).  Nested levels only: ``loaded``, objects given
+    (all keyed by ``id(obj)``); ``key_switches``: the primary key an object had
+    before an UPDATE of this level changed it.  Nested levels only: ``loaded``, objects given
     values from the database while innermost; ``written``, the tables written
     meanwhile (``ANY_TABLE`` for a statement aiouow cannot see into).
     """
 
-    __slots__ = ("parent", "savepoint", "added", "inserted", "updated", "removed", "loaded", "written",
-                 "closed", "failed")
+    __slots__ = ("parent", "savepoint", "added", "inserted", "updated", "removed", "key_switches", "loaded",
+                 "written", "closed", "failed")
 
     def __init__(self, parent: TxLevel | None, savepoint: Any = None) -> None:
         self.parent = parent
@@ -75,6 +76,7 @@ class TxLevel:
         self.inserted: dict[int, Any] = {}
         self.updated: dict[int, Any] = {}
         self.removed: dict[int, Any] = {}
+        self.key_switches: dict[int, tuple[Any, Any]] = {}
         self.loaded: dict[int, Any] = {}
         self.written: set[Any] = set()
         self.closed = False
@@ -91,6 +93,8 @@ class TxLevel:
         p.inserted.update(self.inserted)
         p.updated.update(self.updated)
         p.removed.update(self.removed)
+        for oid, switch in self.key_switches.items():
+            p.key_switches.setdefault(oid, switch)  # the key before the enclosing level's work
         if p.parent is not None:  # the root level is undone whole: nothing to narrow down there
             p.loaded.update(self.loaded)
             p.written |= self.written
