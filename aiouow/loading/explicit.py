@@ -183,7 +183,8 @@ async def _load_collection(session: Any, objs: list[Any], rel: Relationship, ref
     key = rel.key
     uselist = rel.uselist
     empty: list[Any] = []
-    track = session._loads_tracker()
+    level = session._loads_tracker()
+    track = level.loaded if level is not None else None
     for o in objs:
         d = o.__dict__
         items = groups.get(d[pk0] if single else tuple(d[k] for k in parent_keys), empty)

@@ -100,7 +100,8 @@ def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, popula
     out = []
     append = out.append
     # inside a SAVEPOINT, objects given values from the database are noted (see TxLevel.loaded)
-    track = session._loads_tracker()
+    level = session._loads_tracker()
+    track = level.loaded_new if level is not None else None
     for row in rows:
         pk = row[p0] if single else tuple(row[i] for i in pk_pos)
         if pk is None:
@@ -117,8 +118,8 @@ def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, popula
         else:
             loaded: dict[str, Any] = {}
             fill(loaded, row if whole else row[start:stop])
-            if _refill(session, obj, loaded, populate_existing) and track is not None:
-                track[id(obj)] = obj
+            if _refill(session, obj, loaded, populate_existing) and level is not None:
+                level.loaded[id(obj)] = obj
         append(obj)
     return out
 

@@ -51,7 +51,7 @@ from ..sql.selectable import Select
 from .dependency import compute_sync
 from .identity import IdentityMapView, IdentitySet, SessionToken
 from .persistence import execute_plan
-from .transaction import ANY_TABLE, TxLevel, TxState, check_transition
+from .transaction import ALL_ROWS, ANY_TABLE, NEW_ROWS, TxLevel, TxState, check_transition
 from .unitofwork import AssocBatch, DeleteBatch, FlushPlan, InsertBatch, ParentGone, UpdateBatch, plan_flush
 
 T = TypeVar("T")
@@ -649,6 +649,7 @@ class AsyncSession:
             level.updated.clear()
             level.removed.clear()
             level.key_switches.clear()
+            level.loaded_new.clear()
             level.loaded.clear()
 
     # -- expire / refresh -----------------------------------------------------------
@@ -1136,46 +1137,68 @@ class AsyncSession:
             self._expire_reasons[id(obj)] = reason
 
     def _expire_loaded(self, level: TxLevel, reason: str) -> None:
-        """A SAVEPOINT is rolled back: expire what it loaded from the tables it wrote.
+        """A SAVEPOINT is rolled back: expire what it loaded that its own writes may show.
 
-        Loaded after its own writes, such values may show rows the rollback took away (a
-        collection holding a row it inserted, a column it updated).  Loads from tables it
-        did not write are still true; they pass to the enclosing SAVEPOINT, whose rollback
-        may undo what they show."""
+        Loaded after its writes, a value may show what the rollback took away: a collection
+        or reference loaded from a table it wrote (holding a row it inserted, missing one it
+        deleted), columns of a row a statement updated, an object for a row a statement
+        inserted.  What it changed through its objects is expired already (``updated``).
+        Other loads are still true; they pass to the enclosing SAVEPOINT, whose rollback may
+        undo what they show."""
         written = _with_cascades(level.written)
+        rewritten = level.rewritten
+        everything = ANY_TABLE in written
+        for table in written - level.written:  # ON DELETE / ON UPDATE actions change columns
+            rewritten.setdefault(table, set()).add(ALL_ROWS)
         parent = level.parent
-        keep = parent.loaded if parent is not None and parent.parent is not None else None
-        for oid, obj in level.loaded.items():
-            if not written or not self._held_persistent(obj):
-                pass
-            elif ANY_TABLE in written or obj.__aiouow_mapper__.table in written:
-                self._expire_held(obj, None, reason)
-                continue
-            else:
-                d = obj.__dict__
-                stale = [k for k, rel in obj.__aiouow_mapper__.relationships.items()
-                         if k in d and (rel.mapper.table in written or rel.secondary in written)]
-                if stale:
-                    self._expire_held(obj, stale, reason)
-            if keep is not None:
-                keep[oid] = obj
+        for new, loaded in ((True, level.loaded_new), (False, level.loaded)):
+            keep = None
+            if parent is not None and parent.parent is not None:
+                keep = parent.loaded_new if new else parent.loaded
+            for oid, obj in loaded.items():
+                if written and self._held_persistent(obj):
+                    mapper = obj.__aiouow_mapper__
+                    rows = rewritten.get(mapper.table)
+                    if everything or rows is not None and (
+                            ALL_ROWS in rows or (new and NEW_ROWS in rows) or mapper.pk_of(obj.__dict__) in rows):
+                        self._expire_held(obj, None, reason)
+                        continue
+                    d = obj.__dict__
+                    stale = [k for k, rel in mapper.relationships.items()
+                             if k in d and (rel.mapper.table in written or rel.secondary in written)]
+                    if stale:
+                        self._expire_held(obj, stale, reason)
+                if keep is not None:
+                    keep[oid] = obj
 
-    def _loads_tracker(self) -> dict[int, Any] | None:
-        """Inside a SAVEPOINT, where objects given values from the database are noted."""
+    def _loads_tracker(self) -> TxLevel | None:
+        """Inside a SAVEPOINT, the level where objects given values from the database are noted."""
         levels = self._levels
-        return levels[-1].loaded if len(levels) > 1 else None
+        return levels[-1] if len(levels) > 1 else None
 
     def _note_loaded(self, objs: Iterable[Any]) -> None:
-        track = self._loads_tracker()
-        if track is not None:
+        """Objects the session already held were given values from the database."""
+        level = self._loads_tracker()
+        if level is not None:
+            track = level.loaded
             for obj in objs:
                 track[id(obj)] = obj
 
-    def _note_written(self, table: Any) -> None:
-        """A statement (not a flush) wrote ``table`` (``ANY_TABLE``: unknown) inside a SAVEPOINT."""
-        levels = self._levels
-        if len(levels) > 1:
-            levels[-1].written.add(table)
+    def _note_statement(self, statement: Any, keys: Iterable[Any] | None = None) -> None:
+        """A statement other than a flush wrote rows inside a SAVEPOINT; ``keys``: the primary
+        keys of the rows an UPDATE changed, where known."""
+        level = self._loads_tracker()
+        if level is None:
+            return
+        if not isinstance(statement, DMLStatement):
+            level.written.add(ANY_TABLE)
+            return
+        table = statement.table
+        level.written.add(table)
+        if isinstance(statement, Update):
+            level.rewritten.setdefault(table, set()).update((ALL_ROWS,) if keys is None else keys)
+        elif not isinstance(statement, Delete):
+            level.rewritten.setdefault(table, set()).add(NEW_ROWS)
 
     def _to_transient(self, obj: Any) -> None:
         mapper = type(obj).__aiouow_mapper__
@@ -1233,7 +1256,7 @@ class AsyncSession:
                     isinstance(statement, (Update, Delete)) and not isinstance(params, (list, tuple)):
                 return await self._orm_dml(conn, statement, params)
             if not isinstance(statement, Select):
-                self._note_written(statement.table if isinstance(statement, DMLStatement) else ANY_TABLE)
+                self._note_statement(statement)
             return await conn.execute(statement, params)
         except BaseException:
             raise
@@ -1305,8 +1328,8 @@ class AsyncSession:
     async def _orm_dml(self, conn: Connection, stmt: Update | Delete, params: Any) -> Result:
         """ORM update()/delete(): keep identity-mapped objects in step (synchronize_session="auto")."""
         mapper = stmt.table.mapper
-        self._note_written(stmt.table)
         if mapper is None or stmt._returning:
+            self._note_statement(stmt)
             result = await conn.execute(stmt, params)
             if mapper is not None and isinstance(stmt, Update):
                 names = [c.key for c, _ in stmt._values]
@@ -1325,6 +1348,7 @@ class AsyncSession:
         imap = self._identity_for(mapper)
         single = len(mapper.pk_keys) == 1
         level = self._levels[-1]
+        self._note_statement(stmt, [r[0] if single else tuple(r[:npk]) for r in rows])
         for r in rows:
             obj = imap.get(r[0] if single else tuple(r[:npk]))
             if obj is None:
