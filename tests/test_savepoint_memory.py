@@ -27,6 +27,7 @@ from aiouow import (
     Table,
     column,
     exc,
+    func,
     insert,
     inspect,
     relationship,
@@ -516,7 +517,8 @@ async def test_object_expunged_and_attached_elsewhere_is_left_alone(spdb: Engine
 # -- random sequences -------------------------------------------------------------------------------
 
 KINDS = ["rename", "link", "unlink", "move", "add_song", "add_child", "delete_song", "delete_child",
-         "delete_parent", "load", "expire", "orm_update", "flush", "begin", "begin", "release", "rollback", "rollback"]
+         "delete_parent", "load", "expire", "orm_update", "core_insert",
+         "flush", "begin", "begin", "release", "rollback", "rollback"]
 # small numbers: the same few objects are picked again and again, which is where the bugs hide
 operations = st.lists(st.tuples(st.sampled_from(KINDS), st.integers(0, 11), st.integers(0, 11)),
                       min_size=10, max_size=40)
@@ -635,6 +637,14 @@ class Run:
                 s.expire(obj, None if b % 3 == 0 else [rels[0]] if b % 3 == 1 else ["name"])
         elif kind == "orm_update":
             await s.execute(update(SpSong).where(SpSong.id <= a % 6).values(name=f"u{self.counter}"))
+            return True
+        elif kind == "core_insert":  # rows no object knows of: what loads them later must expire
+            await s.execute(insert(SpSong).values(name=f"i{self.counter}"))
+            lst = self.pick(SpList, a, persistent=True)
+            if lst is not None and b % 2:
+                song_id = await s.scalar(select(func.max(SpSong.id)))
+                await s.execute(insert(sp_list_songs).values(list_id=lst.id, song_id=song_id))
+                s.expire(lst, ["songs"])  # a core statement leaves loaded collections as they are
             return True
         elif kind == "flush":
             await s.flush()
