@@ -46,7 +46,7 @@ from ..mapping.state import (
     status_of,
 )
 from ..sql.dml import Delete, DMLStatement, Update
-from ..sql.elements import BindParameter, ClauseElement, and_
+from ..sql.elements import BindParameter, ClauseElement, and_, or_
 from ..sql.selectable import Select
 from .dependency import compute_sync
 from .identity import IdentityMapView, IdentitySet, SessionToken
@@ -862,7 +862,10 @@ class AsyncSession:
         for i, step in enumerate(plan.steps):
             if isinstance(step, ParentGone):
                 if written is not None:
-                    written.add(step.rel.secondary if step.purge else step.rel.mapper.table)
+                    table = step.rel.secondary if step.purge else step.rel.mapper.table
+                    written.add(table)
+                    if not step.purge:  # a bulk SET NULL, on rows not all held: any may be loaded later
+                        level.rewritten.setdefault(table, set()).add(ALL_ROWS)
                 if not step.purge:
                     self._unparent_children(step, level)
                 continue
@@ -1162,14 +1165,63 @@ class AsyncSession:
                     if everything or rows is not None and (
                             ALL_ROWS in rows or (new and NEW_ROWS in rows) or mapper.pk_of(obj.__dict__) in rows):
                         self._expire_held(obj, None, reason)
-                        continue
-                    d = obj.__dict__
-                    stale = [k for k, rel in mapper.relationships.items()
-                             if k in d and (rel.mapper.table in written or rel.secondary in written)]
-                    if stale:
-                        self._expire_held(obj, stale, reason)
+                    else:
+                        d = obj.__dict__
+                        stale = [k for k, rel in mapper.relationships.items()
+                                 if k in d and (rel.mapper.table in written or rel.secondary in written)]
+                        if stale:
+                            self._expire_held(obj, stale, reason)
                 if keep is not None:
+                    # expired or not: an object first known here is still new to the enclosing
+                    # level, where it may be loaded again
                     keep[oid] = obj
+
+    async def _forget_vanished_rows(self, level: TxLevel) -> None:
+        """After a SAVEPOINT rollback: objects it first loaded from a table that a statement
+        (a core INSERT, text()) inserted into may stand for rows the rollback removed; those
+        whose row is gone leave the identity map (detached), as the objects a flush inserted
+        there do, so that a new row with the same key is not mistaken for them."""
+        if not level.written:
+            return
+        everything = ANY_TABLE in level.written
+        by_mapper: dict[Mapper, list[Any]] = {}
+        for obj in level.loaded_new.values():
+            mapper = obj.__aiouow_mapper__
+            rows = level.rewritten.get(mapper.table)
+            if (everything or (rows is not None and NEW_ROWS in rows)) and self._held_persistent(obj):
+                by_mapper.setdefault(mapper, []).append(obj)
+        if not by_mapper:
+            return
+        conn = self._conn
+        assert conn is not None
+        for mapper, objs in by_mapper.items():
+            cols = list(mapper.primary_key)
+            single = len(cols) == 1
+            keys = {mapper.pk_of(o.__dict__): o for o in objs}
+            found: set[Any] = set()
+            pks = list(keys)
+            size = max(1, (conn.dialect.max_params - 10) // len(cols))
+            for i in range(0, len(pks), size):
+                chunk = pks[i:i + size]
+                where = cols[0].in_(chunk) if single else or_(*[and_(*[c == v for c, v in zip(cols, k)])
+                                                               for k in chunk])
+                result = await conn.execute(Select(*cols).where(where))
+                found.update(r[0] if single else tuple(r) for r in result.all())
+            for key, obj in keys.items():
+                if key not in found:
+                    self._detach_vanished(obj, mapper, key)
+
+    def _detach_vanished(self, obj: Any, mapper: Mapper, key: Any) -> None:
+        imap = self._imap.get(mapper)
+        if imap is not None and imap.get(key) is obj:
+            del imap[key]
+        oid = id(obj)
+        self._modified.pop(oid, None)
+        self._deleted.pop(oid, None)
+        st = state_of(obj)
+        st.status = DETACHED
+        st.session_ref = None
+        st.key = key
 
     def _loads_tracker(self) -> TxLevel | None:
         """Inside a SAVEPOINT, the level where objects given values from the database are noted."""
@@ -1753,6 +1805,8 @@ class NestedTransaction:
             if s._state is TxState.FAILED and level.failed is not None:
                 s._state = TxState.ACTIVE
                 s._failure = None
+            if s._conn is not None and s._state is TxState.ACTIVE:
+                await s._forget_vanished_rows(level)
         finally:
             s._leave()
 
