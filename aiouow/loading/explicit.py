@@ -120,6 +120,7 @@ async def _load_many_to_one(session: Any, objs: list[Any], rel: Relationship) ->
     for o in objs:
         k = tuple(o.__dict__.get(name) for name in locals_)
         _set_loaded(o, key, found.get(k))
+    session._note_loaded(objs)
 
 
 def _set_loaded(obj: Any, key: str, value: Any) -> None:
@@ -182,6 +183,8 @@ async def _load_collection(session: Any, objs: list[Any], rel: Relationship, ref
     key = rel.key
     uselist = rel.uselist
     empty: list[Any] = []
+    level = session._loads_tracker()
+    track = level.loaded if level is not None else None
     for o in objs:
         d = o.__dict__
         items = groups.get(d[pk0] if single else tuple(d[k] for k in parent_keys), empty)
@@ -194,6 +197,10 @@ async def _load_collection(session: Any, objs: list[Any], rel: Relationship, ref
                 cd = child.__dict__
                 if back_key not in cd:
                     cd[back_key] = o
+                    if track is not None:
+                        track[id(child)] = child
+    if track is not None:
+        track.update((id(o), o) for o in objs)
 
 
 # -- entry points --------------------------------------------------------------------

@@ -140,4 +140,7 @@ def populate_joined(session: Any, mapper: Mapper, rows: list[Any], items: list[A
                 if c is not None:
                     loaded[id(c)] = c
         out.append((opt, list(loaded.values())))
+    # the parents' relationships (and the children's back references) came from the database
+    session._note_loaded(unique.values())
+    session._note_loaded(c for _, cs in out for c in cs)
     return list(unique.values()), out

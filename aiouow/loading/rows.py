@@ -99,6 +99,9 @@ def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, popula
     get = imap.get
     out = []
     append = out.append
+    # inside a SAVEPOINT, objects given values from the database are noted (see TxLevel.loaded)
+    level = session._loads_tracker()
+    track = level.loaded_new if level is not None else None
     for row in rows:
         pk = row[p0] if single else tuple(row[i] for i in pk_pos)
         if pk is None:
@@ -110,16 +113,20 @@ def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, popula
             fill(obj.__dict__, row if whole else row[start:stop])
             set_slot(obj, token)
             imap[pk] = obj
+            if track is not None:
+                track[id(obj)] = obj
         else:
             loaded: dict[str, Any] = {}
             fill(loaded, row if whole else row[start:stop])
-            _refill(session, obj, loaded, populate_existing)
+            if _refill(session, obj, loaded, populate_existing) and level is not None:
+                level.loaded[id(obj)] = obj
         append(obj)
     return out
 
 
-def _refill(session: Any, obj: Any, loaded: dict[str, Any], populate_existing: bool) -> None:
-    """A row for an object the session holds: fill what is unloaded (everything with populate_existing)."""
+def _refill(session: Any, obj: Any, loaded: dict[str, Any], populate_existing: bool) -> bool:
+    """A row for an object the session holds: fill what is unloaded (everything with
+    populate_existing).  Whether any value was taken from the row."""
     d = obj.__dict__
     if populate_existing:
         d.update(loaded)
@@ -128,7 +135,10 @@ def _refill(session: Any, obj: Any, loaded: dict[str, Any], populate_existing: b
             st.committed = None
             st.expired_by = None
         session._forget_modified(obj)
-        return
+        return True
+    filled = False
     for k, v in loaded.items():
         if k not in d:
             d[k] = v
+            filled = True
+    return filled

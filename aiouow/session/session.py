@@ -46,12 +46,12 @@ from ..mapping.state import (
     status_of,
 )
 from ..sql.dml import Delete, DMLStatement, Update
-from ..sql.elements import BindParameter, ClauseElement, and_
+from ..sql.elements import BindParameter, ClauseElement, and_, or_
 from ..sql.selectable import Select
 from .dependency import compute_sync
 from .identity import IdentityMapView, IdentitySet, SessionToken
 from .persistence import execute_plan
-from .transaction import TxLevel, TxState, check_transition
+from .transaction import ALL_ROWS, ANY_TABLE, NEW_ROWS, TxLevel, TxState, check_transition
 from .unitofwork import AssocBatch, DeleteBatch, FlushPlan, InsertBatch, ParentGone, UpdateBatch, plan_flush
 
 T = TypeVar("T")
@@ -119,6 +119,20 @@ def _describe(obj: Any) -> str:
     mapper = type(obj).__aiouow_mapper__
     d = obj.__dict__
     return f"{type(obj).__name__}({', '.join(f'{k}={d.get(k)!r}' for k in mapper.pk_keys)})"
+
+
+def _with_cascades(tables: set[Any]) -> set[Any]:
+    """``tables`` plus those the database changes along with them (ON DELETE / ON UPDATE actions)."""
+    out = set(tables)
+    todo = [t for t in tables if t is not ANY_TABLE]
+    while todo:
+        target = todo.pop()
+        for table in target.metadata.tables.values():
+            if table not in out and any((fk.ondelete or fk.onupdate) and fk.column.table is target
+                                        for fk in table.foreign_keys):
+                out.add(table)
+                todo.append(table)
+    return out
 
 
 class AsyncSession:
@@ -634,6 +648,9 @@ class AsyncSession:
             level.inserted.clear()
             level.updated.clear()
             level.removed.clear()
+            level.key_switches.clear()
+            level.loaded_new.clear()
+            level.loaded.clear()
 
     # -- expire / refresh -----------------------------------------------------------
     def _expire_obj(self, obj: Any, mapper: Mapper, names: Iterable[str] | None) -> None:
@@ -748,6 +765,7 @@ class AsyncSession:
                     if names is None or k in col_names:
                         d[k] = v
                 self._expire_obj_history(obj, col_names if names is not None else None)
+                self._note_loaded((obj,))
             for rel in rel_names:
                 await self._load_relationship([obj], mapper.relationships[rel], refresh=True)
         finally:
@@ -839,14 +857,25 @@ class AsyncSession:
         level = self._levels[-1]
         token = self._token
         set_slot = _state._set_slot
+        # a SAVEPOINT notes the tables it wrote: what it loads afterwards may show its own rows
+        written = level.written if level.parent is not None else None
         for i, step in enumerate(plan.steps):
             if isinstance(step, ParentGone):
+                if written is not None:
+                    table = step.rel.secondary if step.purge else step.rel.mapper.table
+                    written.add(table)
+                    if not step.purge:  # a bulk SET NULL, on rows not all held: any may be loaded later
+                        level.rewritten.setdefault(table, set()).add(ALL_ROWS)
                 if not step.purge:
-                    self._unparent_children(step)
+                    self._unparent_children(step, level)
                 continue
             if isinstance(step, AssocBatch):
+                if written is not None:
+                    written.add(step.table)
                 continue
             mapper = step.mapper
+            if written is not None:
+                written.add(mapper.table)
             imap = self._identity_for(mapper)
             if isinstance(step, InsertBatch):
                 ids = generated.get(i)
@@ -895,6 +924,7 @@ class AsyncSession:
                             if imap.get(old_pk) is obj:
                                 del imap[old_pk]
                             imap[new_pk] = obj
+                            level.key_switches.setdefault(id(obj), (obj, old_pk))  # for a rollback
                     else:
                         new_pk = st.key
                     oid = id(obj)
@@ -926,14 +956,19 @@ class AsyncSession:
                     deleted.pop(oid, None)
                     modified.pop(oid, None)
                     removed[oid] = obj
+        updated = level.updated
         for obj in plan.unchanged:
             st = _state.raw_state(obj)
             if st.__class__ is InstanceState:
                 st.committed = None
                 st.rel_committed = None
-            self._modified.pop(id(obj), None)
+            oid = id(obj)
+            self._modified.pop(oid, None)
+            # no UPDATE, but its relationship changes were flushed (association rows, the other
+            # side's foreign keys): a SAVEPOINT rollback must expire it as well
+            updated[oid] = obj
 
-    def _unparent_children(self, step: ParentGone) -> None:
+    def _unparent_children(self, step: ParentGone, level: TxLevel) -> None:
         """Mirror a bulk ``SET fk = NULL`` on the children this session holds."""
         rel = step.rel
         parent_col, child_col = rel.pairs[0]
@@ -948,6 +983,7 @@ class AsyncSession:
                 d[child_col.key] = None
                 if back is not None and back.key in d and not back.uselist:
                     d[back.key] = None
+                level.updated[id(child)] = child  # changed by the flush: a SAVEPOINT rollback expires it
 
     # -- commit / rollback / close -----------------------------------------------------
     def begin(self) -> SessionTransaction:
@@ -1032,6 +1068,13 @@ class AsyncSession:
     def _restore(self, levels: Sequence[TxLevel], whole: bool) -> None:
         """Undo the in-memory effects of the given transaction levels."""
         gone = {id(o): o for level in levels for o in (*level.inserted.values(), *level.added.values())}
+        switches: dict[int, tuple[Any, Any]] = {}
+        for level in levels:  # outermost first: the key from before all the work undone
+            for oid, switch in level.key_switches.items():
+                switches.setdefault(oid, switch)
+        for oid, (obj, old_key) in switches.items():
+            if oid not in gone:
+                self._restore_key(obj, old_key)
         for obj in gone.values():
             self._to_transient(obj)
         for level in levels:
@@ -1052,17 +1095,162 @@ class AsyncSession:
             self._deleted = {}
             self._expire_everything("rollback()")
         else:
-            # begin_nested() flushed first, so every delete() not yet flushed came after the SAVEPOINT
+            # begin_nested() flushed first, so every delete() not yet flushed came after the
+            # SAVEPOINT, and every change held in memory was made inside it; as in SQLAlchemy,
+            # what it changed is expired, not restored (both sides of a relationship were noted
+            # as changed by the back_populates sync, flushed or not)
             self._deleted = {}
+            reason = "rollback of a SAVEPOINT"
             for level in levels:
                 for obj in level.updated.values():
-                    if status_of(obj) == PERSISTENT:
-                        self._expire_obj(obj, type(obj).__aiouow_mapper__, None)
-                        self._expire_reasons[id(obj)] = "rollback of a SAVEPOINT"
+                    self._expire_held(obj, None, reason)
             for obj in list(self._modified.values()):
-                if status_of(obj) == PERSISTENT:
-                    self._expire_obj(obj, type(obj).__aiouow_mapper__, None)
-                    self._expire_reasons[id(obj)] = "rollback of a SAVEPOINT"
+                self._expire_held(obj, None, reason)
+            for level in levels:
+                self._expire_loaded(level, reason)
+
+    def _restore_key(self, obj: Any, old_key: Any) -> None:
+        """Undo a flushed primary-key change in memory: the rolled-back row has its old key again
+        (an expired object's key stays readable, so it must be the database's)."""
+        st = state_of(obj)
+        if st.session_ref is not self._token or st.status not in (PERSISTENT, DELETED):
+            return
+        mapper = type(obj).__aiouow_mapper__
+        imap = self._identity_for(mapper)
+        current = st.key if st.key is not None else mapper.pk_of(obj.__dict__)
+        if imap.get(current) is obj:
+            del imap[current]
+            imap[old_key] = obj
+        st.key = old_key
+        obj.__dict__.update(zip(mapper.pk_keys, old_key if len(mapper.pk_keys) > 1 else (old_key,)))
+        if st.committed:
+            for k in mapper.pk_keys:
+                st.committed.pop(k, None)
+
+    def _held_persistent(self, obj: Any) -> bool:
+        """Persistent in this session (not expunged meanwhile, nor attached elsewhere)."""
+        st = _state.raw_state(obj)
+        if st.__class__ is InstanceState:
+            return st.session_ref is self._token and st.status == PERSISTENT
+        return st is self._token
+
+    def _expire_held(self, obj: Any, names: list[str] | None, reason: str) -> None:
+        if self._held_persistent(obj):
+            self._expire_obj(obj, type(obj).__aiouow_mapper__, names)
+            self._expire_reasons[id(obj)] = reason
+
+    def _expire_loaded(self, level: TxLevel, reason: str) -> None:
+        """A SAVEPOINT is rolled back: expire what it loaded that its own writes may show.
+
+        Loaded after its writes, a value may show what the rollback took away: a collection
+        or reference loaded from a table it wrote (holding a row it inserted, missing one it
+        deleted), columns of a row a statement updated, an object for a row a statement
+        inserted.  What it changed through its objects is expired already (``updated``).
+        Other loads are still true; they pass to the enclosing SAVEPOINT, whose rollback may
+        undo what they show."""
+        written = _with_cascades(level.written)
+        rewritten = level.rewritten
+        everything = ANY_TABLE in written
+        for table in written - level.written:  # ON DELETE / ON UPDATE actions change columns
+            rewritten.setdefault(table, set()).add(ALL_ROWS)
+        parent = level.parent
+        for new, loaded in ((True, level.loaded_new), (False, level.loaded)):
+            keep = None
+            if parent is not None and parent.parent is not None:
+                keep = parent.loaded_new if new else parent.loaded
+            for oid, obj in loaded.items():
+                if written and self._held_persistent(obj):
+                    mapper = obj.__aiouow_mapper__
+                    rows = rewritten.get(mapper.table)
+                    if everything or rows is not None and (
+                            ALL_ROWS in rows or (new and NEW_ROWS in rows) or mapper.pk_of(obj.__dict__) in rows):
+                        self._expire_held(obj, None, reason)
+                    else:
+                        d = obj.__dict__
+                        stale = [k for k, rel in mapper.relationships.items()
+                                 if k in d and (rel.mapper.table in written or rel.secondary in written)]
+                        if stale:
+                            self._expire_held(obj, stale, reason)
+                if keep is not None:
+                    # expired or not: an object first known here is still new to the enclosing
+                    # level, where it may be loaded again
+                    keep[oid] = obj
+
+    async def _forget_vanished_rows(self, level: TxLevel) -> None:
+        """After a SAVEPOINT rollback: objects it first loaded from a table that a statement
+        (a core INSERT, text()) inserted into may stand for rows the rollback removed; those
+        whose row is gone leave the identity map (detached), as the objects a flush inserted
+        there do, so that a new row with the same key is not mistaken for them."""
+        if not level.written:
+            return
+        everything = ANY_TABLE in level.written
+        by_mapper: dict[Mapper, list[Any]] = {}
+        for obj in level.loaded_new.values():
+            mapper = obj.__aiouow_mapper__
+            rows = level.rewritten.get(mapper.table)
+            if (everything or (rows is not None and NEW_ROWS in rows)) and self._held_persistent(obj):
+                by_mapper.setdefault(mapper, []).append(obj)
+        if not by_mapper:
+            return
+        conn = self._conn
+        assert conn is not None
+        for mapper, objs in by_mapper.items():
+            cols = list(mapper.primary_key)
+            single = len(cols) == 1
+            keys = {mapper.pk_of(o.__dict__): o for o in objs}
+            found: set[Any] = set()
+            pks = list(keys)
+            size = max(1, (conn.dialect.max_params - 10) // len(cols))
+            for i in range(0, len(pks), size):
+                chunk = pks[i:i + size]
+                where = cols[0].in_(chunk) if single else or_(*[and_(*[c == v for c, v in zip(cols, k)])
+                                                               for k in chunk])
+                result = await conn.execute(Select(*cols).where(where))
+                found.update(r[0] if single else tuple(r) for r in result.all())
+            for key, obj in keys.items():
+                if key not in found:
+                    self._detach_vanished(obj, mapper, key)
+
+    def _detach_vanished(self, obj: Any, mapper: Mapper, key: Any) -> None:
+        imap = self._imap.get(mapper)
+        if imap is not None and imap.get(key) is obj:
+            del imap[key]
+        oid = id(obj)
+        self._modified.pop(oid, None)
+        self._deleted.pop(oid, None)
+        st = state_of(obj)
+        st.status = DETACHED
+        st.session_ref = None
+        st.key = key
+
+    def _loads_tracker(self) -> TxLevel | None:
+        """Inside a SAVEPOINT, the level where objects given values from the database are noted."""
+        levels = self._levels
+        return levels[-1] if len(levels) > 1 else None
+
+    def _note_loaded(self, objs: Iterable[Any]) -> None:
+        """Objects the session already held were given values from the database."""
+        level = self._loads_tracker()
+        if level is not None:
+            track = level.loaded
+            for obj in objs:
+                track[id(obj)] = obj
+
+    def _note_statement(self, statement: Any, keys: Iterable[Any] | None = None) -> None:
+        """A statement other than a flush wrote rows inside a SAVEPOINT; ``keys``: the primary
+        keys of the rows an UPDATE changed, where known."""
+        level = self._loads_tracker()
+        if level is None:
+            return
+        if not isinstance(statement, DMLStatement):
+            level.written.add(ANY_TABLE)
+            return
+        table = statement.table
+        level.written.add(table)
+        if isinstance(statement, Update):
+            level.rewritten.setdefault(table, set()).update((ALL_ROWS,) if keys is None else keys)
+        elif not isinstance(statement, Delete):
+            level.rewritten.setdefault(table, set()).add(NEW_ROWS)
 
     def _to_transient(self, obj: Any) -> None:
         mapper = type(obj).__aiouow_mapper__
@@ -1119,6 +1307,8 @@ class AsyncSession:
             if isinstance(statement, DMLStatement) and statement.entity is not None and \
                     isinstance(statement, (Update, Delete)) and not isinstance(params, (list, tuple)):
                 return await self._orm_dml(conn, statement, params)
+            if not isinstance(statement, Select):
+                self._note_statement(statement)
             return await conn.execute(statement, params)
         except BaseException:
             raise
@@ -1191,6 +1381,7 @@ class AsyncSession:
         """ORM update()/delete(): keep identity-mapped objects in step (synchronize_session="auto")."""
         mapper = stmt.table.mapper
         if mapper is None or stmt._returning:
+            self._note_statement(stmt)
             result = await conn.execute(stmt, params)
             if mapper is not None and isinstance(stmt, Update):
                 names = [c.key for c, _ in stmt._values]
@@ -1209,6 +1400,7 @@ class AsyncSession:
         imap = self._identity_for(mapper)
         single = len(mapper.pk_keys) == 1
         level = self._levels[-1]
+        self._note_statement(stmt, [r[0] if single else tuple(r[:npk]) for r in rows])
         for r in rows:
             obj = imap.get(r[0] if single else tuple(r[:npk]))
             if obj is None:
@@ -1613,6 +1805,8 @@ class NestedTransaction:
             if s._state is TxState.FAILED and level.failed is not None:
                 s._state = TxState.ACTIVE
                 s._failure = None
+            if s._conn is not None and s._state is TxState.ACTIVE:
+                await s._forget_vanished_rows(level)
         finally:
             s._leave()
 

@@ -13,7 +13,9 @@ acknowledges with ``rollback()``.
 
 Each level (the root transaction and every SAVEPOINT) records the objects
 whose in-memory state it changed, so a rollback of that level can undo
-exactly its own work in the identity map.
+exactly its own work in the identity map.  A SAVEPOINT also records what it
+loaded and which tables it wrote: values loaded after its own writes may show
+rows its rollback takes away again.
 """
 
 from __future__ import annotations
@@ -48,15 +50,32 @@ def check_transition(current: TxState, new: TxState) -> None:
         raise InvalidRequestError(f"illegal session transaction transition {current.value} -> {new.value}")
 
 
+#: in ``TxLevel.written``: a statement wrote tables aiouow does not know (text(), raw SQL)
+ANY_TABLE: Any = object()
+#: in a set of ``TxLevel.rewritten``: every row of the table may have changed (a core UPDATE) /
+#: rows were inserted that no object knew before (a core INSERT)
+ALL_ROWS: Any = object()
+NEW_ROWS: Any = object()
+
+
 class TxLevel:
     """One transaction level: the root, or a SAVEPOINT.
 
     ``added``: objects made pending while this level was innermost;
     ``inserted`` / ``updated`` / ``removed``: objects flushed as INSERT /
-    UPDATE / DELETE while it was innermost (all keyed by ``id(obj)``).
+    UPDATE (or with relationship changes only) / DELETE while it was innermost
+    (all keyed by ``id(obj)``); ``key_switches``: the primary key an object had
+    before an UPDATE of this level changed it.  Nested levels only: ``loaded_new``
+    / ``loaded``, objects first loaded / given further values from the database
+    while innermost; ``written``, the tables whose rows it inserted, updated or
+    deleted (``ANY_TABLE`` for a statement aiouow cannot see into), which makes
+    relationships loaded from them suspect; ``rewritten``, per table, the keys of
+    rows whose columns changed other than through a flush of their objects
+    (``ALL_ROWS`` / ``NEW_ROWS`` where unknown).
     """
 
-    __slots__ = ("parent", "savepoint", "added", "inserted", "updated", "removed", "closed", "failed")
+    __slots__ = ("parent", "savepoint", "added", "inserted", "updated", "removed", "key_switches", "loaded_new",
+                 "loaded", "written", "rewritten", "closed", "failed")
 
     def __init__(self, parent: TxLevel | None, savepoint: Any = None) -> None:
         self.parent = parent
@@ -65,6 +84,11 @@ class TxLevel:
         self.inserted: dict[int, Any] = {}
         self.updated: dict[int, Any] = {}
         self.removed: dict[int, Any] = {}
+        self.key_switches: dict[int, tuple[Any, Any]] = {}
+        self.loaded_new: dict[int, Any] = {}
+        self.loaded: dict[int, Any] = {}
+        self.written: set[Any] = set()
+        self.rewritten: dict[Any, set[Any]] = {}
         self.closed = False
         self.failed: BaseException | None = None
 
@@ -79,3 +103,11 @@ class TxLevel:
         p.inserted.update(self.inserted)
         p.updated.update(self.updated)
         p.removed.update(self.removed)
+        for oid, switch in self.key_switches.items():
+            p.key_switches.setdefault(oid, switch)  # the key before the enclosing level's work
+        if p.parent is not None:  # the root level is undone whole: nothing to narrow down there
+            p.loaded_new.update(self.loaded_new)
+            p.loaded.update(self.loaded)
+            p.written |= self.written
+            for table, keys in self.rewritten.items():
+                p.rewritten.setdefault(table, set()).update(keys)
