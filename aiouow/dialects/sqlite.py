@@ -57,6 +57,7 @@ import aiosqlite
 from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler
+from ..sql.elements import leading_keyword
 from .base import Dialect, DriverConnection, Pool, Processor, decimal_reader, json_dumps, json_loads, none_safe
 from .pool import SlotPool
 
@@ -515,8 +516,6 @@ _SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8)
 #: what SQLiteCompiler appends to a ``with_for_update()`` SELECT
 FOR_UPDATE_MARK = " /* with_for_update */"
 
-# one character or comment per repetition: no nested quantifier to backtrack through
-_LEADING = re.compile(r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(\w+)", re.S)
 _DML_WORD = re.compile(r"\b(?:insert|update|delete|replace)\b", re.I)
 _writes_cache: dict[str, bool] = {}
 
@@ -527,8 +526,7 @@ def _writes(sql: str) -> bool:
         return _writes_cache[sql]
     except KeyError:
         pass
-    m = _LEADING.match(sql)
-    word = m.group(1).lower() if m else ""
+    word = leading_keyword(sql)
     if word in ("select", "values", "explain"):
         verdict = sql.endswith(FOR_UPDATE_MARK)
     elif word == "with":
