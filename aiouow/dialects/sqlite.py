@@ -81,7 +81,15 @@ def _interval_to_db(v: dt.timedelta) -> int:
 
 
 def _iso(v: Any) -> str:
-    return v.isoformat()  # a date "YYYY-MM-DD", a time "HH:MM:SS[.ffffff]": SQLite's forms
+    return v.isoformat()  # a time "HH:MM:SS[.ffffff]": SQLite's form
+
+
+def _date_to_db(v: dt.date) -> str:
+    # "YYYY-MM-DD"; a datetime given for a date keeps its date, as PostgreSQL's DATE does (its
+    # full text would never read back as a date, nor compare as one)
+    if v.__class__ is not dt.date and isinstance(v, dt.datetime):
+        v = v.date()
+    return v.isoformat()
 
 
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -228,7 +236,9 @@ class SQLiteDialect(Dialect):
         v = type_.visit_name
         if v == "datetime":
             return none_safe(_datetime_to_db)
-        if v in ("date", "time"):
+        if v == "date":
+            return none_safe(_date_to_db)
+        if v == "time":
             return none_safe(_iso)
         if v == "numeric":
             return none_safe(_decimal_to_db)
