@@ -58,6 +58,7 @@ import aiosqlite
 from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler
+from ..sql.elements import leading_keyword
 from .base import Dialect, DriverConnection, Pool, Processor, decimal_reader, json_dumps, json_loads, none_safe
 from .pool import SlotPool
 
@@ -81,7 +82,15 @@ def _interval_to_db(v: dt.timedelta) -> int:
 
 
 def _iso(v: Any) -> str:
-    return v.isoformat()  # a date "YYYY-MM-DD", a time "HH:MM:SS[.ffffff]": SQLite's forms
+    return v.isoformat()  # a time "HH:MM:SS[.ffffff]": SQLite's form
+
+
+def _date_to_db(v: dt.date) -> str:
+    # "YYYY-MM-DD"; a datetime given for a date keeps its date, as PostgreSQL's DATE does (its
+    # full text would never read back as a date, nor compare as one)
+    if v.__class__ is not dt.date and isinstance(v, dt.datetime):
+        v = v.date()
+    return v.isoformat()
 
 
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -228,7 +237,9 @@ class SQLiteDialect(Dialect):
         v = type_.visit_name
         if v == "datetime":
             return none_safe(_datetime_to_db)
-        if v in ("date", "time"):
+        if v == "date":
+            return none_safe(_date_to_db)
+        if v == "time":
             return none_safe(_iso)
         if v == "numeric":
             return none_safe(_decimal_to_db)
@@ -539,8 +550,6 @@ _SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8)
 #: what SQLiteCompiler appends to a ``with_for_update()`` SELECT
 FOR_UPDATE_MARK = " /* with_for_update */"
 
-# one character or comment per repetition: no nested quantifier to backtrack through
-_LEADING = re.compile(r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(\w+)", re.S)
 _DML_WORD = re.compile(r"\b(?:insert|update|delete|replace)\b", re.I)
 _writes_cache: dict[str, bool] = {}
 
@@ -551,8 +560,7 @@ def _writes(sql: str) -> bool:
         return _writes_cache[sql]
     except KeyError:
         pass
-    m = _LEADING.match(sql)
-    word = m.group(1).lower() if m else ""
+    word = leading_keyword(sql)
     if word in ("select", "values", "explain"):
         verdict = sql.endswith(FOR_UPDATE_MARK)
     elif word == "with":

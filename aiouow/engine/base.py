@@ -28,13 +28,21 @@ from ..dialects.base import Dialect, DriverConnection, Pool
 from ..dialects.pool import NullPool
 from ..sql.compiler import Compiled
 from ..sql.dml import Insert
-from ..sql.elements import ClauseElement, TextClause
+from ..sql.elements import ClauseElement, TextClause, leading_keyword
 from .result import AsyncResult, Result, make_row_class
 from .url import URL, make_url
 
 log = logging.getLogger("aiouow.engine")
 
-_ROWS_RE = re.compile(r"^\s*(select|with|values|show|pragma|explain|table)\b|\breturning\b", re.I)
+_ROWS_WORDS = frozenset(("select", "with", "values", "show", "pragma", "explain", "table"))
+_RETURNING_RE = re.compile(r"\breturning\b", re.I)
+
+
+def _returns_rows(sql: str) -> bool:
+    """Whether literal SQL returns rows: its first word past comments and parentheses (a
+    leading ``/* ... */`` or ``-- ...`` must not turn a SELECT into a statement without rows),
+    or a RETURNING clause."""
+    return leading_keyword(sql) in _ROWS_WORDS or _RETURNING_RE.search(sql) is not None
 
 # tasks returning connections of garbage-collected owners; kept referenced until done
 _cleanup_tasks: set[asyncio.Task[Any]] = set()
@@ -475,7 +483,7 @@ class Connection:
 
     async def exec_driver_sql(self, sql: str, params: Sequence[Any] = ()) -> Result:
         """Run SQL in the driver's own parameter style (``$1`` / ``?``)."""
-        if _ROWS_RE.search(sql):
+        if _returns_rows(sql):
             rows = await self.fetch_sql(sql, params)
             return Result(rows, make_row_class(self._dc.column_names(rows)))  # type: ignore[union-attr]
         return Result([], None, rowcount=await self.execute_sql(sql, params))
@@ -505,7 +513,7 @@ class Connection:
         sql = compiled.sql
         returns_rows = compiled.returns_rows
         if compiled.text_names is not None:
-            returns_rows = bool(_ROWS_RE.search(sql))
+            returns_rows = _returns_rows(sql)
         if not returns_rows:
             return Result([], None, rowcount=await self.execute_sql(sql, args))
         rows = await self.fetch_sql(sql, args)

@@ -421,6 +421,16 @@ func = _FunctionFactory()
 #: a ``:name`` parameter of text() (not ``::cast``, not ``\\:``, not inside a word)
 NAMED_PARAM = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
 
+# whitespace, comments and opening parentheses, one per repetition (no nested quantifier to
+# backtrack through), then the statement's first word
+_LEADING = re.compile(r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(\w+)", re.S)
+
+
+def leading_keyword(sql: str) -> str:
+    """The first word of a SQL statement, lowercased, past comments and parentheses ('' if none)."""
+    m = _LEADING.match(sql)
+    return m.group(1).lower() if m else ""
+
 
 class TextClause(ClauseElement):
     """Literal SQL with ``:name`` parameters: ``text("select * from t where id = :id")``."""
