@@ -130,29 +130,24 @@ class Compiler:
 
     def _add_param(self, bind: BindParameter, proc: Processor, expand_index: int = -1) -> str:
         index = self._positions[id(bind)]
-        slot = (index, expand_index)
-        existing = self._placeholders.get(slot)
-        if existing is not None and self.reuses_placeholders:
-            return existing
-        self._n += 1
-        mark = self.placeholder(self._n)
-        self._placeholders[slot] = mark
-        self.compiled.params.append((index, proc, expand_index))  # type: ignore[arg-type]
-        return mark
+        return self._placeholder((index, expand_index), (index, proc, expand_index))
 
     def _add_named(self, name: str) -> str:
         """A parameter whose value comes by name with execute()'s params (expand marker -3)."""
-        slot = ("named", name)
+        named = self.compiled.named
+        if name not in named:
+            named.append(name)
+        return self._placeholder(("named", name), (named.index(name), None, -3))
+
+    def _placeholder(self, slot: tuple[Any, Any], param: tuple[int, Processor, int]) -> str:
+        """The mark of one parameter; a dialect that reuses placeholders ($n) sends a value once."""
         existing = self._placeholders.get(slot)
         if existing is not None and self.reuses_placeholders:
             return existing
         self._n += 1
         mark = self.placeholder(self._n)
         self._placeholders[slot] = mark
-        named = self.compiled.named
-        if name not in named:
-            named.append(name)
-        self.compiled.params.append((named.index(name), None, -3))  # type: ignore[arg-type]
+        self.compiled.params.append(param)  # type: ignore[arg-type]
         return mark
 
     reuses_placeholders = False
