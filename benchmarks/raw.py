@@ -16,7 +16,9 @@ Rows stay driver rows (asyncpg ``Record``, tuples): no objects are built.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .schema import POSTS, SQLITE_PRAGMAS, USERS, Backend, PostData, UserData
@@ -173,17 +175,24 @@ class Raw(System):
         upd = f"UPDATE {USERS} SET name = ? WHERE id = ?"
         c = self.conn
         for j, k in enumerate(keys):
-            async with self.lock:
-                await c.execute("BEGIN")
-                try:
-                    row = (await c.execute_fetchall(sel, (k,)))[0]
-                    await c.execute(upd, (f"t{task}-{j}", row[0]))
-                    await c.execute("COMMIT")
-                except BaseException:
-                    await c.execute("ROLLBACK")
-                    raise
+            async with self._sqlite_tx():
+                row = (await c.execute_fetchall(sel, (k,)))[0]
+                await c.execute(upd, (f"t{task}-{j}", row[0]))
             done += 1
         return done
+
+    @contextlib.asynccontextmanager
+    async def _sqlite_tx(self) -> AsyncIterator[None]:
+        """One short SQLite transaction, taken in turn (the least a correct program must do)."""
+        c = self.conn
+        async with self.lock:
+            await c.execute("BEGIN")
+            try:
+                yield
+                await c.execute("COMMIT")
+            except BaseException:
+                await c.execute("ROLLBACK")
+                raise
 
     # -- W8 ---------------------------------------------------------------------------
     async def w8_task(self, task: int, keys: list[int]) -> int:
@@ -205,17 +214,11 @@ class Raw(System):
         upd = f"UPDATE {USERS} SET name = ? WHERE id = ?"
         c = self.conn
         for j, k in enumerate(keys):
-            async with self.lock:
-                await c.execute("BEGIN")
-                try:
-                    row = (await c.execute_fetchall(sel, (k,)))[0]
-                    rows = await c.execute_fetchall(page, (k, W8_PAGE))
-                    if j % 5 == 0:
-                        await c.execute(upd, (f"r{task}-{j}-{len(rows)}", row[0]))
-                    await c.execute("COMMIT")
-                except BaseException:
-                    await c.execute("ROLLBACK")
-                    raise
+            async with self._sqlite_tx():
+                row = (await c.execute_fetchall(sel, (k,)))[0]
+                rows = await c.execute_fetchall(page, (k, W8_PAGE))
+                if j % 5 == 0:
+                    await c.execute(upd, (f"r{task}-{j}-{len(rows)}", row[0]))
             done += 1
         return done
 
