@@ -21,19 +21,26 @@ auto`` or ``@pytest.mark.asyncio``) or with anyio's plugin on its asyncio backen
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol, TypeVar, cast
 
 import pytest
 
 ENV_VAR = "AIOUOW_TEST_URL"
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _FixtureDecorator(Protocol):
+    def __call__(self, fn: _F, /) -> _F: ...
+
+
 try:  # pytest-asyncio's decorator lets the fixtures work in its strict mode too
     import pytest_asyncio
 
-    _async_fixture: Any = pytest_asyncio.fixture
+    _async_fixture = cast(_FixtureDecorator, pytest_asyncio.fixture)
 except ImportError:  # anyio's plugin runs plain async fixtures for anyio tests
-    _async_fixture = pytest.fixture
+    _async_fixture = cast(_FixtureDecorator, pytest.fixture)
 
 _created = pytest.StashKey[set[str]]()
 
