@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform
 
 from ..exc import ArgumentError
 from ..sql.schema import ForeignKey, MetaData, default_metadata
@@ -165,12 +165,13 @@ class Model:
                 )
             setter(self, value)
 
-    def __setattr__(self, key: str, value: Any) -> None:
-        setter = type(self).__aiouow_setters__.get(key)  # type: ignore[attr-defined]
-        if setter is None:
-            object.__setattr__(self, key, value)
-        else:
-            setter(self, value)
+    if not TYPE_CHECKING:  # hidden from checkers, which allow any attribute write on a class with one
+        def __setattr__(self, key: str, value: Any) -> None:
+            setter = type(self).__aiouow_setters__.get(key)
+            if setter is None:
+                object.__setattr__(self, key, value)
+            else:
+                setter(self, value)
 
     @property
     def awaitable_attrs(self) -> Any:
