@@ -421,7 +421,7 @@ _RESULT_TYPES: dict[str, sqltypes.TypeEngine] = {
 class _FunctionFactory:
     """``func.count(User.id)``, ``func.lower(User.name)``: any SQL function by name."""
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Callable[..., FunctionCall]:
         if name.startswith("__"):
             raise AttributeError(name)
 

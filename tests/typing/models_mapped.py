@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Optional, assert_type
+from typing import TYPE_CHECKING, Any, assert_type
 
 from aiouow import Column, ForeignKey, Mapped, Model, Table, column, relationship
 from aiouow.sql.elements import BinaryExpression, BooleanClauseList, Label, UnaryExpression
 
 if TYPE_CHECKING:
-    from aiouow.mapping.attributes import InstrumentedAttribute
-
+    # the checker's type of `Model.attr` (it does not exist at run time)
+    from aiouow.mapping.attributes import InstrumentedAttribute  # noqa: F401
 
 class User(Model):
     __tablename__ = "typing_users"
@@ -27,7 +27,7 @@ class User(Model):
 class Post(Model):
     __tablename__ = "typing_posts"
     id: Mapped[int] = column(primary_key=True)
-    author_id: Mapped[Optional[int]] = column(ForeignKey("typing_users.id"))
+    author_id: Mapped[int | None] = column(ForeignKey("typing_users.id"))
     title: Mapped[str] = column()
     price: Mapped[Decimal] = column(default=Decimal(0))
     author: Mapped[User | None] = relationship(back_populates="posts")
@@ -36,7 +36,7 @@ class Post(Model):
 class Tag(Model):
     __tablename__ = "typing_tags"
     id: Mapped[int] = column(primary_key=True)
-    label: Mapped["str"] = column()
+    label: Mapped[str] = column()
 
 
 user_tags = Table(
@@ -103,7 +103,7 @@ assert_type(User.name.label("n"), Label[str])
 assert_type((User.id > 1) & (User.name == "a"), BooleanClauseList)
 assert_type((User.id > 1) | (User.name == "a"), BooleanClauseList)
 assert_type(~(User.id > 1), UnaryExpression[bool])
-User.name.nonexistent  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
+_ = User.name.nonexistent  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
 
 
 def takes_any(value: Any) -> None: ...
