@@ -59,7 +59,7 @@ _MARKER = re.compile(r"<!--\s*typecheck:\s*(\w+)\s*-->\s*$")
 
 def blocks(text: str) -> list[tuple[int, str, str]]:
     """(line number, marker or "", code) of every ```python block."""
-    found = []
+    found: list[tuple[int, str, str]] = []
     for m in _BLOCK.finditer(text):
         before = text[: m.start()].rstrip("\n").splitlines()
         marker = _MARKER.search(before[-1]) if before else None
