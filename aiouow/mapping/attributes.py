@@ -33,7 +33,10 @@ if TYPE_CHECKING:
         relationship's is its ``Relationship``; one annotation serves both, so the checker
         sees a type with both sides (as SQLAlchemy's ``InstrumentedAttribute``): the column
         operators, ``selectinload(User.posts)``, ``session.load(user, User.posts)``.  It does
-        not exist at run time.
+        not exist at run time.  (Overloads of ``Mapped.__get__`` on a model-bound type variable
+        could tell relationships from columns for pyright, but mypy matches ``Mapped[str | None]``
+        against ``Mapped[M | None]`` too; the price of one type is that the checker also lets
+        ``selectinload(User.name)`` pass, which fails at run time with a clear error.)
         """
 
 _T = TypeVar("_T")
