@@ -4,7 +4,7 @@ from . import exc, types
 from .engine import URL, AsyncResult, Connection, Engine, Result, Row, ScalarResult, create_engine
 from .inspection import inspect
 from .loading.options import joinedload, noload, raiseload, selectinload
-from .mapping import Mapper, Model, Relationship, column, relationship
+from .mapping import Mapped, Mapper, Model, Relationship, column, relationship
 from .session import AsyncSession, NestedTransaction, SessionTransaction, scoped_session, sessionmaker
 from .sql import (
     Column,
@@ -35,6 +35,7 @@ __all__ = [
     "Engine",
     "ForeignKey",
     "Index",
+    "Mapped",
     "Mapper",
     "MetaData",
     "Model",

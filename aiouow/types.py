@@ -37,7 +37,7 @@ class TypeEngine:
         return f"{type(self).__name__}()"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.cache_key() == self.cache_key()  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.cache_key() == self.cache_key()
 
     def __hash__(self) -> int:
         return hash(self.cache_key())
@@ -228,7 +228,7 @@ def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
         nullable = len(args) < len(typing.get_args(annotation))
         if len(args) == 1:
             return args[0], nullable
-        return typing.Union[tuple(args)], nullable  # type: ignore[return-value]  # noqa: UP007
+        return typing.Union[tuple(args)], nullable  # noqa: UP007
     return annotation, False
 
 

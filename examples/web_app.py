@@ -26,16 +26,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aiouow import Engine, Model, column, create_engine, func, scoped_session, select, sessionmaker
+from aiouow import Engine, Mapped, Model, column, create_engine, func, scoped_session, select, sessionmaker
 from aiouow.asgi import SessionMiddleware
 from aiouow.exc import IntegrityError
 
 
 class Note(Model):
     __tablename__ = "t5_notes"
-    id: int = column(primary_key=True)
-    title: str = column(unique=True)
-    body: str = column(default="")
+    id: Mapped[int] = column(primary_key=True)
+    title: Mapped[str] = column(unique=True)
+    body: Mapped[str] = column(default="")
 
 
 def as_json(note: Note) -> dict[str, object]:
@@ -68,7 +68,7 @@ def create_app(engine: Engine) -> Starlette:
         """All or nothing: every note is written (flushed) as it comes; a bad one fails the
         request, and the notes before it are never committed."""
         session = db()
-        created = []
+        created: list[Note] = []
         for item in await request.json():
             if not str(item.get("title", "")).strip():
                 raise ValueError(f"note #{len(created) + 1} has no title")

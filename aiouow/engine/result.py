@@ -8,15 +8,35 @@ builds them.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 from ..exc import MultipleResultsFound, NoResultFound
 
+# The type parameters exist for the checker only (nothing is checked or converted at run time):
+# ``Result[tuple[int, str]]`` yields ``Row[tuple[int, str]]``, ``ScalarResult[User]`` yields users.
+# Their defaults keep a bare ``Result`` meaning ``Result[Any]``.
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
 
-class Row(tuple):  # type: ignore[type-arg]
+    _TP = TypeVar("_TP", bound=tuple[Any, ...], default=Any)
+    _T_co = TypeVar("_T_co", covariant=True, default=Any)
+    _R_co = TypeVar("_R_co", covariant=True, default=Any)
+else:
+    from typing import TypeVar
+
+    _TP = TypeVar("_TP", bound=tuple[Any, ...])
+    _T_co = TypeVar("_T_co", covariant=True)
+    _R_co = TypeVar("_R_co", covariant=True)
+
+_T = TypeVar("_T")
+
+
+class Row(tuple[Any, ...], Generic[_TP]):
     """A result row: a tuple that also exposes its columns by name.
 
-    ``row.name``, ``row[0]``, ``a, b = row``, ``row._mapping["name"]``.
+    ``row.name``, ``row[0]``, ``a, b = row``, ``row._mapping["name"]``;
+    ``row._tuple()`` (or ``row._t``) is the row typed as its columns' tuple for the checker
+    (``tuple[int, str]`` for ``select(User.id, User.name)``).
     """
 
     __slots__ = ()
@@ -37,8 +57,12 @@ class Row(tuple):  # type: ignore[type-arg]
         return dict(zip(self._fields, self))
 
     @property
-    def _t(self) -> tuple[Any, ...]:
-        return tuple(self)
+    def _t(self) -> _TP:
+        return tuple(self)  # type: ignore[return-value]  # the row's values are what _TP says
+
+    def _tuple(self) -> _TP:
+        """The row itself, typed as the tuple of its columns (SQLAlchemy's ``Row._tuple()``)."""
+        return self  # type: ignore[return-value]  # a Row is that tuple
 
     def __repr__(self) -> str:
         return repr(tuple(self))
@@ -65,30 +89,32 @@ def _one_or_none(items: list[Any], what: str) -> Any:
     return items[0] if items else None
 
 
-class ScalarResult:
+class ScalarResult(Generic[_T_co]):
     """The first column of every row."""
 
     __slots__ = ("_items",)
 
-    def __init__(self, items: list[Any]) -> None:
+    def __init__(self, items: list[_T_co]) -> None:
         self._items = items
 
-    def all(self) -> list[Any]:
+    def all(self) -> list[_T_co]:
         return list(self._items)
 
-    def first(self) -> Any:
+    def first(self) -> _T_co | None:
         return self._items[0] if self._items else None
 
-    def one(self) -> Any:
-        return _one(self._items, "row")
+    def one(self) -> _T_co:
+        one: _T_co = _one(self._items, "row")
+        return one
 
-    def one_or_none(self) -> Any:
-        return _one_or_none(self._items, "row")
+    def one_or_none(self) -> _T_co | None:
+        found: _T_co | None = _one_or_none(self._items, "row")
+        return found
 
-    def unique(self) -> ScalarResult:
+    def unique(self) -> ScalarResult[_T_co]:
         """Drop repeated objects (by identity for mapped objects), keeping order."""
         seen: set[int] = set()
-        out = []
+        out: list[_T_co] = []
         for x in self._items:
             k = id(x)
             if k not in seen:
@@ -96,14 +122,14 @@ class ScalarResult:
                 out.append(x)
         return ScalarResult(out)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_T_co]:
         return iter(self._items)
 
     def __len__(self) -> int:
         return len(self._items)
 
 
-class MappingResult(list):  # type: ignore[type-arg]
+class MappingResult(list[dict[str, Any]]):
     """Rows as dicts: a list that also has SQLAlchemy's ``.all() .first() .one() .one_or_none()``."""
 
     def all(self) -> list[dict[str, Any]]:
@@ -113,13 +139,15 @@ class MappingResult(list):  # type: ignore[type-arg]
         return self[0] if self else None
 
     def one(self) -> dict[str, Any]:
-        return _one(self, "row")
+        one: dict[str, Any] = _one(self, "row")
+        return one
 
     def one_or_none(self) -> dict[str, Any] | None:
-        return _one_or_none(self, "row")
+        found: dict[str, Any] | None = _one_or_none(self, "row")
+        return found
 
 
-class Result:
+class Result(Generic[_TP]):
     """Rows of one execution, all fetched.
 
     ``data`` holds tuples/records, or bare values when ``scalar_rows`` is set
@@ -138,7 +166,7 @@ class Result:
     def keys(self) -> list[str]:
         return list(self._row_class._fields) if self._row_class is not None else []
 
-    def _rows(self) -> list[Row]:
+    def _rows(self) -> list[Row[_TP]]:
         rc = self._row_class
         if rc is None:
             return []
@@ -146,25 +174,25 @@ class Result:
             return [rc((x,)) for x in self._data]
         return [rc(r) for r in self._data]
 
-    def all(self) -> list[Row]:
+    def all(self) -> list[Row[_TP]]:
         return self._rows()
 
     fetchall = all
 
-    def __iter__(self) -> Iterator[Row]:
+    def __iter__(self) -> Iterator[Row[_TP]]:
         return iter(self._rows())
 
-    def first(self) -> Row | None:
+    def first(self) -> Row[_TP] | None:
         if not self._data or self._row_class is None:
             return None
         r = self._data[0]
         return self._row_class((r,) if self._scalar_rows else r)
 
-    def one(self) -> Row:
+    def one(self) -> Row[_TP]:
         _one(self._data, "row")
-        return self.first()  # type: ignore[return-value]
+        return self.first()  # type: ignore[return-value]  # not None: _one() found the row
 
-    def one_or_none(self) -> Row | None:
+    def one_or_none(self) -> Row[_TP] | None:
         _one_or_none(self._data, "row")
         return self.first()
 
@@ -173,18 +201,35 @@ class Result:
             return self._data
         return [r[0] for r in self._data]
 
-    def scalars(self) -> ScalarResult:
+    # the first column's type is known to the checker for a one-column Select (the common case)
+    @overload
+    def scalars(self: Result[tuple[_T]]) -> ScalarResult[_T]: ...
+    @overload
+    def scalars(self) -> ScalarResult[Any]: ...
+    def scalars(self) -> ScalarResult[Any]:
         return ScalarResult(self._first_column())
 
+    @overload
+    def scalar(self: Result[tuple[_T]]) -> _T | None: ...
+    @overload
+    def scalar(self) -> Any: ...
     def scalar(self) -> Any:
         if not self._data:
             return None
         r = self._data[0]
         return r if self._scalar_rows else r[0]
 
+    @overload
+    def scalar_one(self: Result[tuple[_T]]) -> _T: ...
+    @overload
+    def scalar_one(self) -> Any: ...
     def scalar_one(self) -> Any:
         return _one(self._first_column(), "row")
 
+    @overload
+    def scalar_one_or_none(self: Result[tuple[_T]]) -> _T | None: ...
+    @overload
+    def scalar_one_or_none(self) -> Any: ...
     def scalar_one_or_none(self) -> Any:
         return _one_or_none(self._first_column(), "row")
 
@@ -192,10 +237,10 @@ class Result:
         """Every row as a dict of column name to value."""
         return MappingResult(r._asdict() for r in self._rows())
 
-    def unique(self) -> Result:
+    def unique(self) -> Result[_TP]:
         """Drop repeated rows (mapped objects compare by identity)."""
         seen: set[Any] = set()
-        out = []
+        out: list[Any] = []
         for r in self._data:
             k = id(r) if self._scalar_rows else tuple(id(x) if hasattr(x, "__aiouow_mapper__") else x for x in r)
             if k not in seen:
@@ -207,8 +252,12 @@ class Result:
         return len(self._data)
 
 
-class AsyncResult:
-    """Rows fetched in chunks as the caller iterates (``stream()``)."""
+class AsyncResult(Generic[_R_co]):
+    """Rows fetched in chunks as the caller iterates (``stream()``).
+
+    ``_R_co`` is what iterating yields, for the checker: ``Row[tuple[...]]`` from ``stream()``,
+    the objects or values from ``stream_scalars()`` and ``scalars()``.
+    """
 
     def __init__(self, chunks: AsyncIterator[list[Any]], convert: Callable[[list[Any]], list[Any]],
                  row_class: type[Row] | None, *, scalar_rows: bool = False, scalars: bool = False,
@@ -223,12 +272,16 @@ class AsyncResult:
         self._scalars = scalars
         self._close = close
 
-    def scalars(self) -> AsyncResult:
+    @overload
+    def scalars(self: AsyncResult[Row[tuple[_T]]]) -> AsyncResult[_T]: ...
+    @overload
+    def scalars(self) -> AsyncResult[Any]: ...
+    def scalars(self) -> AsyncResult[Any]:
         """Stream the first column of each row."""
         return AsyncResult(self._chunks, self._convert, self._row_class, scalar_rows=self._scalar_rows,
                            scalars=True, close=self._close, names_from=self._names_from)
 
-    async def partitions(self) -> AsyncIterator[list[Any]]:
+    async def partitions(self) -> AsyncIterator[list[_R_co]]:
         async for chunk in self._chunks:
             if self._row_class is None and self._names_from is not None:
                 self._row_class = make_row_class(self._names_from(chunk))
@@ -236,18 +289,19 @@ class AsyncResult:
             if self._scalars:
                 yield data if self._scalar_rows else [r[0] for r in data]
             elif self._row_class is not None:
-                rc = self._row_class
+                # rows are what a stream() result (an AsyncResult[Row[...]]) yields
+                rc: Callable[[Any], Any] = self._row_class
                 yield [rc((x,)) for x in data] if self._scalar_rows else [rc(r) for r in data]
 
-    async def __aiter__(self) -> AsyncIterator[Any]:  # type: ignore[misc]
+    async def __aiter__(self) -> AsyncIterator[_R_co]:
         async for part in self.partitions():
             for item in part:
                 yield item
 
-    async def all(self) -> list[Any]:
+    async def all(self) -> list[_R_co]:
         return [x async for x in self]
 
-    async def first(self) -> Any:
+    async def first(self) -> _R_co | None:
         async for x in self:
             await self.close()
             return x

@@ -44,16 +44,16 @@ class LoaderOption:
             )
         return LoaderOption((*self.path, (strategy, rel)))
 
-    def selectinload(self, attr: Any) -> LoaderOption:
+    def selectinload(self, attr: Relationship[Any]) -> LoaderOption:
         return self._then("selectin", attr)
 
-    def joinedload(self, attr: Any) -> LoaderOption:
+    def joinedload(self, attr: Relationship[Any]) -> LoaderOption:
         return self._then("joined", attr)
 
-    def raiseload(self, attr: Any) -> LoaderOption:
+    def raiseload(self, attr: Relationship[Any]) -> LoaderOption:
         return self._then("raise", attr)
 
-    def noload(self, attr: Any) -> LoaderOption:
+    def noload(self, attr: Relationship[Any]) -> LoaderOption:
         return self._then("noload", attr)
 
     def __repr__(self) -> str:
@@ -66,22 +66,22 @@ def _relationship(attr: Any, what: str) -> Relationship:
     return attr
 
 
-def selectinload(attr: Any) -> LoaderOption:
+def selectinload(attr: Relationship[Any]) -> LoaderOption:
     """Load a relationship for all loaded objects in one more query."""
     return LoaderOption((("selectin", _relationship(attr, "selectinload")),))
 
 
-def joinedload(attr: Any) -> LoaderOption:
+def joinedload(attr: Relationship[Any]) -> LoaderOption:
     """Eager-load a relationship in the same query (LEFT OUTER JOIN); parents are de-duplicated."""
     return LoaderOption((("joined", _relationship(attr, "joinedload")),))
 
 
-def raiseload(attr: Any) -> LoaderOption:
+def raiseload(attr: Relationship[Any]) -> LoaderOption:
     """Leave the relationship unloaded: touching it raises ``NotLoadedError``."""
     return LoaderOption((("raise", _relationship(attr, "raiseload")),))
 
 
-def noload(attr: Any) -> LoaderOption:
+def noload(attr: Relationship[Any]) -> LoaderOption:
     """The relationship reads as empty (or None) without loading."""
     return LoaderOption((("noload", _relationship(attr, "noload")),))
 

@@ -1,7 +1,8 @@
 """Declaring models: Model, column(), relationship(), and their mapping to tables."""
 
+from .attributes import Mapped
 from .mapper import Mapper
 from .model import Model, column, relationship
 from .relationships import Relationship
 
-__all__ = ["Mapper", "Model", "Relationship", "column", "relationship"]
+__all__ = ["Mapped", "Mapper", "Model", "Relationship", "column", "relationship"]

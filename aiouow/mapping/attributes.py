@@ -1,26 +1,70 @@
-"""Class-level descriptors for mapped column attributes.
+"""Class-level descriptors for mapped column attributes, and ``Mapped[T]``.
 
 A column attribute is a *non-data* descriptor: when the value is loaded it
 sits in the instance ``__dict__`` and Python returns it without calling any
 of our code.  Only a read of an unloaded attribute reaches ``__get__``.
 Writes go through ``Model.__setattr__`` to :meth:`ColumnAttribute.set`,
 which checks the value's type and records the previous value once.
+
+``Mapped[T]`` is the annotation that tells a type checker both faces of an
+attribute (see ``model.py`` for why there is one): ``User.name`` on the class
+is a column expression of ``T`` (or, for a relationship, the relationship),
+``user.name`` on an instance is a ``T``.  At run time it is only read from the
+annotation, as if ``T`` had been written.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ..exc import ArgumentError
 from . import state as _state
 from .state import PERSISTENT, InstanceState
 
 if TYPE_CHECKING:
+    from ..sql.elements import ColumnElement
     from ..sql.schema import Column
+    from .relationships import Relationship
+
+    class InstrumentedAttribute(ColumnElement["_T"], Relationship["_T"]):
+        """What ``Model.attr`` is for the type checker, for an attribute annotated ``Mapped[_T]``.
+
+        At run time a column's class attribute is its ``Column`` (a ``ColumnElement``) and a
+        relationship's is its ``Relationship``; one annotation serves both, so the checker
+        sees a type with both sides (as SQLAlchemy's ``InstrumentedAttribute``): the column
+        operators, ``selectinload(User.posts)``, ``session.load(user, User.posts)``.  It does
+        not exist at run time.  (Overloads of ``Mapped.__get__`` on a model-bound type variable
+        could tell relationships from columns for pyright, but mypy matches ``Mapped[str | None]``
+        against ``Mapped[M | None]`` too; the price of one type is that the checker also lets
+        ``selectinload(User.name)`` pass, which fails at run time with a clear error.)
+        """
+
+_T = TypeVar("_T")
 
 
-class ColumnAttribute:
-    """``User.name``: the Column on the class; the value on an instance."""
+class Mapped(Generic[_T]):
+    """``name: Mapped[str] = column()``: a mapped attribute, typed for the checker on both levels.
+
+    ``User.name`` is a ``ColumnElement[str]`` (``User.name.desc()``, ``User.name == "a"``),
+    ``user.name`` a ``str``; ``posts: Mapped[list[Post]] = relationship()`` makes
+    ``User.posts`` usable in loader options and ``session.load()`` (which then returns
+    ``list[Post]``).  The mapping reads ``Mapped[X]`` exactly as ``X``; a plain ``name: str``
+    annotation maps the same, and types instance access only.  Never instantiated.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        @overload
+        def __get__(self, obj: None, owner: Any) -> InstrumentedAttribute[_T]: ...
+        @overload
+        def __get__(self, obj: object, owner: Any) -> _T: ...
+        def __get__(self, obj: object | None, owner: Any) -> InstrumentedAttribute[_T] | _T: ...
+        def __set__(self, obj: object, value: _T) -> None: ...
+
+
+class ColumnAttribute(Generic[_T]):
+    """``User.name``: the Column on the class; the value (a ``_T``) on an instance."""
 
     __slots__ = ("key", "column", "owner", "_accepts", "_types", "_nullable")
 
@@ -50,10 +94,15 @@ class ColumnAttribute:
                 f"not {type(value).__name__} {value!r}"
             )
 
-    def __get__(self, obj: Any, cls: type | None = None) -> Any:
+    @overload
+    def __get__(self, obj: None, cls: type | None = None) -> Column: ...
+    @overload
+    def __get__(self, obj: object, cls: type | None = None) -> _T: ...
+    def __get__(self, obj: object | None, cls: type | None = None) -> Column | _T:
         if obj is None:
             return self.column
-        return _state.missing_column(obj, self.key)
+        value: _T = _state.missing_column(obj, self.key)
+        return value
 
     def set(self, obj: Any, value: Any) -> None:
         if value is None or not (isinstance(value, self._types) if self._accepts is None else self._accepts(value)):

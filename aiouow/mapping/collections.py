@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from .relationships import Relationship
 
 
-class InstrumentedList(list):  # type: ignore[type-arg]
+class InstrumentedList(list[Any]):
     """A relationship collection; behaves as a plain list."""
 
     __slots__ = ("_owner", "_rel")
+    _owner: weakref.ReferenceType[Any] | None
+    _rel: Relationship
 
     def _owner_obj(self) -> Any:
         ref = self._owner
@@ -79,7 +81,7 @@ class InstrumentedList(list):  # type: ignore[type-arg]
         for item in list(items):
             self.append(item)
 
-    def __iadd__(self, items: Iterable[Any]) -> InstrumentedList:  # type: ignore[override, misc]
+    def __iadd__(self, items: Iterable[Any]) -> InstrumentedList:  # type: ignore[misc]
         self.extend(items)
         return self
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import typing
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from .. import types as sqltypes
 from ..exc import ArgumentError
 from ..sql.schema import Column, ForeignKey, MetaData, Table
 from ..sql.selectable import EntityClause
-from .attributes import ColumnAttribute
+from .attributes import ColumnAttribute, Mapped
 from .relationships import Relationship, parse_annotation
 
 _MISSING: Any = dataclasses.MISSING
@@ -126,16 +127,27 @@ def mapper_for_name(name: str, rel: Relationship) -> Mapper:
     return found[0]
 
 
+#: ``Mapped[X]`` (or ``aiouow.Mapped[X]``) in an annotation that could not be evaluated
+_MAPPED_TEXT = re.compile(r"^\s*(?:[\w.]+\.)?Mapped\s*\[(.*)\]\s*$", re.S)
+
+
 def _eval_annotation(ann: Any, cls: type) -> Any:
-    if not isinstance(ann, str):
-        return ann
-    module = sys.modules.get(cls.__module__)
-    ns = dict(vars(module)) if module else {}
-    ns.setdefault(cls.__name__, cls)
-    try:
-        return eval(ann, ns, dict(vars(cls)))  # noqa: S307 - annotations are the user's own code
-    except Exception:
-        return ann
+    """The annotation as an object, with ``Mapped[X]`` read as ``X``; text that cannot be
+    evaluated yet (a class defined later) stays text."""
+    if isinstance(ann, str):
+        module = sys.modules.get(cls.__module__)
+        ns = dict(vars(module)) if module else {}
+        ns.setdefault(cls.__name__, cls)
+        try:
+            ann = eval(ann, ns, dict(vars(cls)))  # noqa: S307 - annotations are the user's own code
+        except Exception:
+            m = _MAPPED_TEXT.match(ann)
+            return _eval_annotation(m.group(1), cls) if m else ann
+    if typing.get_origin(ann) is Mapped:
+        (inner,) = typing.get_args(ann)
+        # Mapped["Post"]: the quoted name is evaluated like a whole quoted annotation
+        return _eval_annotation(inner.__forward_arg__ if isinstance(inner, typing.ForwardRef) else inner, cls)
+    return ann
 
 
 def _is_classvar(ann: Any) -> bool:
@@ -155,6 +167,7 @@ def collect_specs(cls: type) -> list[tuple[str, Any, Any]]:
         if name.startswith("_") or _is_classvar(ann):
             continue
         value = cls.__dict__.get(name, _MISSING)
+        spec: ColumnSpec | Relationship | tuple[str, Any] | None
         if isinstance(value, (ColumnSpec, Relationship)):
             spec = value
         elif value is _MISSING:

@@ -1,17 +1,35 @@
-"""``Model``, ``column()`` and ``relationship()``: declaring mapped classes."""
+"""``Model``, ``column()`` and ``relationship()``: declaring mapped classes.
+
+Typing.  ``Model`` is a ``dataclass_transform`` base *without* field specifiers, so a type
+checker sees every annotated attribute of a model as an optional keyword of its constructor,
+typed by its annotation (``User(name=1)`` and ``User(nmae="a")`` are errors; ``User()`` is not).
+That is what the constructor does: it never requires a column (NOT NULL is checked at flush,
+and a generated primary key, a default or a version column is filled in later).  With
+``column`` and ``relationship`` as field specifiers the checker would instead make every
+column without a ``default=`` a required keyword (``User(name="ann")`` would fail for want of
+the generated ``id``): checkers decide "has a default" only from a literal ``default=`` /
+``default_factory=`` argument, so ``column(primary_key=True)`` could not be made optional.
+
+Annotations: ``name: Mapped[str] = column()`` types both levels, ``User.name`` as a column
+expression of ``str`` and ``user.name`` as a ``str`` (see ``attributes.Mapped``); a plain
+``name: str = column()`` maps the same and types instance access only, so class-level
+expressions (``User.name.desc()``, ``select(User.name)``, ``selectinload(User.posts)``) want
+``Mapped``.  ``column()`` and ``relationship()`` return ``Any`` to the checker, which both
+annotation styles accept.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform
 
 from ..exc import ArgumentError
 from ..sql.schema import ForeignKey, MetaData, default_metadata
 from . import state as _state
 from .mapper import ColumnSpec, Mapper, map_class
 from .relationships import Relationship
-from .state import PENDING, TRANSIENT, InstanceState
+from .state import TRANSIENT, InstanceState
 
 _MISSING: Any = dataclasses.MISSING
 
@@ -79,7 +97,7 @@ def relationship(
     )
 
 
-@dataclass_transform(kw_only_default=True, field_specifiers=(column, relationship))
+@dataclass_transform(kw_only_default=True)
 class Model:
     """Base class of mapped models.
 
@@ -147,12 +165,13 @@ class Model:
                 )
             setter(self, value)
 
-    def __setattr__(self, key: str, value: Any) -> None:
-        setter = type(self).__aiouow_setters__.get(key)  # type: ignore[attr-defined]
-        if setter is None:
-            object.__setattr__(self, key, value)
-        else:
-            setter(self, value)
+    if not TYPE_CHECKING:  # hidden from checkers, which allow any attribute write on a class with one
+        def __setattr__(self, key: str, value: Any) -> None:
+            setter = type(self).__aiouow_setters__.get(key)
+            if setter is None:
+                object.__setattr__(self, key, value)
+            else:
+                setter(self, value)
 
     @property
     def awaitable_attrs(self) -> Any:
@@ -180,7 +199,3 @@ def _relationship_setter(rel: Relationship) -> Callable[[Any, Any], None]:
 
     return setter
 
-
-def is_pending_or_transient(obj: Any) -> bool:
-    st = _state.raw_state(obj)
-    return st.__class__ is InstanceState and st.status in (TRANSIENT, PENDING)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import typing
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 from ..exc import ArgumentError
 from ..sql.elements import BinaryExpression, BindParameter, BooleanClauseList, ClauseElement, and_
@@ -19,7 +19,16 @@ from . import state as _state
 from .state import History
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
     from .mapper import Mapper
+
+    # a bare ``Relationship`` is ``Relationship[Any]``
+    _T = TypeVar("_T", default=Any)
+else:
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 
 MANYTOONE = "many-to-one"
 ONETOMANY = "one-to-many"
@@ -39,11 +48,12 @@ def parse_cascade(text: str) -> frozenset[str]:
     return frozenset(words)
 
 
-class Relationship:
+class Relationship(Generic[_T]):
     """A relationship between two mapped classes (``User.posts``).
 
     On the class it stands for the relationship itself (``.join(User.posts)``,
-    ``selectinload(User.posts)``); on an instance it is the loaded value.
+    ``selectinload(User.posts)``); on an instance it is the loaded value, a ``_T``
+    (``list[Post]``, ``User | None``) for the type checker.
     """
 
     def __init__(
@@ -97,10 +107,15 @@ class Relationship:
     def __set_name__(self, owner: type, name: str) -> None:
         self.key = name
 
-    def __get__(self, obj: Any, cls: type | None = None) -> Any:
+    @overload
+    def __get__(self, obj: None, cls: type | None = None) -> Relationship[_T]: ...
+    @overload
+    def __get__(self, obj: object, cls: type | None = None) -> _T: ...
+    def __get__(self, obj: object | None, cls: type | None = None) -> Relationship[_T] | _T:
         if obj is None:
             return self
-        return _state.missing_relationship(obj, self)
+        value: _T = _state.missing_relationship(obj, self)
+        return value
 
     @property
     def uselist(self) -> bool:

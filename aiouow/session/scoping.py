@@ -22,10 +22,17 @@ import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import exc
 from .session import AsyncSession
+
+if TYPE_CHECKING:
+    # db.execute(...), db.get(...), db.new, ...: the proxied session attributes (see _PROXIED),
+    # typed as the session's own, overloads included
+    _SessionAttributes = AsyncSession
+else:
+    _SessionAttributes = object
 
 # closes of sessions whose task ended; referenced until done
 _closing: set[asyncio.Task[Any]] = set()
@@ -66,7 +73,7 @@ async def _close_quietly(session: AsyncSession) -> None:
         pass
 
 
-class scoped_session:  # noqa: N801 - SQLAlchemy's name, kept on purpose
+class scoped_session(_SessionAttributes):  # noqa: N801 - SQLAlchemy's name, kept on purpose
     """A registry of one session per task: ``db = scoped_session(Session)``.
 
     - ``db()``: the current task's session, created (``Session()``) on first use.
@@ -103,7 +110,10 @@ class scoped_session:  # noqa: N801 - SQLAlchemy's name, kept on purpose
         session = self.session_factory(**kw)
         slot = _Slot(task, session, implicit=True)
         self._var.set(slot)
-        task.add_done_callback(lambda t, slot=slot: self._task_done(slot))
+        def done(_: asyncio.Task[Any], slot: _Slot = slot) -> None:
+            self._task_done(slot)
+
+        task.add_done_callback(done)
         return session
 
     def has(self) -> bool:

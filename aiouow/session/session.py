@@ -21,18 +21,18 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import anyio
 
 from .. import exc
 from .._gc import GC_PAUSE_MIN, gc_paused
 from ..engine.base import Connection, Engine, Transaction, _interrupted, _process
-from ..engine.result import AsyncResult, Result, ScalarResult, make_row_class
+from ..engine.result import AsyncResult, Result, Row, ScalarResult, make_row_class
 from ..loading.rows import instances
 from ..mapping import state as _state
 from ..mapping.mapper import Mapper
-from ..mapping.relationships import MANYTOONE
+from ..mapping.relationships import MANYTOONE, Relationship
 from ..mapping.state import (
     DELETED,
     DETACHED,
@@ -55,6 +55,7 @@ from .transaction import ALL_ROWS, ANY_TABLE, NEW_ROWS, TxLevel, TxState, check_
 from .unitofwork import AssocBatch, DeleteBatch, FlushPlan, InsertBatch, ParentGone, UpdateBatch, plan_flush
 
 T = TypeVar("T")
+_TP = TypeVar("_TP", bound=tuple[Any, ...])
 
 _set_slot = _state._set_slot
 
@@ -1295,8 +1296,14 @@ class AsyncSession:
         await self.close()
 
     # -- queries ------------------------------------------------------------------
+    @overload
+    async def execute(self, statement: Select[_TP],
+                      params: dict[str, Any] | Sequence[dict[str, Any]] | None = None) -> Result[_TP]: ...
+    @overload
+    async def execute(self, statement: ClauseElement,
+                      params: dict[str, Any] | Sequence[dict[str, Any]] | None = None) -> Result[Any]: ...
     async def execute(self, statement: ClauseElement, params: dict[str, Any] | Sequence[dict[str, Any]] | None = None
-                      ) -> Result:
+                      ) -> Result[Any]:
         """Execute a statement.  Mapped classes in a SELECT come back as identity-mapped objects."""
         self._enter()
         try:
@@ -1428,16 +1435,30 @@ class AsyncSession:
                 level.removed[oid] = obj
         return Result([], None, rowcount=len(rows))
 
-    async def scalars(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> ScalarResult:
+    @overload
+    async def scalars(self, statement: Select[tuple[T]], params: dict[str, Any] | None = None) -> ScalarResult[T]: ...
+    @overload
+    async def scalars(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> ScalarResult[Any]: ...
+    async def scalars(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> ScalarResult[Any]:
         """``(await execute(statement)).scalars()``."""
         return (await self.execute(statement, params)).scalars()
 
+    @overload
+    async def scalar(self, statement: Select[tuple[T]], params: dict[str, Any] | None = None) -> T | None: ...
+    @overload
+    async def scalar(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> Any: ...
     async def scalar(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> Any:
         """The first column of the first row, or None."""
         return (await self.execute(statement, params)).scalar()
 
+    @overload
+    async def stream(self, statement: Select[_TP], params: dict[str, Any] | None = None,
+                     chunk_size: int = 1000) -> AsyncResult[Row[_TP]]: ...
+    @overload
     async def stream(self, statement: ClauseElement, params: dict[str, Any] | None = None,
-                     chunk_size: int = 1000) -> AsyncResult:
+                     chunk_size: int = 1000) -> AsyncResult[Row[Any]]: ...
+    async def stream(self, statement: ClauseElement, params: dict[str, Any] | None = None,
+                     chunk_size: int = 1000) -> AsyncResult[Row[Any]]:
         """Rows fetched in chunks (a server-side cursor on PostgreSQL) as you iterate."""
         self._enter()
         try:
@@ -1484,8 +1505,14 @@ class AsyncSession:
         finally:
             await agen.aclose()
 
+    @overload
+    async def stream_scalars(self, statement: Select[tuple[T]], params: dict[str, Any] | None = None,
+                             chunk_size: int = 1000) -> AsyncResult[T]: ...
+    @overload
     async def stream_scalars(self, statement: ClauseElement, params: dict[str, Any] | None = None,
-                             chunk_size: int = 1000) -> AsyncResult:
+                             chunk_size: int = 1000) -> AsyncResult[Any]: ...
+    async def stream_scalars(self, statement: ClauseElement, params: dict[str, Any] | None = None,
+                             chunk_size: int = 1000) -> AsyncResult[Any]:
         """``(await stream(statement)).scalars()``."""
         return (await self.stream(statement, params, chunk_size)).scalars()
 
@@ -1650,13 +1677,17 @@ class AsyncSession:
         return False
 
     # -- explicit loading (relationships) ----------------------------------------------
-    async def load(self, obj: Any, attribute: Any) -> Any:
+    @overload
+    async def load(self, obj: object, attribute: Relationship[T]) -> T: ...
+    @overload
+    async def load(self, obj: object, attribute: str) -> Any: ...
+    async def load(self, obj: object, attribute: Relationship[Any] | str) -> Any:
         """Load a relationship of ``obj`` (``"posts"`` or ``User.posts``) and return its value."""
         from ..loading.explicit import session_load
 
         return await session_load(self, obj, attribute)
 
-    async def load_all(self, objs: Sequence[Any], attribute: Any) -> None:
+    async def load_all(self, objs: Sequence[object], attribute: Relationship[Any] | str) -> None:
         """Load one relationship for many objects in one query per chunk."""
         from ..loading.explicit import session_load_all
 

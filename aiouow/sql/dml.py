@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 from ..exc import ArgumentError
 from .elements import BindParameter, ClauseElement, coerce
@@ -39,20 +39,20 @@ class DMLStatement(ClauseElement):
         self._returning: tuple[ClauseElement, ...] = ()
         self._execution_options: dict[str, Any] = {}
 
-    def _copy(self) -> Any:
+    def _copy(self) -> Self:
         new = type(self).__new__(type(self))
         for cls in type(self).__mro__:
             for name in getattr(cls, "__slots__", ()):
                 setattr(new, name, getattr(self, name))
         return new
 
-    def returning(self, *cols: Any) -> Any:
+    def returning(self, *cols: Any) -> Self:
         """``RETURNING`` these columns (or every column of a model)."""
         new = self._copy()
         new._returning = self._returning + tuple(coerce(c) for c in cols)
         return new
 
-    def execution_options(self, **kw: Any) -> Any:
+    def execution_options(self, **kw: Any) -> Self:
         new = self._copy()
         new._execution_options = {**self._execution_options, **kw}
         return new

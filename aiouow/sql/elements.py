@@ -15,14 +15,24 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic
 
 from .. import types as sqltypes
 from ..exc import ArgumentError
 
 if TYPE_CHECKING:
+    # a default (PEP 696) keeps a bare ``ColumnElement`` meaning ``ColumnElement[Any]``;
+    # typing.TypeVar takes one only from Python 3.13
+    from typing_extensions import TypeVar
+
     from .compiler import Compiler
+
+    _T = TypeVar("_T", default=Any)
+else:
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 
 _ids = itertools.count(1)
 
@@ -37,7 +47,8 @@ class ClauseElement:
         raise NotImplementedError
 
     def _compile(self, compiler: Compiler) -> str:
-        return getattr(compiler, "visit_" + self.visit_name)(self)
+        visit: Callable[[ClauseElement], str] = getattr(compiler, "visit_" + self.visit_name)
+        return visit(self)
 
     def _tables(self) -> Iterable[Any]:
         return ()
@@ -47,7 +58,7 @@ def coerce(value: Any, type_: sqltypes.TypeEngine | None = None) -> ClauseElemen
     """Turn a Python value (or something with ``__clause_element__``) into an element."""
     if isinstance(value, ClauseElement):
         return value
-    ce = getattr(value, "__clause_element__", None)
+    ce: Callable[[], ClauseElement] | None = getattr(value, "__clause_element__", None)
     if ce is not None:
         return ce()
     return BindParameter(value, type_ if type_ is not None else sqltypes.type_for_value(value))
@@ -69,17 +80,22 @@ def _compared(value: Any, type_: sqltypes.TypeEngine) -> ClauseElement:
     return BindParameter(value, type_ if own.visit_name == "null" else own)
 
 
-class ColumnElement(ClauseElement):
-    """An expression that yields a value: comparisons and operators build on it."""
+class ColumnElement(ClauseElement, Generic[_T]):
+    """An expression that yields a value: comparisons and operators build on it.
+
+    ``_T`` is the Python type of the value it yields, for the type checker only
+    (``User.name`` is a ``ColumnElement[str]``); comparisons are
+    ``ColumnElement[bool]``, arithmetic keeps ``_T``.
+    """
 
     __slots__ = ()
     type: sqltypes.TypeEngine = sqltypes.NULLTYPE
 
     # -- operators ---------------------------------------------------------
-    def _bin(self, op: str, other: Any, type_: sqltypes.TypeEngine | None = None) -> BinaryExpression:
+    def _bin(self, op: str, other: Any, type_: sqltypes.TypeEngine | None = None) -> BinaryExpression[bool]:
         return BinaryExpression(self, op, _compared(other, self.type), type_ or _BOOLEAN)
 
-    def _math(self, op: str, other: Any) -> BinaryExpression:
+    def _math(self, op: str, other: Any) -> BinaryExpression[_T]:
         right = _compared(other, self.type)
         type_ = self.type
         other_type = getattr(right, "type", sqltypes.NULLTYPE)
@@ -90,46 +106,46 @@ class ColumnElement(ClauseElement):
             type_ = other_type
         return BinaryExpression(self, op, right, type_)
 
-    def __eq__(self, other: Any) -> BinaryExpression:  # type: ignore[override]
+    def __eq__(self, other: Any) -> BinaryExpression[bool]:  # type: ignore[override]
         if other is None:
             return BinaryExpression(self, "IS", NULL, _BOOLEAN)
         return self._bin("=", other)
 
-    def __ne__(self, other: Any) -> BinaryExpression:  # type: ignore[override]
+    def __ne__(self, other: Any) -> BinaryExpression[bool]:  # type: ignore[override]
         if other is None:
             return BinaryExpression(self, "IS NOT", NULL, _BOOLEAN)
         return self._bin("!=", other)
 
-    __hash__ = ClauseElement.__hash__  # type: ignore[assignment]
+    __hash__ = ClauseElement.__hash__
 
-    def __lt__(self, other: Any) -> BinaryExpression:
+    def __lt__(self, other: Any) -> BinaryExpression[bool]:
         return self._bin("<", other)
 
-    def __le__(self, other: Any) -> BinaryExpression:
+    def __le__(self, other: Any) -> BinaryExpression[bool]:
         return self._bin("<=", other)
 
-    def __gt__(self, other: Any) -> BinaryExpression:
+    def __gt__(self, other: Any) -> BinaryExpression[bool]:
         return self._bin(">", other)
 
-    def __ge__(self, other: Any) -> BinaryExpression:
+    def __ge__(self, other: Any) -> BinaryExpression[bool]:
         return self._bin(">=", other)
 
-    def __add__(self, other: Any) -> BinaryExpression:
+    def __add__(self, other: Any) -> BinaryExpression[_T]:
         return self._math("+", other)
 
-    def __sub__(self, other: Any) -> BinaryExpression:
+    def __sub__(self, other: Any) -> BinaryExpression[_T]:
         return self._math("-", other)
 
-    def __mul__(self, other: Any) -> BinaryExpression:
+    def __mul__(self, other: Any) -> BinaryExpression[_T]:
         return self._math("*", other)
 
-    def __truediv__(self, other: Any) -> BinaryExpression:
+    def __truediv__(self, other: Any) -> BinaryExpression[_T]:
         return self._math("/", other)
 
-    def __neg__(self) -> UnaryExpression:
+    def __neg__(self) -> UnaryExpression[_T]:
         return UnaryExpression(self, "-", prefix=True)
 
-    def __invert__(self) -> UnaryExpression:
+    def __invert__(self) -> UnaryExpression[bool]:
         return not_(self)
 
     def __and__(self, other: Any) -> BooleanClauseList:
@@ -144,48 +160,48 @@ class ColumnElement(ClauseElement):
             "or the & and | operators, not 'and' / 'or'"
         )
 
-    def is_(self, other: Any) -> BinaryExpression:
+    def is_(self, other: Any) -> BinaryExpression[bool]:
         return BinaryExpression(self, "IS", NULL if other is None else coerce(other, self.type), _BOOLEAN)
 
-    def is_not(self, other: Any) -> BinaryExpression:
+    def is_not(self, other: Any) -> BinaryExpression[bool]:
         return BinaryExpression(self, "IS NOT", NULL if other is None else coerce(other, self.type), _BOOLEAN)
 
-    def in_(self, values: Any) -> BinaryExpression:
+    def in_(self, values: Any) -> BinaryExpression[bool]:
         if isinstance(values, ClauseElement) or hasattr(values, "__clause_element__"):
             return BinaryExpression(self, "IN", coerce(values), _BOOLEAN)
         return BinaryExpression(self, "IN", ExpandingBind(list(values), self.type), _BOOLEAN)
 
-    def not_in(self, values: Any) -> BinaryExpression:
+    def not_in(self, values: Any) -> BinaryExpression[bool]:
         if isinstance(values, ClauseElement) or hasattr(values, "__clause_element__"):
             return BinaryExpression(self, "NOT IN", coerce(values), _BOOLEAN)
         return BinaryExpression(self, "NOT IN", ExpandingBind(list(values), self.type), _BOOLEAN)
 
-    def like(self, pattern: Any) -> BinaryExpression:
+    def like(self, pattern: Any) -> BinaryExpression[bool]:
         return self._bin("LIKE", pattern)
 
-    def ilike(self, pattern: Any) -> BinaryExpression:
+    def ilike(self, pattern: Any) -> BinaryExpression[bool]:
         return self._bin("ILIKE", pattern)
 
-    def contains(self, other: str) -> BinaryExpression:
+    def contains(self, other: str) -> BinaryExpression[bool]:
         """``LIKE '%other%'`` (``%`` and ``_`` in ``other`` keep their LIKE meaning)."""
         return self._bin("LIKE", f"%{other}%")
 
-    def startswith(self, other: str) -> BinaryExpression:
+    def startswith(self, other: str) -> BinaryExpression[bool]:
         return self._bin("LIKE", f"{other}%")
 
-    def endswith(self, other: str) -> BinaryExpression:
+    def endswith(self, other: str) -> BinaryExpression[bool]:
         return self._bin("LIKE", f"%{other}")
 
     def between(self, low: Any, high: Any) -> BooleanClauseList:
         return and_(self >= low, self <= high)
 
-    def desc(self) -> UnaryExpression:
+    def desc(self) -> UnaryExpression[_T]:
         return UnaryExpression(self, "DESC")
 
-    def asc(self) -> UnaryExpression:
+    def asc(self) -> UnaryExpression[_T]:
         return UnaryExpression(self, "ASC")
 
-    def label(self, name: str) -> Label:
+    def label(self, name: str) -> Label[_T]:
         return Label(name, self)
 
     @property
@@ -193,7 +209,7 @@ class ColumnElement(ClauseElement):
         return "value"
 
 
-class BindParameter(ColumnElement):
+class BindParameter(ColumnElement[_T]):
     """A value sent to the database as a bound parameter, never spliced into SQL."""
 
     __slots__ = ("value", "type", "name")
@@ -209,7 +225,7 @@ class BindParameter(ColumnElement):
         return ("b", self.type)
 
 
-def literal(value: Any, type_: Any = None) -> BindParameter:
+def literal(value: _T, type_: Any = None) -> BindParameter[_T]:
     """A Python value as a SQL expression (a bound parameter), e.g. ``select(literal(1))``.
 
     ``type_`` (an ``aiouow.types`` type, class or Python type) says how the value
@@ -231,7 +247,7 @@ def literal(value: Any, type_: Any = None) -> BindParameter:
     return BindParameter(value, t)
 
 
-class ExpandingBind(BindParameter):
+class ExpandingBind(BindParameter[Any]):
     """A list of values for ``IN``; its length is part of the statement's shape."""
 
     __slots__ = ()
@@ -244,7 +260,7 @@ class ExpandingBind(BindParameter):
         return ("xb", self.type)
 
 
-class Null(ColumnElement):
+class Null(ColumnElement[None]):
     __slots__ = ()
     visit_name = "null"
 
@@ -256,7 +272,7 @@ NULL = Null()
 _BOOLEAN = sqltypes.Boolean()
 
 
-class BinaryExpression(ColumnElement):
+class BinaryExpression(ColumnElement[_T]):
     __slots__ = ("left", "op", "right", "type")
     visit_name = "binary"
 
@@ -274,7 +290,7 @@ class BinaryExpression(ColumnElement):
         yield from self.right._tables()
 
 
-class UnaryExpression(ColumnElement):
+class UnaryExpression(ColumnElement[_T]):
     __slots__ = ("element", "op", "prefix", "type")
     visit_name = "unary"
 
@@ -295,7 +311,7 @@ class UnaryExpression(ColumnElement):
         return getattr(self.element, "result_name", "value")
 
 
-class BooleanClauseList(ColumnElement):
+class BooleanClauseList(ColumnElement[bool]):
     __slots__ = ("op", "clauses")
     visit_name = "boolean_list"
     type = _BOOLEAN
@@ -333,12 +349,12 @@ def or_(*clauses: Any) -> BooleanClauseList:
     return _boolean("OR", clauses)
 
 
-def not_(clause: Any) -> UnaryExpression:
+def not_(clause: Any) -> UnaryExpression[bool]:
     """``NOT clause``."""
     return UnaryExpression(coerce(clause), "NOT", prefix=True)
 
 
-class Label(ColumnElement):
+class Label(ColumnElement[_T]):
     __slots__ = ("name", "element", "type")
     visit_name = "label"
 
@@ -358,7 +374,7 @@ class Label(ColumnElement):
         return self.name
 
 
-class FunctionCall(ColumnElement):
+class FunctionCall(ColumnElement[Any]):
     __slots__ = ("name", "args", "type")
     visit_name = "function"
 
@@ -405,7 +421,7 @@ _RESULT_TYPES: dict[str, sqltypes.TypeEngine] = {
 class _FunctionFactory:
     """``func.count(User.id)``, ``func.lower(User.name)``: any SQL function by name."""
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Callable[..., FunctionCall]:
         if name.startswith("__"):
             raise AttributeError(name)
 
@@ -475,7 +491,7 @@ def text(sql: str) -> TextClause:
     return TextClause(sql)
 
 
-class ColumnClause(ColumnElement):
+class ColumnClause(ColumnElement[_T]):
     """A named column of a table (``Column`` in ``schema.py`` is the real thing)."""
 
     __slots__ = ()

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Self, cast, overload
 
 from .. import types as sqltypes
 from ..exc import ArgumentError, InvalidRequestError
 from .elements import BindParameter, ClauseElement, ColumnElement, Label, UnaryExpression, and_, coerce
-from .schema import Table, TableAlias
+from .schema import Column, Table, TableAlias
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    #: the row type of a SELECT, for the checker: ``select(User.id, User.name)`` is a
+    #: ``Select[tuple[int, str]]`` (a bare ``Select`` is ``Select[Any]``)
+    _TP = TypeVar("_TP", bound=tuple[Any, ...], default=Any)
+else:
+    from typing import TypeVar
+
+    _TP = TypeVar("_TP", bound=tuple[Any, ...])
+
+_T0 = TypeVar("_T0")
+_T1 = TypeVar("_T1")
+_T2 = TypeVar("_T2")
+_T3 = TypeVar("_T3")
+_T4 = TypeVar("_T4")
+_T5 = TypeVar("_T5")
 
 #: what a FROM clause or JOIN names: a table, or a table under an alias
 FromItem = Table | TableAlias
@@ -68,8 +86,9 @@ def _infer_onclause(froms: list[FromItem], right: FromItem) -> tuple[FromItem, C
     for left in reversed(froms):
         if isinstance(left, TableAlias):
             continue
-        pairs = [(fk.parent, fk.column) for fk in right.foreign_keys if fk.column.table is left]
-        pairs += [(fk.column, fk.parent) for fk in left.foreign_keys if fk.column.table is right]
+        # a foreign key listed by a table has its parent column set
+        pairs = [(cast(Column, fk.parent), fk.column) for fk in right.foreign_keys if fk.column.table is left]
+        pairs += [(fk.column, cast(Column, fk.parent)) for fk in left.foreign_keys if fk.column.table is right]
         if len(pairs) == 1:
             a, b = pairs[0]
             return left, a == b
@@ -84,8 +103,11 @@ def _infer_onclause(froms: list[FromItem], right: FromItem) -> tuple[FromItem, C
     )
 
 
-class Select(ColumnElement):
-    """``select(User)``, ``select(User.id, User.name)``: build with chained methods."""
+class Select(ColumnElement[Any], Generic[_TP]):
+    """``select(User)``, ``select(User.id, User.name)``: build with chained methods.
+
+    ``_TP`` is the row type for the checker; every builder returns a ``Select`` of the same one.
+    """
 
     __slots__ = (
         "_columns", "_where", "_joins", "_order_by", "_group_by", "_having",
@@ -116,8 +138,8 @@ class Select(ColumnElement):
         self._execution_options: dict[str, Any] = {}
         self._select_from: tuple[FromItem, ...] = ()
 
-    def _copy(self) -> Select:
-        new = Select.__new__(Select)
+    def _copy(self) -> Self:
+        new = type(self).__new__(type(self))
         for name in Select.__slots__:
             setattr(new, name, getattr(self, name))
         return new
@@ -128,7 +150,7 @@ class Select(ColumnElement):
         return getattr(first, "type", sqltypes.NULLTYPE)
 
     # -- builders ----------------------------------------------------------
-    def where(self, *clauses: Any) -> Select:
+    def where(self, *clauses: Any) -> Self:
         """Add WHERE conditions; several are ANDed."""
         new = self._copy()
         new._where = self._where + tuple(coerce(c) for c in clauses)
@@ -136,14 +158,14 @@ class Select(ColumnElement):
 
     filter = where
 
-    def filter_by(self, **kw: Any) -> Select:
+    def filter_by(self, **kw: Any) -> Self:
         """``where(Entity.name == value, ...)`` for the first selected model."""
         first = self._columns[0]
         if not isinstance(first, EntityClause):
             raise ArgumentError("filter_by() needs a model as the first selected item")
         return self.where(*[first.table.c[k] == v for k, v in kw.items()])
 
-    def join(self, target: Any, onclause: Any = None, *, isouter: bool = False) -> Select:
+    def join(self, target: Any, onclause: Any = None, *, isouter: bool = False) -> Self:
         """``JOIN`` a relationship (``User.posts``) or a model/table with an optional ON clause."""
         new = self._copy()
         froms = self._from_tables()
@@ -169,23 +191,23 @@ class Select(ColumnElement):
         new._joins = self._joins + tuple(steps)
         return new
 
-    def outerjoin(self, target: Any, onclause: Any = None) -> Select:
+    def outerjoin(self, target: Any, onclause: Any = None) -> Self:
         """``LEFT OUTER JOIN``."""
         return self.join(target, onclause, isouter=True)
 
-    def select_from(self, *froms: Any) -> Select:
+    def select_from(self, *froms: Any) -> Self:
         new = self._copy()
         new._select_from = self._select_from + tuple(_table_of(f) for f in froms)
         return new
 
-    def order_by(self, *clauses: Any) -> Select:
+    def order_by(self, *clauses: Any) -> Self:
         """ORDER BY expressions; a ``.label()`` of the selected columns (or its name as a
         string) orders by that result column."""
         new = self._copy()
         new._order_by = self._order_by + tuple(self._by_item(c, "order_by") for c in clauses)
         return new
 
-    def group_by(self, *clauses: Any) -> Select:
+    def group_by(self, *clauses: Any) -> Self:
         """GROUP BY expressions; labels and label names as in :meth:`order_by`."""
         new = self._copy()
         new._group_by = self._group_by + tuple(self._by_item(c, "group_by") for c in clauses)
@@ -210,45 +232,45 @@ class Select(ColumnElement):
             f"select expr.label({item!r}), pass the column itself, or write text({item!r})"
         )
 
-    def having(self, *clauses: Any) -> Select:
+    def having(self, *clauses: Any) -> Self:
         new = self._copy()
         new._having = self._having + tuple(coerce(c) for c in clauses)
         return new
 
-    def limit(self, n: int | None) -> Select:
+    def limit(self, n: int | None) -> Self:
         new = self._copy()
         new._limit = None if n is None else BindParameter(int(n), _INT)
         return new
 
-    def offset(self, n: int | None) -> Select:
+    def offset(self, n: int | None) -> Self:
         new = self._copy()
         new._offset = None if n is None else BindParameter(int(n), _INT)
         return new
 
-    def distinct(self) -> Select:
+    def distinct(self) -> Self:
         new = self._copy()
         new._distinct = True
         return new
 
-    def with_for_update(self) -> Select:
+    def with_for_update(self) -> Self:
         """``FOR UPDATE`` (ignored on SQLite, whose writers are serialized anyway)."""
         new = self._copy()
         new._for_update = True
         return new
 
-    def options(self, *options: Any) -> Select:
+    def options(self, *options: Any) -> Self:
         """Loader options (``selectinload(...)`` and friends)."""
         new = self._copy()
         new._options = self._options + options
         return new
 
-    def execution_options(self, **kw: Any) -> Select:
+    def execution_options(self, **kw: Any) -> Self:
         """Options read at execution, e.g. ``populate_existing=True``."""
         new = self._copy()
         new._execution_options = {**self._execution_options, **kw}
         return new
 
-    def scalar_subquery(self) -> Select:
+    def scalar_subquery(self) -> Self:
         return self
 
     # -- introspection -----------------------------------------------------
@@ -295,12 +317,36 @@ def _self_join_error(target: Any, table: FromItem) -> None:
     )
 
 
-def select(*columns: Any) -> Select:
+# a model class selects its objects, a column expression its values; overloads up to six of them
+# type the rows (as SQLAlchemy 2.x does), more, a list, a Table or text() give Select[Any]
+@overload
+def select(e0: type[_T0] | ColumnElement[_T0], /) -> Select[tuple[_T0]]: ...
+@overload
+def select(e0: type[_T0] | ColumnElement[_T0], e1: type[_T1] | ColumnElement[_T1], /) -> Select[tuple[_T0, _T1]]: ...
+@overload
+def select(e0: type[_T0] | ColumnElement[_T0], e1: type[_T1] | ColumnElement[_T1],
+           e2: type[_T2] | ColumnElement[_T2], /) -> Select[tuple[_T0, _T1, _T2]]: ...
+@overload
+def select(e0: type[_T0] | ColumnElement[_T0], e1: type[_T1] | ColumnElement[_T1],
+           e2: type[_T2] | ColumnElement[_T2], e3: type[_T3] | ColumnElement[_T3], /
+           ) -> Select[tuple[_T0, _T1, _T2, _T3]]: ...
+@overload
+def select(e0: type[_T0] | ColumnElement[_T0], e1: type[_T1] | ColumnElement[_T1],
+           e2: type[_T2] | ColumnElement[_T2], e3: type[_T3] | ColumnElement[_T3],
+           e4: type[_T4] | ColumnElement[_T4], /) -> Select[tuple[_T0, _T1, _T2, _T3, _T4]]: ...
+@overload
+def select(e0: type[_T0] | ColumnElement[_T0], e1: type[_T1] | ColumnElement[_T1],
+           e2: type[_T2] | ColumnElement[_T2], e3: type[_T3] | ColumnElement[_T3],
+           e4: type[_T4] | ColumnElement[_T4], e5: type[_T5] | ColumnElement[_T5], /
+           ) -> Select[tuple[_T0, _T1, _T2, _T3, _T4, _T5]]: ...
+@overload
+def select(*columns: Any) -> Select[Any]: ...
+def select(*columns: Any) -> Select[Any]:
     """A SELECT of models and/or column expressions."""
     return Select(*columns)
 
 
-def exists(stmt: Select) -> ColumnElement:
+def exists(stmt: Select[Any]) -> UnaryExpression[bool]:
     """``EXISTS (subquery)``."""
     return UnaryExpression(stmt, "EXISTS", prefix=True)
 

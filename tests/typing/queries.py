@@ -1,0 +1,194 @@
+"""Statements, sessions, results, loading and scoping (checked by mypy and pyright, never run)."""
+
+from __future__ import annotations
+
+from typing import Any, assert_type
+
+from aiouow import (
+    AsyncResult,
+    AsyncSession,
+    Result,
+    Row,
+    ScalarResult,
+    create_engine,
+    delete,
+    func,
+    insert,
+    joinedload,
+    literal,
+    noload,
+    raiseload,
+    scoped_session,
+    select,
+    selectinload,
+    sessionmaker,
+    text,
+    update,
+)
+from aiouow.loading.options import LoaderOption
+from aiouow.sql import Select
+from aiouow.sql.dml import Delete, Insert, Update
+from tests.typing.models_mapped import Post, Tag, User
+
+# -- select() is generic in its row type --------------------------------------------------------
+assert_type(select(User), Select[tuple[User]])
+assert_type(select(User.id), Select[tuple[int]])
+assert_type(select(User.id, User.name), Select[tuple[int, str]])
+assert_type(select(User, Post), Select[tuple[User, Post]])
+assert_type(select(User.id, User.name, User.email), Select[tuple[int, str, str | None]])
+assert_type(select(User.id, User.name, User.email, Post.title), Select[tuple[int, str, str | None, str]])
+assert_type(select(User.id, User.id, User.id, User.id, User.id), Select[tuple[int, int, int, int, int]])
+assert_type(select(User.id, User.id, User.id, User.id, User.id, User.name),
+            Select[tuple[int, int, int, int, int, str]])
+assert_type(select(User.id, User.id, User.id, User.id, User.id, User.id, User.id), Select[Any])
+assert_type(select(User.name.label("n")), Select[tuple[str]])
+assert_type(select(literal(1)), Select[tuple[int]])
+assert_type(select(func.count(User.id)), Select[tuple[Any]])
+assert_type(select([User.id, User.name]), Select[Any])
+
+stmt = (
+    select(User)
+    .where(User.name == "ann", User.id > 1)
+    .filter(User.email.is_(None))
+    .filter_by(name="ann")
+    .join(User.posts)
+    .outerjoin(Post, Post.author_id == User.id)
+    .select_from(User)
+    .order_by(User.name.desc(), "name")
+    .group_by(User.id)
+    .having(func.count(Post.id) > 1)
+    .limit(10)
+    .offset(5)
+    .distinct()
+    .with_for_update()
+    .options(selectinload(User.posts).selectinload(Post.author), joinedload(User.tags))
+    .execution_options(populate_existing=True)
+)
+assert_type(stmt, Select[tuple[User]])
+assert_type(selectinload(User.posts), LoaderOption)
+assert_type(raiseload(User.posts).noload(Post.author), LoaderOption)
+assert_type(noload(Post.author), LoaderOption)
+selectinload("posts")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+select(User).where(User.id == 1).limit("10")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+# -- insert / update / delete -----------------------------------------------------------------------
+assert_type(insert(User).values(name="a"), Insert)
+assert_type(insert(User).values(name="a").returning(User.id), Insert)
+assert_type(update(User).where(User.id == 1).values(name="b"), Update)
+assert_type(update(User).values({User.name: "b"}).returning(User), Update)
+assert_type(delete(User).where(User.name.like("a%")), Delete)
+
+
+async def session_methods(session: AsyncSession) -> None:
+    # scalars() / scalar()
+    users = await session.scalars(select(User))
+    assert_type(users, ScalarResult[User])
+    assert_type(users.all(), list[User])
+    assert_type(users.first(), User | None)
+    assert_type(users.one(), User)
+    assert_type(users.one_or_none(), User | None)
+    assert_type(users.unique(), ScalarResult[User])
+    for u in users:
+        assert_type(u, User)
+    assert_type((await session.scalars(select(User.name))).all(), list[str])
+    assert_type(await session.scalar(select(User.id)), int | None)
+    await session.scalar(select(func.count(User.id)))  # Any (None for no row): checkers spell it differently
+    assert_type(await session.scalars(text("select 1")), ScalarResult[Any])
+    _ = (await session.scalars(select(User))).all()[0].nope  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
+
+    # execute(): rows typed as their columns' tuple
+    result = await session.execute(select(User.id, User.name))
+    assert_type(result, Result[tuple[int, str]])
+    row = result.one()
+    assert_type(row, Row[tuple[int, str]])
+    assert_type(row._tuple(), tuple[int, str])
+    assert_type(row._t, tuple[int, str])
+    ident, name = row._tuple()
+    assert_type(ident, int)
+    assert_type(name, str)
+    assert_type(result.all(), list[Row[tuple[int, str]]])
+    assert_type(result.first(), Row[tuple[int, str]] | None)
+    assert_type(result.one_or_none(), Row[tuple[int, str]] | None)
+    assert_type(result.unique(), Result[tuple[int, str]])
+    for r in result:
+        assert_type(r, Row[tuple[int, str]])
+    assert_type(result.scalars(), ScalarResult[Any])
+    assert_type(result.mappings().all(), list[dict[str, Any]])
+    one_col = await session.execute(select(User.id))
+    assert_type(one_col.scalars(), ScalarResult[int])
+    assert_type(one_col.scalar(), int | None)
+    assert_type(one_col.scalar_one(), int)
+    assert_type(one_col.scalar_one_or_none(), int | None)
+    assert_type(await session.execute(insert(User).values(name="a")), Result[Any])
+    assert_type(await session.execute(text("select 1")), Result[Any])
+    assert_type(await session.execute(update(User).values(name="b"), {"x": 1}), Result[Any])
+    await session.execute("select 1")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+
+    # stream() / stream_scalars()
+    streamed = await session.stream(select(User.id, User.name))
+    assert_type(streamed, AsyncResult[Row[tuple[int, str]]])
+    async for srow in streamed:
+        assert_type(srow, Row[tuple[int, str]])
+    assert_type(streamed.scalars(), AsyncResult[Any])
+    assert_type((await session.stream(select(User))).scalars(), AsyncResult[User])
+    stream_users = await session.stream_scalars(select(User))
+    assert_type(stream_users, AsyncResult[User])
+    async for su in stream_users:
+        assert_type(su, User)
+    assert_type(await stream_users.all(), list[User])
+    assert_type(await stream_users.first(), User | None)
+    async for part in stream_users.partitions():
+        assert_type(part, list[User])
+
+    # get() / get_one() / merge()
+    got = await session.get(User, 1)
+    assert_type(got, User | None)
+    _ = got.name  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]
+    assert_type(await session.get(User, 1, options=[selectinload(User.posts)]), User | None)
+    assert_type(await session.get_one(User, 1), User)
+    assert_type(await session.merge(User(name="m")), User)
+
+    # explicit loading
+    ann = await session.get_one(User, 1)
+    assert_type(await session.load(ann, User.posts), list[Post])
+    assert_type(await session.load(Post(), Post.author), User | None)
+    assert_type(await session.load(ann, User.tags), list[Tag])
+    assert_type(await session.load(ann, "posts"), Any)
+    await session.load(ann, 3)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+    await session.load_all([ann], User.posts)
+    await session.load_all([ann], "posts")
+    await session.refresh(ann, ["name", "posts"])
+
+    # the unit of work
+    session.add(User(name="x"))
+    session.add_all([User(name="y"), Post(title="t")])
+    await session.delete(ann)
+    await session.flush()
+    async with session.begin_nested():
+        pass
+    await session.commit()
+    await session.rollback()
+
+
+async def makers_and_scoping() -> None:
+    engine = create_engine("sqlite:///:memory:")
+    Session = sessionmaker(engine, expire_on_commit=False)
+    async with Session() as session:
+        assert_type(session, AsyncSession)
+    async with Session.begin() as session:
+        assert_type(session, AsyncSession)
+    db = scoped_session(Session)
+    assert_type(db(), AsyncSession)
+    assert_type(await db.get(User, 1), User | None)
+    assert_type(await db.scalars(select(User)), ScalarResult[User])
+    assert_type(await db.execute(select(User.id)), Result[tuple[int]])
+    assert_type(await db.load(User(), User.posts), list[Post])
+    db.add(User(name="a"))
+    await db.commit()
+    async with db.scope() as scoped:
+        assert_type(scoped, AsyncSession)
+    await db.remove()
+    async with engine.connect() as conn:
+        res = await conn.execute(select(User.name))
+        assert_type(res.scalars().all(), list[Any])
+    await engine.dispose()
