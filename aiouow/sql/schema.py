@@ -154,6 +154,7 @@ class ColumnCollection:
     """Columns of a table by name, in order: ``table.c.name`` or ``table.c["name"]``."""
 
     __slots__ = ("_cols",)
+    _cols: dict[str, Column]
 
     def __init__(self, cols: Iterable[Column]) -> None:
         object.__setattr__(self, "_cols", {c.key: c for c in cols})
