@@ -12,14 +12,15 @@ import asyncio
 import decimal
 import enum
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from .. import exc
 from .. import types as sqltypes
-from ..sql.compiler import Compiled, Compiler, StatementCache
+from ..sql.compiler import Compiled, Compiler, StatementCache, quote
 from ..sql.elements import BindParameter, ClauseElement, ExpandingBind
 from ..sql.schema import Column, Table
+from .batch import BatchWriter
 
 Processor = Callable[[Any], Any] | None
 
@@ -125,8 +126,7 @@ class DDLCompiler:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
 
-    def q(self, name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
+    q = staticmethod(quote)
 
     def column_spec(self, col: Column, table: Table) -> str:
         spec = f"{self.q(col.name)} {self.dialect.type_ddl(col, table)}"
@@ -186,13 +186,38 @@ class DriverConnection:
         """Run a statement once per parameter set; total rows changed (-1 if unknown)."""
         raise NotImplementedError
 
-    def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:
+    def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         """Rows in chunks, without holding the whole result."""
         raise NotImplementedError
 
     async def script(self, sql: str) -> None:
         """Run parameterless SQL (transaction control, DDL)."""
         raise NotImplementedError
+
+    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
+        """Bulk-load rows (PostgreSQL's COPY); only called where the dialect's batch writer uses it."""
+        raise NotImplementedError(f"{type(self).__name__} has no COPY")
+
+    # -- capabilities the engine asks every driver connection for; the defaults are what a
+    # driver that sends BEGIN itself and has a single connection per checkout needs
+    def defer_begin(self) -> bool:
+        """Send BEGIN with the next statement (in the same round trip) instead of now; False if this
+        driver cannot, and the engine sends it."""
+        return False
+
+    def cancel_deferred_begin(self) -> bool:
+        """Forget a deferred BEGIN no statement needed; True if one was pending."""
+        return False
+
+    async def reserve_writer(self) -> None:
+        """Take whatever a write will need now (SQLite: the writer), before a large flush pauses
+        the garbage collector; nothing to take by default."""
+
+    @property
+    def in_transaction(self) -> bool:
+        """The driver's own view: a transaction is open on the server (e.g. a COMMIT cancelled
+        before it was sent); False if the driver cannot tell."""
+        return False
 
     def interrupt(self) -> None:
         """Stop the statement running now, if the driver can (best effort, sync)."""
@@ -261,9 +286,9 @@ class Dialect:
 
     name = "base"
     compiler_class: type[Compiler] = Compiler
+    batch_writer_class: type[BatchWriter] = BatchWriter
     #: how many bound parameters one statement may carry
     max_params = 32766
-    supports_returning = True
     #: ``IN`` lists are spelled with one placeholder per value (their length is part of the SQL)
     expands_in_lists = True
     #: DDL type names by type ``visit_name``
@@ -272,6 +297,8 @@ class Dialect:
     def __init__(self) -> None:
         self.cache = StatementCache()
         self.ddl = DDLCompiler(self)
+        #: the SQL of the flush's batches
+        self.batch = self.batch_writer_class(self)
         self._bind_procs: dict[sqltypes.TypeEngine, Processor] = {}
         self._result_procs: dict[sqltypes.TypeEngine, Processor] = {}
 
@@ -342,6 +369,14 @@ class Dialect:
         if isinstance(t, sqltypes.Numeric) and t.precision is not None:
             return f"NUMERIC({t.precision}, {t.scale or 0})"
         return self.type_names[t.visit_name]
+
+    def sql_type(self, type_: sqltypes.TypeEngine) -> str:
+        """The type name a parameter is cast to (``$1::BIGINT``); empty: this dialect casts none."""
+        return ""
+
+    def array_cast(self, type_: sqltypes.TypeEngine) -> str:
+        """The cast of a whole list sent as one array parameter; empty: none."""
+        return ""
 
     def bind_processor(self, type_: sqltypes.TypeEngine) -> Processor:
         try:

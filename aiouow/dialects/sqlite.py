@@ -50,7 +50,7 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, cast
 
 import aiosqlite
@@ -452,7 +452,7 @@ class SQLiteConnection(DriverConnection):
     async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
         return await self._call(self._executemany, sql, seq)
 
-    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:  # type: ignore[override]
+    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         cursor = await self._call(self._open_cursor, sql, params)
         try:
             while True:
@@ -480,9 +480,10 @@ class SQLiteConnection(DriverConnection):
         """Names of the columns of the last fetch."""
         return self._names
 
-    def defer_begin(self, sql: str = "BEGIN") -> None:
+    def defer_begin(self, sql: str = "BEGIN") -> bool:
         """The next statement starts a transaction (in the same thread hop)."""
         self._begin = sql
+        return True
 
     def cancel_deferred_begin(self) -> bool:
         """Forget a BEGIN no statement needed; True if one was pending."""
@@ -767,7 +768,7 @@ class RoutedConnection(DriverConnection):
     async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
         return await (await self._writer()).executemany(sql, seq)
 
-    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:  # type: ignore[override]
+    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         if not self._on_writer(sql):
             readers = self._pool._readers
             rd = cast(SQLiteConnection, await readers.acquire(self._timeout))
@@ -806,8 +807,9 @@ class RoutedConnection(DriverConnection):
             self._names = w._names
             yield rows
 
-    def defer_begin(self) -> None:
+    def defer_begin(self) -> bool:
         self._tx = True
+        return True
 
     def cancel_deferred_begin(self) -> bool:
         pending = self._tx
