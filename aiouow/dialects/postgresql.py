@@ -13,7 +13,7 @@ import decimal
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 
 from .. import exc
 from .. import types as sqltypes
@@ -370,7 +370,8 @@ class PGConnection(DriverConnection):
         return self._loop
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        return await self._c.fetch(sql, *params)
+        rows: list[Any] = await self._c.fetch(sql, *params)
+        return rows
 
     def column_names(self, rows: list[Any]) -> list[str]:
         return list(rows[0].keys()) if rows else []
@@ -398,11 +399,11 @@ class PGConnection(DriverConnection):
 
     @property
     def in_transaction(self) -> bool:
-        return self._c.is_in_transaction()
+        return bool(self._c.is_in_transaction())
 
     @property
     def is_closed(self) -> bool:
-        return self._c.is_closed()
+        return bool(self._c.is_closed())
 
     async def ping(self) -> None:
         await self._c.execute("SELECT 1")  # simple query protocol: one round trip, nothing prepared

@@ -561,13 +561,13 @@ class Connection:
         """Run SQL in the driver's own parameter style (``$1`` / ``?``)."""
         if _returns_rows(sql):
             rows = await self.fetch_sql(sql, params)
-            return Result(rows, make_row_class(self._dc.column_names(rows)))  # type: ignore[union-attr]
+            return Result(rows, make_row_class(self._column_names(rows)))
         return Result([], None, rowcount=await self.execute_sql(sql, params))
 
     def compile(self, stmt: ClauseElement, params: dict[str, Any] | None = None) -> tuple[Compiled, list[Any]]:
         """The compiled statement and its driver-ready parameters."""
         if stmt.__class__ is Insert:
-            stmt = stmt._with_defaults()  # type: ignore[attr-defined]
+            stmt = stmt._with_defaults()
         compiled, binds = self.dialect.compile(stmt)
         extra = params
         if isinstance(stmt, TextClause):
@@ -597,7 +597,7 @@ class Connection:
         if procs:
             rows = _process(rows, procs)
         if compiled.text_names is not None:
-            return Result(rows, make_row_class(self._dc.column_names(rows)))  # type: ignore[union-attr]
+            return Result(rows, make_row_class(self._column_names(rows)))
         return Result(rows, compiled.row_class(), rowcount=len(rows))
 
     async def _execute_many(self, stmt: ClauseElement, rows: Sequence[dict[str, Any]]) -> Result:
@@ -657,9 +657,9 @@ class Transaction:
         self._started = False
 
     async def _start(self) -> None:
-        if self.nested and not self._started:
+        if self.savepoint is not None and not self._started:
             self._started = True
-            await self.conn._savepoint(self.savepoint)  # type: ignore[arg-type]
+            await self.conn._savepoint(self.savepoint)
 
     async def __aenter__(self) -> Transaction:
         await self._start()
@@ -669,14 +669,14 @@ class Transaction:
         return self.__aenter__().__await__()
 
     async def commit(self) -> None:
-        if self.nested:
-            await self.conn._release_savepoint(self.savepoint)  # type: ignore[arg-type]
+        if self.savepoint is not None:  # nested
+            await self.conn._release_savepoint(self.savepoint)
         else:
             await self.conn.commit()
 
     async def rollback(self) -> None:
-        if self.nested:
-            await self.conn._rollback_to_savepoint(self.savepoint)  # type: ignore[arg-type]
+        if self.savepoint is not None:  # nested
+            await self.conn._rollback_to_savepoint(self.savepoint)
         else:
             await self.conn.rollback()
 
