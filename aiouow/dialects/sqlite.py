@@ -626,7 +626,7 @@ class SQLitePool(Pool):
         return self._writer.pre_ping
 
     @pre_ping.setter
-    def pre_ping(self, value: bool) -> None:
+    def pre_ping(self, value: bool) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
         self._readers.pre_ping = self._writer.pre_ping = value
 
     def _give_reader(self, rd: SQLiteConnection) -> None:

@@ -12,25 +12,23 @@ work that never touches the database costs no round trip.
 A :class:`Connection` is in one :class:`ConnState`; every change goes through
 :data:`MOVES` (``Connection._set``), and a move not in it raises::
 
-                  begin() / begin_nested()
-        +------+ ----------------------------> +---------+
-        | IDLE |                               | PENDING |
-        +------+ <---------------------------- +---------+
-         |  ^ ^     commit() / rollback() /         |
-         |  | |     release                         | first statement (BEGIN sent,
-         |  | |                                     | or deferred to it)
-         |  | |     commit() / rollback() /         v
-         |  | +--------------------------------- +-------+
-         |  |       release                      | BEGUN |
-         |  |                                    +-------+
-         |  |  rollback()   +------+
-         |  +-------------- | LOST | <-- an operation interrupted mid-statement
-         |                  +------+     (the transaction was rolled back and the
-         +--- first statement -> BEGUN    connection returned: IDLE, then LOST)
+              begin()               first statement
+      IDLE -------------> PENDING -----------------> BEGUN
+      ^ ^ |  <-------------'                           |
+      | | |  commit() / rollback() / release           |
+      | | '------------- statement (autobegin) ------->|
+      | '------------ commit() / rollback() / release -'
+      |
+      '-- rollback() --- LOST <--- an interrupted statement (rolled back, released: via IDLE)
 
-        close(): any state -> CLOSED (final: no statement, begin() or checkout)
+      close(): every state -> CLOSED, which is final (no statement, begin() or checkout)
 
-IDLE -> IDLE, BEGUN -> BEGUN and the like are no moves and are not checked.
+``begin_nested()`` moves IDLE to PENDING too, and joins PENDING or BEGUN.  A failed
+COMMIT or ROLLBACK still ends in IDLE (the transaction is over either way).  The
+misuses the table refuses raise what they always raised: a second ``begin()``
+InvalidRequestError, a statement or ``begin()`` when LOST PendingRollbackError (until
+``rollback()``), a statement or ``begin()`` on a closed connection InvalidRequestError.
+
 Whether the *driver* connection may go back to the pool (not after an
 operational error or a failed ROLLBACK) is a fact about that driver connection,
 not about the transaction: it outlives rollback() until the connection is
@@ -566,7 +564,7 @@ class Connection:
 
     def compile(self, stmt: ClauseElement, params: dict[str, Any] | None = None) -> tuple[Compiled, list[Any]]:
         """The compiled statement and its driver-ready parameters."""
-        if stmt.__class__ is Insert:
+        if isinstance(stmt, Insert):
             stmt = stmt._with_defaults()
         compiled, binds = self.dialect.compile(stmt)
         extra = params
