@@ -1,9 +1,12 @@
 """What every dialect provides, and the interfaces of its connection and pool.
 
 A dialect is the only place that knows a database: SQL spelling (compiler
-hooks), DDL type names, value conversion to and from the driver, error
-translation, and how to open connections.  Everything above it talks to the
-small ``DriverConnection`` / ``Pool`` interfaces below.
+hooks), DDL type names, the flush's batch statements (``dialect.batch``, see
+``batch.py``), value conversion to and from the driver, error translation, and
+how to open connections.  Everything above it talks to the small
+``DriverConnection`` / ``Pool`` interfaces below; what only some drivers can do
+(defer BEGIN to the next statement, reserve SQLite's writer, COPY) is declared on
+``DriverConnection`` with a default, so the engine calls it without probing.
 """
 
 from __future__ import annotations
