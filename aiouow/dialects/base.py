@@ -129,10 +129,8 @@ class DDLCompiler:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
 
-    q = staticmethod(quote)
-
     def column_spec(self, col: Column, table: Table) -> str:
-        spec = f"{self.q(col.name)} {self.dialect.type_ddl(col, table)}"
+        spec = f"{quote(col.name)} {self.dialect.type_ddl(col, table)}"
         if not col.nullable:
             spec += " NOT NULL"
         return spec
@@ -140,28 +138,28 @@ class DDLCompiler:
     def create_table(self, table: Table) -> list[str]:
         parts = [self.column_spec(c, table) for c in table.columns]
         if table.primary_key:
-            parts.append("PRIMARY KEY (" + ", ".join(self.q(c.name) for c in table.primary_key) + ")")
+            parts.append("PRIMARY KEY (" + ", ".join(quote(c.name) for c in table.primary_key) + ")")
         for c in table.columns:
             if c.unique:
-                parts.append(f"CONSTRAINT {self.q(f'uq_{table.name}_{c.name}')} UNIQUE ({self.q(c.name)})")
+                parts.append(f"CONSTRAINT {quote(f'uq_{table.name}_{c.name}')} UNIQUE ({quote(c.name)})")
         for fk in table.foreign_keys:
             target = fk.column
-            clause = (f"FOREIGN KEY ({self.q(fk.parent.name)}) REFERENCES "  # type: ignore[union-attr]
-                      f"{self.q(target.table.name)} ({self.q(target.name)})")
+            clause = (f"FOREIGN KEY ({quote(fk.parent.name)}) REFERENCES "  # type: ignore[union-attr]
+                      f"{quote(target.table.name)} ({quote(target.name)})")
             if fk.ondelete:
                 clause += f" ON DELETE {fk.ondelete}"
             if fk.onupdate:
                 clause += f" ON UPDATE {fk.onupdate}"
             parts.append(clause)
-        stmts = [f"CREATE TABLE IF NOT EXISTS {self.q(table.name)} (" + ", ".join(parts) + ")"]
+        stmts = [f"CREATE TABLE IF NOT EXISTS {quote(table.name)} (" + ", ".join(parts) + ")"]
         for ix in table.indexes:
             kind = "UNIQUE INDEX" if ix.unique else "INDEX"
-            cols = ", ".join(self.q(c.name) for c in ix.columns)
-            stmts.append(f"CREATE {kind} IF NOT EXISTS {self.q(ix.name)} ON {self.q(table.name)} ({cols})")
+            cols = ", ".join(quote(c.name) for c in ix.columns)
+            stmts.append(f"CREATE {kind} IF NOT EXISTS {quote(ix.name)} ON {quote(table.name)} ({cols})")
         return stmts
 
     def drop_table(self, table: Table) -> str:
-        return f"DROP TABLE IF EXISTS {self.q(table.name)}"
+        return f"DROP TABLE IF EXISTS {quote(table.name)}"
 
 
 class DriverConnection:

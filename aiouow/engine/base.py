@@ -52,7 +52,7 @@ from .. import exc
 from .._gc import gc_paused
 from ..dialects.base import Dialect, DriverConnection, Pool
 from ..dialects.pool import NullPool
-from ..sql.compiler import Compiled
+from ..sql.compiler import Compiled, quote
 from ..sql.dml import Insert
 from ..sql.elements import ClauseElement, TextClause, leading_keyword
 from .result import AsyncResult, Result, make_row_class
@@ -443,16 +443,16 @@ class Connection:
 
     async def _savepoint(self, name: str) -> None:
         await self._ensure_begun()
-        await self._run_script(f'SAVEPOINT "{name}"')
+        await self._run_script(f"SAVEPOINT {quote(name)}")
 
     async def _release_savepoint(self, name: str) -> None:
-        await self._run_script(f'RELEASE SAVEPOINT "{name}"')
+        await self._run_script(f"RELEASE SAVEPOINT {quote(name)}")
         self._pop_savepoint(name)
 
     async def _rollback_to_savepoint(self, name: str) -> None:
         try:
             if self._state is not _LOST:  # else the whole transaction is gone already
-                await run_shielded(self._run_script(f'ROLLBACK TO SAVEPOINT "{name}"'))
+                await run_shielded(self._run_script(f"ROLLBACK TO SAVEPOINT {quote(name)}"))
         finally:
             self._pop_savepoint(name)
 
