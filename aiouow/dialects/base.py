@@ -1,9 +1,12 @@
 """What every dialect provides, and the interfaces of its connection and pool.
 
 A dialect is the only place that knows a database: SQL spelling (compiler
-hooks), DDL type names, value conversion to and from the driver, error
-translation, and how to open connections.  Everything above it talks to the
-small ``DriverConnection`` / ``Pool`` interfaces below.
+hooks), DDL type names, the flush's batch statements (``dialect.batch``, see
+``batch.py``), value conversion to and from the driver, error translation, and
+how to open connections.  Everything above it talks to the small
+``DriverConnection`` / ``Pool`` interfaces below; what only some drivers can do
+(defer BEGIN to the next statement, reserve SQLite's writer, COPY) is declared on
+``DriverConnection`` with a default, so the engine calls it without probing.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ import asyncio
 import decimal
 import enum
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from .. import exc
 from .. import types as sqltypes
-from ..sql.compiler import Compiled, Compiler, StatementCache
+from ..sql.compiler import Compiled, Compiler, StatementCache, quote
 from ..sql.elements import BindParameter, ClauseElement, ExpandingBind
 from ..sql.schema import Column, Table
+from .batch import BatchWriter
 
 Processor = Callable[[Any], Any] | None
 
@@ -125,11 +129,8 @@ class DDLCompiler:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
 
-    def q(self, name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
     def column_spec(self, col: Column, table: Table) -> str:
-        spec = f"{self.q(col.name)} {self.dialect.type_ddl(col, table)}"
+        spec = f"{quote(col.name)} {self.dialect.type_ddl(col, table)}"
         if not col.nullable:
             spec += " NOT NULL"
         return spec
@@ -137,28 +138,28 @@ class DDLCompiler:
     def create_table(self, table: Table) -> list[str]:
         parts = [self.column_spec(c, table) for c in table.columns]
         if table.primary_key:
-            parts.append("PRIMARY KEY (" + ", ".join(self.q(c.name) for c in table.primary_key) + ")")
+            parts.append("PRIMARY KEY (" + ", ".join(quote(c.name) for c in table.primary_key) + ")")
         for c in table.columns:
             if c.unique:
-                parts.append(f"CONSTRAINT {self.q(f'uq_{table.name}_{c.name}')} UNIQUE ({self.q(c.name)})")
+                parts.append(f"CONSTRAINT {quote(f'uq_{table.name}_{c.name}')} UNIQUE ({quote(c.name)})")
         for fk in table.foreign_keys:
             target = fk.column
-            clause = (f"FOREIGN KEY ({self.q(fk.parent.name)}) REFERENCES "  # type: ignore[union-attr]
-                      f"{self.q(target.table.name)} ({self.q(target.name)})")
+            clause = (f"FOREIGN KEY ({quote(fk.parent.name)}) REFERENCES "  # type: ignore[union-attr]
+                      f"{quote(target.table.name)} ({quote(target.name)})")
             if fk.ondelete:
                 clause += f" ON DELETE {fk.ondelete}"
             if fk.onupdate:
                 clause += f" ON UPDATE {fk.onupdate}"
             parts.append(clause)
-        stmts = [f"CREATE TABLE IF NOT EXISTS {self.q(table.name)} (" + ", ".join(parts) + ")"]
+        stmts = [f"CREATE TABLE IF NOT EXISTS {quote(table.name)} (" + ", ".join(parts) + ")"]
         for ix in table.indexes:
             kind = "UNIQUE INDEX" if ix.unique else "INDEX"
-            cols = ", ".join(self.q(c.name) for c in ix.columns)
-            stmts.append(f"CREATE {kind} IF NOT EXISTS {self.q(ix.name)} ON {self.q(table.name)} ({cols})")
+            cols = ", ".join(quote(c.name) for c in ix.columns)
+            stmts.append(f"CREATE {kind} IF NOT EXISTS {quote(ix.name)} ON {quote(table.name)} ({cols})")
         return stmts
 
     def drop_table(self, table: Table) -> str:
-        return f"DROP TABLE IF EXISTS {self.q(table.name)}"
+        return f"DROP TABLE IF EXISTS {quote(table.name)}"
 
 
 class DriverConnection:
@@ -186,13 +187,38 @@ class DriverConnection:
         """Run a statement once per parameter set; total rows changed (-1 if unknown)."""
         raise NotImplementedError
 
-    def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:
+    def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         """Rows in chunks, without holding the whole result."""
         raise NotImplementedError
 
     async def script(self, sql: str) -> None:
         """Run parameterless SQL (transaction control, DDL)."""
         raise NotImplementedError
+
+    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
+        """Bulk-load rows (PostgreSQL's COPY); only called where the dialect's batch writer uses it."""
+        raise NotImplementedError(f"{type(self).__name__} has no COPY")
+
+    # -- capabilities the engine asks every driver connection for; the defaults are what a
+    # driver that sends BEGIN itself and has a single connection per checkout needs
+    def defer_begin(self) -> bool:
+        """Send BEGIN with the next statement (in the same round trip) instead of now; False if this
+        driver cannot, and the engine sends it."""
+        return False
+
+    def cancel_deferred_begin(self) -> bool:
+        """Forget a deferred BEGIN no statement needed; True if one was pending."""
+        return False
+
+    async def reserve_writer(self) -> None:
+        """Take whatever a write will need now (SQLite: the writer), before a large flush pauses
+        the garbage collector; nothing to take by default."""
+
+    @property
+    def in_transaction(self) -> bool:
+        """The driver's own view: a transaction is open on the server (e.g. a COMMIT cancelled
+        before it was sent); False if the driver cannot tell."""
+        return False
 
     def interrupt(self) -> None:
         """Stop the statement running now, if the driver can (best effort, sync)."""
@@ -261,9 +287,9 @@ class Dialect:
 
     name = "base"
     compiler_class: type[Compiler] = Compiler
+    batch_writer_class: type[BatchWriter] = BatchWriter
     #: how many bound parameters one statement may carry
     max_params = 32766
-    supports_returning = True
     #: ``IN`` lists are spelled with one placeholder per value (their length is part of the SQL)
     expands_in_lists = True
     #: DDL type names by type ``visit_name``
@@ -272,6 +298,8 @@ class Dialect:
     def __init__(self) -> None:
         self.cache = StatementCache()
         self.ddl = DDLCompiler(self)
+        #: the SQL of the flush's batches
+        self.batch = self.batch_writer_class(self)
         self._bind_procs: dict[sqltypes.TypeEngine, Processor] = {}
         self._result_procs: dict[sqltypes.TypeEngine, Processor] = {}
 
@@ -342,6 +370,14 @@ class Dialect:
         if isinstance(t, sqltypes.Numeric) and t.precision is not None:
             return f"NUMERIC({t.precision}, {t.scale or 0})"
         return self.type_names[t.visit_name]
+
+    def sql_type(self, type_: sqltypes.TypeEngine) -> str:
+        """The type name a parameter is cast to (``$1::BIGINT``); empty: this dialect casts none."""
+        return ""
+
+    def array_cast(self, type_: sqltypes.TypeEngine) -> str:
+        """The cast of a whole list sent as one array parameter; empty: none."""
+        return ""
 
     def bind_processor(self, type_: sqltypes.TypeEngine) -> Processor:
         try:

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import decimal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 
 from .. import exc
 from .. import types as sqltypes
-from ..sql.compiler import Compiler
+from ..sql.compiler import Compiler, quote
 from ..sql.elements import BindParameter, ExpandingBind
+from ..sql.schema import Column, Table
 from .base import Dialect, DriverConnection, Processor, decimal_reader, json_dumps, json_loads, none_safe
+from .batch import BatchWriter, MappedTable, StatementRunner, processed_rows
 from .pool import SlotPool
+
+#: inserts of more rows than this go through COPY (measured here: 10 000 rows took 19 ms by
+#: COPY, 35-58 ms by one unnest INSERT, 66-110 ms by executemany)
+COPY_MIN_ROWS = 1000
 
 
 class PGCompiler(Compiler):
@@ -62,9 +68,178 @@ _INT_PROC = none_safe(_to_int)
 _NUMBER_CASTS = {"numeric": "::NUMERIC", "float": "::DOUBLE PRECISION"}
 
 
+def _json_text(value: Any) -> Any:
+    return None if value is None else json_dumps(value)
+
+
+def _columns(rows: list[list[Any]], procs: Sequence[Processor]) -> list[list[Any]]:
+    """Transpose rows into per-column lists, converting values for the driver."""
+    cols = [list(c) for c in zip(*rows)] if rows else [[] for _ in procs]
+    for i, p in enumerate(procs):
+        if p is not None:
+            cols[i] = [p(v) for v in cols[i]]
+    return cols
+
+
+class PGBatchWriter(BatchWriter):
+    """A batch sends one array parameter per column and ``unnest``s it server-side
+    (``INSERT ... SELECT * FROM unnest($1::bigint[], ...)``, ``UPDATE ... FROM unnest(...)``,
+    ``DELETE ... USING unnest(...)``), so the SQL text, and asyncpg's prepared statement, is the
+    same for any batch size, and the row count comes back for the stale-data check.  Generated
+    keys are reserved from the sequence in one query before a multi-row insert, so large
+    inserts can go by COPY."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        #: "table.column" -> its sequence as an SQL string literal
+        self._sequences: dict[str, str] = {}
+
+    def mark(self, position: int) -> str:
+        return f"${position}"
+
+    def array(self, column: Column) -> tuple[str, str, Processor]:
+        """(array cast, expression reading the unnested value, per-value processor)."""
+        t = column.type
+        if isinstance(t, sqltypes.JSON):
+            # JSON travels as text: a list value must not read as an array dimension
+            return "::TEXT[]", "::JSONB", _json_text
+        return "::" + self.dialect.sql_type(t) + "[]", "", self.dialect.bind_processor(t)
+
+    # -- INSERT ------------------------------------------------------------------------
+    async def reserve_keys(self, conn: StatementRunner, batches: list[tuple[MappedTable, int]]
+                           ) -> list[list[Any]] | None:
+        """Only when some batch has several rows; then single-row batches take theirs here too, so
+        keys still follow insertion order (a parent inserted first gets the lower key, as on SQLite)."""
+        if all(n == 1 for _, n in batches):
+            return None  # each single row gets its key from INSERT ... RETURNING, in plan order
+        parts = []
+        for i, (m, _) in enumerate(batches, 1):
+            seq = await self._sequence_literal(conn, m.table.name, m.autoincrement_key)
+            parts.append(f"array(SELECT nextval({seq}::regclass) FROM generate_series(1, ${i}::integer))")
+        rows = await conn.fetch_sql("SELECT " + ", ".join(parts), [n for _, n in batches])
+        return [list(ids) for ids in rows[0]]
+
+    async def _sequence_literal(self, conn: StatementRunner, table: str, column: str | None) -> str:
+        """The column's sequence as an SQL string literal, looked up once per engine: resolving it
+        inside the query (per row) made reservation five times slower."""
+        key = f"{table}.{column}"
+        literal = self._sequences.get(key)
+        if literal is None:
+            rows = await conn.fetch_sql("SELECT pg_get_serial_sequence($1, $2)", [table, column])
+            seq = rows[0][0]
+            if seq is None:
+                raise exc.InvalidRequestError(f"table {table} has no sequence behind column {column!r}")
+            literal = self._sequences[key] = "'" + seq.replace("'", "''") + "'"
+        return literal
+
+    async def insert(self, conn: StatementRunner, m: MappedTable, keys: tuple[str, ...], rows: list[list[Any]],
+                     generate_pk: bool, reserved: list[Any] | None) -> list[Any] | None:
+        n = len(rows)
+        if generate_pk and reserved is None:
+            assert n == 1
+            sql = self.cached(m, ("insert1r", keys), lambda: self.values_sql(m, keys, 1) + self.returning(m))
+            got = await conn.fetch_sql(sql, processed_rows(rows, self.procs(m, keys))[0])
+            return [got[0][0]]
+        ids = None
+        if generate_pk:
+            assert reserved is not None and len(reserved) == n and m.autoincrement_key is not None
+            ids = reserved
+            keys = (m.autoincrement_key, *keys)
+            rows = [[pk, *row] for pk, row in zip(ids, rows)]
+        if n == 1:
+            sql = self.cached(m, ("insert1", keys), lambda: self.values_sql(m, keys, 1))
+            await conn.execute_sql(sql, processed_rows(rows, self.procs(m, keys))[0])
+        elif n > COPY_MIN_ROWS and not _has_json(m.table):
+            await conn.copy_records(m.table.name, keys, processed_rows(rows, self.procs(m, keys)))
+        else:
+            sql, procs = self.cached(m, ("insert_unnest", keys), lambda: self._unnest_insert(m, keys))
+            await conn.execute_sql(sql, _columns(rows, procs))
+        return ids
+
+    def _unnest_insert(self, m: MappedTable, keys: tuple[str, ...]) -> tuple[str, list[Processor]]:
+        specs = [self.array(m.columns[k]) for k in keys]
+        names = [f"c{i}" for i in range(len(keys))]
+        select = ", ".join(f"v.{n}{spec[1]}" for n, spec in zip(names, specs))
+        args = ", ".join(f"${i + 1}{spec[0]}" for i, spec in enumerate(specs))
+        sql = (f"INSERT INTO {quote(m.table.name)} ({', '.join(quote(k) for k in keys)}) "
+               f"SELECT {select} FROM unnest({args}) AS v({', '.join(names)})")
+        return sql, [spec[2] for spec in specs]
+
+    # -- UPDATE ------------------------------------------------------------------------
+    async def update(self, conn: StatementRunner, m: MappedTable, keys: tuple[str, ...], rows: list[list[Any]],
+                     pks: list[tuple[Any, ...]], version_mode: str | None, old_versions: list[int]) -> int:
+        if len(rows) == 1:
+            return await super().update(conn, m, keys, rows, pks, version_mode, old_versions)
+        sql, procs = self.cached(m, ("update_unnest", keys, version_mode),
+                                 lambda: self._unnest_update(m, keys, version_mode))
+        params = [[*pk, *row] for pk, row in zip(pks, rows)]
+        if version_mode == "check":
+            params = [[*r, v] for r, v in zip(params, old_versions)]
+        return await conn.execute_sql(sql, _columns(params, procs))
+
+    def _unnest_update(self, m: MappedTable, keys: tuple[str, ...], version_mode: str | None
+                       ) -> tuple[str, list[Processor]]:
+        specs = [self.array(m.columns[k]) for k in (*m.pk_keys, *keys)]
+        if version_mode == "check":
+            specs.append(("::BIGINT[]", "", None))
+        names = [f"c{i}" for i in range(len(specs))]
+        npk = len(m.pk_keys)
+        sets = [f"{quote(k)} = v.{names[npk + i]}{specs[npk + i][1]}" for i, k in enumerate(keys)]
+        where = [f"t.{quote(k)} = v.{names[i]}" for i, k in enumerate(m.pk_keys)]
+        vk = quote(m.version_key) if m.version_key is not None else ""
+        if version_mode == "check":
+            sets.append(f"{vk} = v.{names[-1]} + 1")
+            where.append(f"t.{vk} = v.{names[-1]}")
+        elif version_mode == "bump":
+            sets.append(f"{vk} = t.{vk} + 1")
+        args = ", ".join(f"${i + 1}{spec[0]}" for i, spec in enumerate(specs))
+        sql = (f"UPDATE {quote(m.table.name)} AS t SET {', '.join(sets)} FROM unnest({args}) "
+               f"AS v({', '.join(names)}) WHERE {' AND '.join(where)}")
+        return sql, [spec[2] for spec in specs]
+
+    # -- DELETE ------------------------------------------------------------------------
+    async def delete_many(self, conn: StatementRunner, m: MappedTable, rows: list[list[Any]], versioned: bool) -> int:
+        sql, procs = self.cached(m, ("delete_unnest", versioned), lambda: self._unnest_delete(m, versioned))
+        return await conn.execute_sql(sql, _columns(rows, procs))
+
+    async def delete_keys(self, conn: StatementRunner, m: MappedTable, keys: list[Any]) -> int:
+        """``= ANY($1)``: one statement, one parameter, whatever the number of keys."""
+        sql, procs = self.cached(m, ("delete_unnest", False), lambda: self._unnest_delete(m, False))
+        proc = procs[0]
+        return await conn.execute_sql(sql, [keys if proc is None else [proc(k) for k in keys]])
+
+    def _unnest_delete(self, m: MappedTable, versioned: bool) -> tuple[str, list[Processor]]:
+        specs = [self.array(m.columns[k]) for k in m.pk_keys]
+        if versioned:
+            specs.append(("::BIGINT[]", "", None))
+        table = quote(m.table.name)
+        if len(m.pk_keys) == 1 and not versioned:
+            cast, _, proc = specs[0]
+            return f"DELETE FROM {table} WHERE {quote(m.pk_keys[0])} = ANY($1{cast})", [proc]
+        names = [f"c{i}" for i in range(len(specs))]
+        where = [f"t.{quote(k)} = v.{names[i]}" for i, k in enumerate(m.pk_keys)]
+        if versioned and m.version_key is not None:
+            where.append(f"t.{quote(m.version_key)} = v.{names[-1]}")
+        args = ", ".join(f"${i + 1}{spec[0]}" for i, spec in enumerate(specs))
+        sql = (f"DELETE FROM {table} AS t USING unnest({args}) AS v({', '.join(names)}) "
+               f"WHERE {' AND '.join(where)}")
+        return sql, [spec[2] for spec in specs]
+
+    async def by_parent_keys(self, conn: StatementRunner, head: str, column: Column,
+                             key_type: sqltypes.TypeEngine, values: list[Any]) -> None:
+        cond = f"{quote(column.name)} = ANY($1::{self.dialect.sql_type(key_type)}[])"
+        await conn.execute_sql(head + cond, [values])
+
+
+def _has_json(table: Table) -> bool:
+    # asyncpg's COPY is binary, and JSON goes through a text codec
+    return any(isinstance(c.type, sqltypes.JSON) for c in table.columns)
+
+
 class PGDialect(Dialect):
     name = "postgresql"
     compiler_class = PGCompiler
+    batch_writer_class = PGBatchWriter
     expands_in_lists = False
     max_params = 32767
     type_names = {
@@ -195,7 +370,8 @@ class PGConnection(DriverConnection):
         return self._loop
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        return await self._c.fetch(sql, *params)
+        rows: list[Any] = await self._c.fetch(sql, *params)
+        return rows
 
     def column_names(self, rows: list[Any]) -> list[str]:
         return list(rows[0].keys()) if rows else []
@@ -210,7 +386,7 @@ class PGConnection(DriverConnection):
     async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
         await self._c.copy_records_to_table(table, columns=list(columns), records=records)
 
-    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:  # type: ignore[override]
+    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         cursor = await self._c.cursor(sql, *params)
         while True:
             rows = await cursor.fetch(chunk)
@@ -223,11 +399,11 @@ class PGConnection(DriverConnection):
 
     @property
     def in_transaction(self) -> bool:
-        return self._c.is_in_transaction()
+        return bool(self._c.is_in_transaction())
 
     @property
     def is_closed(self) -> bool:
-        return self._c.is_closed()
+        return bool(self._c.is_closed())
 
     async def ping(self) -> None:
         await self._c.execute("SELECT 1")  # simple query protocol: one round trip, nothing prepared

@@ -50,7 +50,7 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import aiosqlite
@@ -81,7 +81,7 @@ def _interval_to_db(v: dt.timedelta) -> int:
     return v // dt.timedelta(microseconds=1)
 
 
-def _iso(v: Any) -> str:
+def _iso(v: dt.time | dt.datetime) -> str:
     return v.isoformat()  # a time "HH:MM:SS[.ffffff]": SQLite's form
 
 
@@ -377,10 +377,11 @@ class _JobCancelled(Exception):
 
 
 class SQLiteConnection(DriverConnection):
-    __slots__ = ("_aio", "_raw", "_begin", "_names", "_job", "_cursors", "_reader")
+    __slots__ = ("_aio", "_on_thread", "_raw", "_begin", "_names", "_job", "_cursors", "_reader")
 
     def __init__(self, aio: aiosqlite.Connection, raw: sqlite3.Connection, reader: bool = False) -> None:
         self._aio = aio
+        self._on_thread: Callable[..., Awaitable[Any]] = _worker_call(aio)
         self._raw = raw
         #: the BEGIN the next statement sends first, if any
         self._begin: str | None = None
@@ -396,7 +397,7 @@ class SQLiteConnection(DriverConnection):
     async def _call(self, fn: Any, *args: Any) -> Any:
         job = _Job()
         try:
-            return await self._aio._execute(self._run_job, job, fn, args)
+            return await self._on_thread(self._run_job, job, fn, args)
         except asyncio.CancelledError:
             # aiosqlite's thread would still run (or finish) the call: a job not started yet is
             # skipped, a running statement stops at its next progress check (interrupt() alone
@@ -444,15 +445,18 @@ class SQLiteConnection(DriverConnection):
         return self._raw.executemany(sql, seq).rowcount
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        return await self._call(self._fetch, sql, params)
+        rows: list[Any] = await self._call(self._fetch, sql, params)
+        return rows
 
     async def execute(self, sql: str, params: Sequence[Any]) -> int:
-        return await self._call(self._execute, sql, params)
+        count: int = await self._call(self._execute, sql, params)
+        return count
 
     async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
-        return await self._call(self._executemany, sql, seq)
+        count: int = await self._call(self._executemany, sql, seq)
+        return count
 
-    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:  # type: ignore[override]
+    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         cursor = await self._call(self._open_cursor, sql, params)
         try:
             while True:
@@ -480,9 +484,10 @@ class SQLiteConnection(DriverConnection):
         """Names of the columns of the last fetch."""
         return self._names
 
-    def defer_begin(self, sql: str = "BEGIN") -> None:
+    def defer_begin(self, sql: str = "BEGIN") -> bool:
         """The next statement starts a transaction (in the same thread hop)."""
         self._begin = sql
+        return True
 
     def cancel_deferred_begin(self) -> bool:
         """Forget a BEGIN no statement needed; True if one was pending."""
@@ -520,11 +525,7 @@ class SQLiteConnection(DriverConnection):
     # any event loop (``loop`` stays None); it is dead once its worker thread is gone
     @property
     def is_closed(self) -> bool:
-        aio = self._aio
-        if not aio._running or aio._connection is None:
-            return True
-        thread: Any = getattr(aio, "_thread", aio)  # aiosqlite < 0.21: the connection is the thread
-        return not thread.is_alive()
+        return not _worker_alive(self._aio)
 
     async def ping(self) -> None:
         await self._call(_select_one, self._raw)
@@ -536,7 +537,7 @@ class SQLiteConnection(DriverConnection):
         # would die with "Event loop is closed".  Called from a thread that sees no loop, stop()
         # asks for no reply.
         if not self.is_closed:
-            self._aio._running = False  # closed for new calls now (stop() would say so later)
+            _refuse_calls(self._aio)  # closed for new calls now (stop() would say so later)
             threading.Thread(target=_stop_quietly, args=(self._aio,), daemon=True).start()
 
     async def close(self) -> None:
@@ -620,12 +621,12 @@ class SQLitePool(Pool):
         self._routers += 1
         return RoutedConnection(self, timeout)
 
-    @property  # type: ignore[override]
+    @property
     def pre_ping(self) -> bool:
         return self._writer.pre_ping
 
     @pre_ping.setter
-    def pre_ping(self, value: bool) -> None:
+    def pre_ping(self, value: bool) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
         self._readers.pre_ping = self._writer.pre_ping = value
 
     def _give_reader(self, rd: SQLiteConnection) -> None:
@@ -672,16 +673,14 @@ class SQLitePool(Pool):
         # the writer's busy timeout: how long BEGIN IMMEDIATE waits for a foreign writer
         args = {"timeout": self._timeout, **self._args}
         aio = aiosqlite.connect(self._path, isolation_level=None, check_same_thread=False, **args)
-        thread = getattr(aio, "_thread", None)
-        if thread is not None:
-            # a forgotten engine.dispose() must not keep the interpreter from exiting
-            thread.daemon = True
+        _daemonize(aio)  # a forgotten engine.dispose() must not keep the interpreter from exiting
         try:
             await aio
-            raw = aio._conn  # the sqlite3 connection, used only on aiosqlite's thread
-            mode = await aio._execute(_setup, raw, self._memory, reader)
+            raw = _raw_connection(aio)  # used only on aiosqlite's thread
+            on_thread = _worker_call(aio)
+            mode: str = await on_thread(_setup, raw, self._memory, reader)
             conn = SQLiteConnection(aio, raw, reader)
-            await aio._execute(raw.set_progress_handler, conn._progress, _PROGRESS_STEPS)
+            await on_thread(raw.set_progress_handler, conn._progress, _PROGRESS_STEPS)
         except sqlite3.Error as err:
             await aio.close()
             # e.g. "unable to open database file": never a bare driver error
@@ -767,7 +766,7 @@ class RoutedConnection(DriverConnection):
     async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
         return await (await self._writer()).executemany(sql, seq)
 
-    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:  # type: ignore[override]
+    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         if not self._on_writer(sql):
             readers = self._pool._readers
             rd = cast(SQLiteConnection, await readers.acquire(self._timeout))
@@ -806,8 +805,9 @@ class RoutedConnection(DriverConnection):
             self._names = w._names
             yield rows
 
-    def defer_begin(self) -> None:
+    def defer_begin(self) -> bool:
         self._tx = True
+        return True
 
     def cancel_deferred_begin(self) -> bool:
         pending = self._tx
@@ -864,6 +864,41 @@ class RoutedConnection(DriverConnection):
 
     async def close(self) -> None:
         raise NotImplementedError("a RoutedConnection goes back through its pool")
+
+
+# -- aiosqlite internals ----------------------------------------------------------------------
+# The only private aiosqlite attributes used (pyproject.toml pins aiosqlite below the next
+# minor release for them): aiosqlite has no public way to run a function on its worker thread
+# (``_execute``; statements run as sqlite3 calls there, in one hop with a deferred BEGIN and the
+# cancellation check), to reach the sqlite3 connection (``_conn``: progress handler, interrupt,
+# in_transaction), to tell whether the worker is alive (``_running``, ``_connection``,
+# ``_thread``), or to refuse new calls before ``stop()`` returns (``_running``).
+
+def _worker_call(aio: aiosqlite.Connection) -> Callable[..., Awaitable[Any]]:
+    """``await call(fn, *args)``: ``fn(*args)`` on the worker thread."""
+    call: Callable[..., Awaitable[Any]] = aio._execute
+    return call
+
+
+def _raw_connection(aio: aiosqlite.Connection) -> sqlite3.Connection:
+    return aio._conn
+
+
+def _worker_alive(aio: aiosqlite.Connection) -> bool:
+    if not aio._running or aio._connection is None:
+        return False
+    thread: Any = getattr(aio, "_thread", aio)  # aiosqlite < 0.21: the connection is the thread
+    return bool(thread.is_alive())
+
+
+def _refuse_calls(aio: aiosqlite.Connection) -> None:
+    aio._running = False
+
+
+def _daemonize(aio: aiosqlite.Connection) -> None:
+    thread = getattr(aio, "_thread", None)
+    if thread is not None:
+        thread.daemon = True
 
 
 def _stop_quietly(aio: aiosqlite.Connection) -> None:

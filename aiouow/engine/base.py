@@ -8,15 +8,41 @@ translation live in one place.
 A transaction starts lazily: ``begin()`` (or autobegin) only notes it, and
 ``BEGIN`` is sent with the first statement that needs the database, so
 work that never touches the database costs no round trip.
+
+A :class:`Connection` is in one :class:`ConnState`; every change goes through
+:data:`MOVES` (``Connection._set``), and a move not in it raises::
+
+              begin()               first statement
+      IDLE -------------> PENDING -----------------> BEGUN
+      ^ ^ |  <-------------'                           |
+      | | |  commit() / rollback() / release           |
+      | | '------------- statement (autobegin) ------->|
+      | '------------ commit() / rollback() / release -'
+      |
+      '-- rollback() --- LOST <--- an interrupted statement (rolled back, released: via IDLE)
+
+      close(): every state -> CLOSED, which is final (no statement, begin() or checkout)
+
+``begin_nested()`` moves IDLE to PENDING too, and joins PENDING or BEGUN.  A failed
+COMMIT or ROLLBACK still ends in IDLE (the transaction is over either way).  The
+misuses the table refuses raise what they always raised: a second ``begin()``
+InvalidRequestError, a statement or ``begin()`` when LOST PendingRollbackError (until
+``rollback()``), a statement or ``begin()`` on a closed connection InvalidRequestError.
+
+Whether the *driver* connection may go back to the pool (not after an
+operational error or a failed ROLLBACK) is a fact about that driver connection,
+not about the transaction: it outlives rollback() until the connection is
+released, so it is ``Connection._discard``, beside the state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import re
 import warnings
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -26,7 +52,7 @@ from .. import exc
 from .._gc import gc_paused
 from ..dialects.base import Dialect, DriverConnection, Pool
 from ..dialects.pool import NullPool
-from ..sql.compiler import Compiled
+from ..sql.compiler import Compiled, quote
 from ..sql.dml import Insert
 from ..sql.elements import ClauseElement, TextClause, leading_keyword
 from .result import AsyncResult, Result, make_row_class
@@ -81,6 +107,34 @@ async def run_shielded(coro: Coroutine[Any, Any, _T]) -> _T:
     raise cancelled
 
 
+class ConnState(enum.Enum):
+    """Where a :class:`Connection`'s transaction is (see the module docstring)."""
+
+    IDLE = "idle"  # no transaction
+    PENDING = "pending"  # begin() noted one; BEGIN not sent yet
+    BEGUN = "begun"  # BEGIN sent, or due with the driver's next statement
+    LOST = "lost"  # rolled back under an interrupted operation; refuses work until rollback()
+    CLOSED = "closed"  # close() ran
+
+
+_IDLE, _PENDING, _BEGUN, _LOST, _CLOSED = (ConnState.IDLE, ConnState.PENDING, ConnState.BEGUN,
+                                           ConnState.LOST, ConnState.CLOSED)
+
+#: the moves a Connection makes, by state it leaves
+MOVES: dict[ConnState, frozenset[ConnState]] = {
+    _IDLE: frozenset({_PENDING, _BEGUN, _LOST, _CLOSED}),
+    _PENDING: frozenset({_BEGUN, _IDLE, _CLOSED}),
+    _BEGUN: frozenset({_IDLE, _CLOSED}),
+    _LOST: frozenset({_IDLE, _CLOSED}),
+    _CLOSED: frozenset(),
+}
+
+#: called as ``hook(connection, old, new)`` after every move (tests record transitions with it)
+transition_hook: Callable[[Connection, ConnState, ConnState], None] | None = None
+
+_CLOSED_MESSAGE = "this connection is closed; open a new one with engine.connect()"
+
+
 def _format_params(params: Any) -> str:
     text = repr(params)
     return text if len(text) <= 500 else text[:500] + " ...]"
@@ -99,21 +153,54 @@ class Connection:
         self.dialect: Dialect = engine.dialect
         self._dc: DriverConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._in_tx = False  # a transaction is open (logically)
-        self._begun = False  # BEGIN was sent
+        self._state = _IDLE
         self._savepoints: list[str] = []
         self._sp_counter = 0
-        self._invalid = False
-        self._closed = False
-        # why the transaction was lost (an operation cancelled mid-statement); until rollback()
-        self._lost: BaseException | None = None
+        #: the driver connection is not given back to the pool for reuse (see the module docstring)
+        self._discard = False
+        #: why the transaction was lost (an operation cancelled mid-statement), while LOST
+        self._lost_reason: BaseException | None = None
+
+    # -- state -------------------------------------------------------------------
+    def _set(self, new: ConnState) -> None:
+        old = self._state
+        if new not in MOVES[old]:
+            self._refuse(old, new)
+        self._state = new
+        hook = transition_hook
+        if hook is not None:
+            hook(self, old, new)
+
+    def _refuse(self, old: ConnState, new: ConnState) -> None:
+        """Raise for a move the table does not have: the error each misuse has always raised."""
+        if old is _LOST:
+            self._check_lost()
+        if old is _CLOSED:
+            raise exc.InvalidRequestError(_CLOSED_MESSAGE)
+        if new is _PENDING:
+            raise exc.InvalidRequestError(
+                "this connection already has a transaction (statements autobegin one); "
+                "commit() or rollback() it first, or use begin_nested() for a SAVEPOINT"
+            )
+        raise exc.InvalidRequestError(f"a connection cannot go from {old.name} to {new.name}")
+
+    def _end_transaction(self) -> None:
+        """The transaction ended (committed, rolled back, or its connection released)."""
+        if self._state is _BEGUN or self._state is _PENDING:
+            self._set(_IDLE)
+
+    @property
+    def _lost(self) -> BaseException | None:
+        """Why the transaction was lost, while the connection refuses work until rollback()
+        (the session layer reads it to fail its own transaction)."""
+        return self._lost_reason if self._state is _LOST else None
 
     # -- life cycle ----------------------------------------------------------
     async def _driver(self) -> DriverConnection:
         dc = self._dc
         if dc is None:
-            if self._closed:
-                raise exc.InvalidRequestError("this connection is closed; open a new one with engine.connect()")
+            if self._state is _CLOSED:
+                raise exc.InvalidRequestError(_CLOSED_MESSAGE)
             dc = self._dc = await self.engine.pool.acquire(self.engine.pool_timeout)
             self._loop = asyncio.get_running_loop()
         return dc
@@ -123,9 +210,7 @@ class Connection:
         a large flush waits for one (on SQLite: for the writer) before it pauses the garbage
         collector."""
         dc = await self._driver()
-        reserve = getattr(dc, "reserve_writer", None)
-        if reserve is not None:
-            await reserve()
+        await dc.reserve_writer()
 
     async def __aenter__(self) -> Connection:
         await self._driver()
@@ -140,34 +225,34 @@ class Connection:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._state is _CLOSED
 
     async def close(self) -> None:
         """Roll back what is not committed and return the connection to the pool."""
-        self._closed = True
-        self._lost = None
-        await self._release()
+        begun = self._state is _BEGUN
+        if self._state is not _CLOSED:
+            self._set(_CLOSED)
+        self._lost_reason = None
+        await self._release(rollback=begun)
 
     async def _release(self, rollback: bool = False) -> None:
         """Roll back, give the driver connection back; runs to the end even if cancelled
         meanwhile (the cancellation is re-raised afterwards); raises nothing else."""
         dc, self._dc = self._dc, None
         if dc is None:
-            self._in_tx = self._begun = False
+            self._end_transaction()
             return
         if self._loop is not asyncio.get_running_loop():
             self._drop_foreign(dc)
             return
         # the driver's own view too: a COMMIT cancelled before it was sent leaves one open
-        rollback = rollback or self._begun or bool(getattr(dc, "in_transaction", False))
-        discard = self._invalid or not self.engine.pool.reuses_connections
-        self._in_tx = self._begun = False
+        rollback = rollback or self._state is _BEGUN or dc.in_transaction
+        discard = self._discard or not self.engine.pool.reuses_connections
+        self._end_transaction()
         self._savepoints.clear()
-        self._invalid = False
+        self._discard = False
         if not rollback and not discard:
-            cancel = getattr(dc, "cancel_deferred_begin", None)
-            if cancel is not None:
-                cancel()
+            dc.cancel_deferred_begin()
             self.engine.pool.release_nowait(dc)
             return
         reusable: list[bool] = []
@@ -183,9 +268,9 @@ class Connection:
         ``asyncio.run()``): it cannot even run ROLLBACK here, so it is closed without I/O,
         which ends its transaction (the server rolls it back)."""
         self._dc = None
-        self._in_tx = self._begun = False
+        self._end_transaction()
         self._savepoints.clear()
-        self._invalid = False
+        self._discard = False
         self.engine.pool.discard_nowait(dc)
 
     def _wrong_loop(self) -> None:
@@ -216,19 +301,21 @@ class Connection:
         transaction back and return the connection now.  Until ``rollback()`` the
         connection refuses work (SQLAlchemy's PendingRollbackError), so the rest of a
         unit of work never runs in a fresh transaction without its first half."""
-        had_tx = self._in_tx or self._begun or bool(self._savepoints)
+        had_tx = self._state is _BEGUN or self._state is _PENDING or bool(self._savepoints)
         try:
             await self._release(rollback=True)
         finally:
-            if had_tx:
-                self._lost = err
+            if had_tx and self._state is _IDLE:
+                self._lost_reason = err
+                self._set(_LOST)
 
     def _check_lost(self) -> None:
-        if self._lost is not None:
+        if self._state is _LOST:
+            reason = self._lost_reason
             raise exc.PendingRollbackError(
                 "this connection's transaction was rolled back because an operation was interrupted "
-                f"({type(self._lost).__name__}) before it finished; call rollback() before using it again",
-                self._lost,
+                f"({type(reason).__name__}) before it finished; call rollback() before using it again",
+                reason,
             )
 
     def __del__(self) -> None:
@@ -244,7 +331,7 @@ class Connection:
         )
         loop = self._loop
         pool = self.engine.pool
-        begun = self._begun
+        begun = self._state is _BEGUN
         if loop is None or loop.is_closed():
             # nothing can run on that loop any more: close the connection without it, so its
             # slot is not lost for good (the server rolls the transaction back)
@@ -272,45 +359,36 @@ class Connection:
 
     # -- transactions ------------------------------------------------------------
     def in_transaction(self) -> bool:
-        return self._in_tx
+        return self._state is _BEGUN or self._state is _PENDING
 
     def in_nested_transaction(self) -> bool:
         return bool(self._savepoints)
 
     def begin(self) -> Transaction:
         """Start a transaction: ``async with conn.begin():`` commits on success."""
-        if self._in_tx:
-            raise exc.InvalidRequestError(
-                "this connection already has a transaction (statements autobegin one); "
-                "commit() or rollback() it first, or use begin_nested() for a SAVEPOINT"
-            )
-        self._in_tx = True
+        self._set(_PENDING)
         return Transaction(self, nested=False)
 
     def begin_nested(self) -> Transaction:
         """A SAVEPOINT: ``async with conn.begin_nested():`` releases it, or rolls back to it on error."""
-        if not self._in_tx:
-            self._in_tx = True
+        if self._state is not _BEGUN and self._state is not _PENDING:
+            self._set(_PENDING)
         self._sp_counter += 1
         name = f"aiouow_sp_{self._sp_counter}"
         self._savepoints.append(name)
         return Transaction(self, nested=True, savepoint=name)
 
     async def _ensure_begun(self) -> DriverConnection:
-        if self._lost is not None:
+        if self._state is _LOST:
             self._check_lost()
         dc = self._dc or await self._driver()
         if self._loop is not asyncio.get_running_loop():
             self._wrong_loop()
-        if not self._begun:
-            self._in_tx = True
-            self._begun = True
+        if self._state is not _BEGUN:
+            self._set(_BEGUN)
             if self.engine.echo:
                 log.info("BEGIN (implicit)")
-            defer = getattr(dc, "defer_begin", None)
-            if defer is not None:
-                defer()
-            else:
+            if not dc.defer_begin():
                 await self._script(dc, "BEGIN")
         return dc
 
@@ -323,27 +401,27 @@ class Connection:
         if dc is not None and self._loop is not asyncio.get_running_loop():
             self._wrong_loop()
         try:
-            if self._begun and dc is not None:
+            if self._state is _BEGUN and dc is not None:
                 if self.engine.echo:
                     log.info("COMMIT")
                 await self._script(dc, "COMMIT")
             elif dc is not None:
-                cancel = getattr(dc, "cancel_deferred_begin", None)
-                if cancel is not None:
-                    cancel()
+                dc.cancel_deferred_begin()
         finally:
-            self._in_tx = self._begun = False
+            self._end_transaction()
 
     async def rollback(self) -> None:
         """Roll the transaction back."""
         dc = self._dc
         self._savepoints.clear()
-        self._lost = None
+        if self._state is _LOST:
+            self._lost_reason = None
+            self._set(_IDLE)
         if dc is not None and self._loop is not asyncio.get_running_loop():
             self._drop_foreign(dc)  # closing it rolls back; the next statement checks out anew
             return
         try:
-            if self._begun and dc is not None:
+            if self._state is _BEGUN and dc is not None:
                 if self.engine.echo:
                     log.info("ROLLBACK")
                 try:
@@ -352,31 +430,29 @@ class Connection:
                     if _interrupted(err):
                         raise  # ROLLBACK itself ran to its end
                     # a connection that cannot roll back is not reused
-                    self._invalid = True
+                    self._discard = True
                     translated = self.dialect.translate_error(err, "ROLLBACK", None)
                     if translated is None:
                         raise
                     if not isinstance(translated, exc.OperationalError) and "no transaction" not in str(err):
                         raise translated from err
             elif dc is not None:
-                cancel = getattr(dc, "cancel_deferred_begin", None)
-                if cancel is not None:
-                    cancel()
+                dc.cancel_deferred_begin()
         finally:
-            self._in_tx = self._begun = False
+            self._end_transaction()
 
     async def _savepoint(self, name: str) -> None:
         await self._ensure_begun()
-        await self._run_script(f'SAVEPOINT "{name}"')
+        await self._run_script(f"SAVEPOINT {quote(name)}")
 
     async def _release_savepoint(self, name: str) -> None:
-        await self._run_script(f'RELEASE SAVEPOINT "{name}"')
+        await self._run_script(f"RELEASE SAVEPOINT {quote(name)}")
         self._pop_savepoint(name)
 
     async def _rollback_to_savepoint(self, name: str) -> None:
         try:
-            if self._lost is None:  # else the whole transaction is gone already
-                await run_shielded(self._run_script(f'ROLLBACK TO SAVEPOINT "{name}"'))
+            if self._state is not _LOST:  # else the whole transaction is gone already
+                await run_shielded(self._run_script(f"ROLLBACK TO SAVEPOINT {quote(name)}"))
         finally:
             self._pop_savepoint(name)
 
@@ -445,7 +521,7 @@ class Connection:
         if self.engine.echo:
             log.info("COPY %s (%s) FROM STDIN\n[%d rows]", table, ", ".join(columns), len(records))
         try:
-            await dc.copy_records(table, columns, records)  # type: ignore[attr-defined]
+            await dc.copy_records(table, columns, records)
         except Exception as err:
             raise self._translate(err, f"COPY {table}", None) from err
         except BaseException as err:
@@ -457,7 +533,7 @@ class Connection:
         if translated is None:
             return err
         if isinstance(translated, exc.OperationalError):
-            self._invalid = True
+            self._discard = True
         return translated
 
     async def stream_sql(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:
@@ -477,21 +553,19 @@ class Connection:
         finally:
             # closed with this one, not whenever the collector finalizes it: the driver's
             # stream may hold a connection of the pool (SQLite's readers) until it ends
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await chunks.aclose()
 
     async def exec_driver_sql(self, sql: str, params: Sequence[Any] = ()) -> Result:
         """Run SQL in the driver's own parameter style (``$1`` / ``?``)."""
         if _returns_rows(sql):
             rows = await self.fetch_sql(sql, params)
-            return Result(rows, make_row_class(self._dc.column_names(rows)))  # type: ignore[union-attr]
+            return Result(rows, make_row_class(self._column_names(rows)))
         return Result([], None, rowcount=await self.execute_sql(sql, params))
 
     def compile(self, stmt: ClauseElement, params: dict[str, Any] | None = None) -> tuple[Compiled, list[Any]]:
         """The compiled statement and its driver-ready parameters."""
-        if stmt.__class__ is Insert:
-            stmt = stmt._with_defaults()  # type: ignore[attr-defined]
+        if isinstance(stmt, Insert):
+            stmt = stmt._with_defaults()
         compiled, binds = self.dialect.compile(stmt)
         extra = params
         if isinstance(stmt, TextClause):
@@ -521,7 +595,7 @@ class Connection:
         if procs:
             rows = _process(rows, procs)
         if compiled.text_names is not None:
-            return Result(rows, make_row_class(self._dc.column_names(rows)))  # type: ignore[union-attr]
+            return Result(rows, make_row_class(self._column_names(rows)))
         return Result(rows, compiled.row_class(), rowcount=len(rows))
 
     async def _execute_many(self, stmt: ClauseElement, rows: Sequence[dict[str, Any]]) -> Result:
@@ -581,9 +655,9 @@ class Transaction:
         self._started = False
 
     async def _start(self) -> None:
-        if self.nested and not self._started:
+        if self.savepoint is not None and not self._started:
             self._started = True
-            await self.conn._savepoint(self.savepoint)  # type: ignore[arg-type]
+            await self.conn._savepoint(self.savepoint)
 
     async def __aenter__(self) -> Transaction:
         await self._start()
@@ -593,14 +667,14 @@ class Transaction:
         return self.__aenter__().__await__()
 
     async def commit(self) -> None:
-        if self.nested:
-            await self.conn._release_savepoint(self.savepoint)  # type: ignore[arg-type]
+        if self.savepoint is not None:  # nested
+            await self.conn._release_savepoint(self.savepoint)
         else:
             await self.conn.commit()
 
     async def rollback(self) -> None:
-        if self.nested:
-            await self.conn._rollback_to_savepoint(self.savepoint)  # type: ignore[arg-type]
+        if self.savepoint is not None:  # nested
+            await self.conn._rollback_to_savepoint(self.savepoint)
         else:
             await self.conn.rollback()
 
@@ -624,7 +698,6 @@ class Engine:
         self.pool_pre_ping = pool_pre_ping
         self.poolclass = poolclass
         self.echo = echo
-        self._connect_args = connect_args
         pool = dialect.create_pool(url, pool_size, connect_args)
         pool.pre_ping = pool_pre_ping
         self.pool: Pool = NullPool(pool) if poolclass == "null" else pool

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import types as sqltypes
 from ..exc import ArgumentError
@@ -35,6 +35,27 @@ if TYPE_CHECKING:
     from .dml import Delete, Insert, Update
 
 Processor = Callable[[Any], Any] | None
+
+def quote(name: str) -> str:
+    """An SQL identifier, double-quoted (embedded quotes doubled): the one spelling of table,
+    column, index and constraint names, for statements, DDL and the flush's batch SQL alike."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class CompilerDialect(Protocol):
+    """What the compiler asks of its dialect (``dialects.base.Dialect`` provides it; sql/ does
+    not import dialects/, which build on it)."""
+
+    def bind_processor(self, type_: sqltypes.TypeEngine) -> Processor: ...
+
+    def result_processor(self, type_: sqltypes.TypeEngine) -> Processor: ...
+
+    def computed_result_processor(self, type_: sqltypes.TypeEngine) -> Processor: ...
+
+    def sql_type(self, type_: sqltypes.TypeEngine) -> str: ...
+
+    def array_cast(self, type_: sqltypes.TypeEngine) -> str: ...
+
 
 #: the ANSI "functions" spelled without parentheses
 _NILADIC = frozenset({"current_timestamp", "current_date", "current_time"})
@@ -82,8 +103,7 @@ class Compiler:
     def placeholder(self, position: int) -> str:
         raise NotImplementedError
 
-    def quote(self, name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
+    quote = staticmethod(quote)
 
     def bind_processor(self, type_: sqltypes.TypeEngine) -> Processor:
         return self.dialect.bind_processor(type_)
@@ -115,7 +135,7 @@ class Compiler:
         return self.visit_bind(bind)
 
     # -- machinery ---------------------------------------------------------
-    def __init__(self, dialect: Any, binds: list[BindParameter]) -> None:
+    def __init__(self, dialect: CompilerDialect, binds: list[BindParameter]) -> None:
         self.dialect = dialect
         self._positions = {id(b): i for i, b in enumerate(binds)}
         self.compiled = Compiled()

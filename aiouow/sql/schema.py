@@ -28,12 +28,6 @@ class ForeignKey:
         self._column: Column | None = target if isinstance(target, Column) else None
 
     @property
-    def target_table_name(self) -> str:
-        if isinstance(self.target, Column):
-            return self.target.table.name
-        return self.target.split(".")[0]
-
-    @property
     def column(self) -> Column:
         """The referenced column (resolved through the metadata on first use)."""
         if self._column is None:
@@ -154,6 +148,7 @@ class ColumnCollection:
     """Columns of a table by name, in order: ``table.c.name`` or ``table.c["name"]``."""
 
     __slots__ = ("_cols",)
+    _cols: dict[str, Column]
 
     def __init__(self, cols: Iterable[Column]) -> None:
         object.__setattr__(self, "_cols", {c.key: c for c in cols})
@@ -325,12 +320,6 @@ class TableAlias:
     def corresponding_column(self, col: Any) -> AliasColumn | None:
         """This alias's column for a column of the aliased table (None for any other)."""
         return self._by_column.get(id(col)) if getattr(col, "table", None) is self.element else None
-
-    def adapt(self, element: Any) -> Any:
-        """``element`` with the aliased table's columns replaced by this alias's columns."""
-        from .elements import adapt_columns
-
-        return adapt_columns(element, self.corresponding_column)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TableAlias) and other.element is self.element and other.name == self.name
