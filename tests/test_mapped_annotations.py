@@ -54,7 +54,7 @@ TWINS = [(MfUser, MfPost, "mf_"), (MrUser, MrPost, "mr_")]
 
 def _columns(cls: type, prefix: str) -> list[tuple[object, ...]]:
     return [(c.key, repr(c.type), c.nullable, c.primary_key, c.unique, c.index, c.version, c.autoincrement,
-             c.default, c.default_is_callable, [fk.target_table_name.removeprefix(prefix) for fk in c.foreign_keys])
+             c.default, c.default_is_callable, [fk.column.table.name.removeprefix(prefix) for fk in c.foreign_keys])
             for c in inspect(cls).table.columns]
 
 
