@@ -28,7 +28,7 @@ from ..mapping.relationships import MANYTOMANY, MANYTOONE, Relationship
 from ..mapping.state import DETACHED, PENDING, PERSISTENT, TRANSIENT, InstanceState
 from ..sql.elements import and_, or_
 from ..sql.selectable import Select
-from .rows import instances
+from .rows import instances, is_expired
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
@@ -108,7 +108,7 @@ async def _load_many_to_one(session: Any, objs: list[Any], rel: Relationship) ->
     to_query = []
     for k in wanted:
         hit = imap.get(k[0] if len(k) == 1 else k) if by_pk else None
-        if hit is not None and not session._is_expired(hit, target):
+        if hit is not None and not is_expired(hit, target):
             found[k] = hit
         else:
             to_query.append(k)
@@ -298,14 +298,11 @@ async def session_load(session: Any, obj: Any, attribute: Any) -> Any:
             # batches of other relationships awaited together (one gather) take turns
             await lock.acquire()
             locked = True
-            session._enter()
-            try:
+            with session._guard:
                 await session._ready()
                 if len(batch.objs) == 1:
                     _note_single_load(session, rel)
                 await load_relationship(session, batch.objs, rel)
-            finally:
-                session._leave()
         except BaseException as err:
             if not batch.future.done():
                 batch.future.set_exception(err)
@@ -331,15 +328,12 @@ async def session_load_all(session: Any, objs: Sequence[Any], attribute: Any) ->
         if type(o).__aiouow_mapper__ is not mapper:
             raise exc.ArgumentError(f"session.load_all(): all objects must be {mapper.class_.__name__}, not {o!r}")
     persistent = [o for o in objs if _check_attached(session, o, name, "load") == PERSISTENT]
-    session._enter()
-    try:
+    with session._guard:
         await session._ready()
         if rel is None:
             await _ensure_columns(session, [o for o in persistent if name not in o.__dict__], [name])
         else:
             await load_relationship(session, persistent, rel)
-    finally:
-        session._leave()
 
 
 class AwaitableAttrs:

@@ -124,6 +124,15 @@ def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, popula
     return out
 
 
+def is_expired(obj: Any, mapper: Mapper) -> bool:
+    """Whether a column of ``obj`` is unloaded (expired, or deferred by the query that loaded it)."""
+    d = obj.__dict__
+    for k in mapper.column_keys:
+        if k not in d:
+            return True
+    return False
+
+
 def _refill(session: Any, obj: Any, loaded: dict[str, Any], populate_existing: bool) -> bool:
     """A row for an object the session holds: fill what is unloaded (everything with
     populate_existing).  Whether any value was taken from the row."""
