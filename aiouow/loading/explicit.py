@@ -25,7 +25,7 @@ from .. import exc
 from ..mapping import state as _state
 from ..mapping.collections import make_collection
 from ..mapping.relationships import MANYTOMANY, MANYTOONE, Relationship
-from ..mapping.state import DETACHED, PENDING, PERSISTENT, TRANSIENT, InstanceState
+from ..mapping.state import DETACHED, PENDING, PERSISTENT, TRANSIENT
 from ..sql.elements import and_, or_
 from ..sql.selectable import Select
 from .rows import instances, is_expired
@@ -126,8 +126,8 @@ async def _load_many_to_one(session: Any, objs: list[Any], rel: Relationship) ->
 def _set_loaded(obj: Any, key: str, value: Any) -> None:
     """Store a loaded relationship value without recording a change."""
     obj.__dict__[key] = value
-    st = _state.raw_state(obj)
-    if st.__class__ is InstanceState and st.rel_committed and key in st.rel_committed:
+    st = _state.full_state(obj)
+    if st is not None and st.rel_committed and key in st.rel_committed:
         del st.rel_committed[key]
         if not st.rel_committed:
             st.rel_committed = None
@@ -234,9 +234,7 @@ def _check_attached(session: Any, obj: Any, name: str, op: str) -> int:
             f"session.add(obj) or `obj = await session.merge(obj)` first"
         )
     if status in (PERSISTENT, PENDING):
-        st = _state.raw_state(obj)
-        owner = st.session if st.__class__ is InstanceState else st()
-        if owner is not session:
+        if _state.session_of(obj) is not session:
             raise exc.InvalidRequestError(f"cannot {op} {cls}.{name}: {obj!r} belongs to another session")
     if status == _state.DELETED:
         raise exc.InvalidRequestError(f"cannot {op} {cls}.{name}: {obj!r} was deleted")
@@ -358,8 +356,7 @@ async def _await_attr(obj: Any, name: str) -> Any:
     status = _state.status_of(obj)
     if status in (TRANSIENT, PENDING):
         return getattr(obj, name)
-    st = _state.raw_state(obj)
-    session = st.session if st.__class__ is InstanceState else st()
+    session = _state.session_of(obj)
     if session is None:
         _check_attached(None, obj, name, "load")
     return await session.load(obj, name)

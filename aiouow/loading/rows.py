@@ -21,7 +21,6 @@ from .._gc import gc_paused
 from ..engine.base import _process
 from ..mapping import state as _state
 from ..mapping.mapper import Mapper
-from ..mapping.state import InstanceState
 
 #: (column index, result processor) pairs of an entity's columns whose driver values need converting
 Converters = tuple[tuple[int, Callable[[Any], Any]], ...]
@@ -91,7 +90,7 @@ def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, popula
     token = session._token
     cls = mapper.class_
     new = object.__new__
-    set_slot = _state._set_slot
+    set_slot = _state.set_slot
     single = len(pk_pos) == 1
     p0 = pk_pos[0]
     # rows holding exactly this entity's columns are unpacked as they are, others sliced
@@ -139,10 +138,9 @@ def _refill(session: Any, obj: Any, loaded: dict[str, Any], populate_existing: b
     d = obj.__dict__
     if populate_existing:
         d.update(loaded)
-        st = _state.raw_state(obj)
-        if st.__class__ is InstanceState:
+        st = _state.full_state(obj)
+        if st is not None:
             st.committed = None
-            st.expired_by = None
         session._forget_modified(obj)
         return True
     filled = False

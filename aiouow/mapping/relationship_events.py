@@ -16,7 +16,7 @@ from typing import Any
 from ..exc import ArgumentError
 from . import state as _state
 from .collections import InstrumentedList, make_collection
-from .state import NO_VALUE, PENDING, PERSISTENT, TRANSIENT, InstanceState
+from .state import NO_VALUE, PENDING, PERSISTENT, TRANSIENT
 
 
 def record_change(rel: Any, obj: Any) -> None:
@@ -51,8 +51,7 @@ def _cascade_session(rel: Any, owner: Any) -> Any:
     """The session new related objects join through ``save-update`` cascade, or None."""
     if "save-update" not in rel.cascade:
         return None
-    st = _state.raw_state(owner)
-    return st.session if st.__class__ is InstanceState else st()
+    return _state.session_of(owner)
 
 
 def _cascade_add(rel: Any, owner: Any, item: Any) -> None:

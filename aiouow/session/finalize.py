@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..mapping import state as _state
 from ..mapping.relationships import MANYTOONE
-from ..mapping.state import DELETED, DETACHED, InstanceState, state_of
+from ..mapping.state import DELETED, DETACHED, InstanceState, full_state, state_of
 from ..sql.dml import Delete, Update
 from ..sql.elements import BindParameter
 from .levels import ALL_ROWS, TxLevel
@@ -34,7 +34,7 @@ def apply(session: AsyncSession, plan: FlushPlan, generated: dict[int, list[Any]
     """Bring objects and book-keeping in line with a successful flush."""
     level = session._levels[-1]
     token = session._token
-    set_slot = _state._set_slot
+    set_slot = _state.set_slot
     # a SAVEPOINT notes the tables it wrote: what it loads afterwards may show its own rows
     written = level.written if level.parent is not None else None
     for i, step in enumerate(plan.steps):
@@ -85,7 +85,7 @@ def apply(session: AsyncSession, plan: FlushPlan, generated: dict[int, list[Any]
             # the identity changes only when the UPDATE writes a primary-key column
             moves = any(k in mapper.pk_keys for k in keys)
             modified, updated = session._modified, level.updated
-            get_slot = _state._get_slot
+            get_slot = _state.get_slot  # full_state() without a Python call per object
             for j, (obj, row) in enumerate(zip(step.objs, step.rows)):
                 d = obj.__dict__
                 d.update(zip(keys, row))
@@ -112,13 +112,12 @@ def apply(session: AsyncSession, plan: FlushPlan, generated: dict[int, list[Any]
                     st.committed = None
                     st.rel_committed = None
                     st.key = new_pk
-                    if st.expired_by is None:
-                        set_slot(obj, token)
+                    set_slot(obj, token)  # clean again: back to the compact form
         else:
             assert isinstance(step, DeleteBatch)
             single = len(mapper.pk_keys) == 1
             deleted, modified, removed = session._deleted, session._modified, level.removed
-            get_slot = _state._get_slot  # raw_state() without a Python call per object
+            get_slot = _state.get_slot  # full_state() without a Python call per object
             for obj, pk in zip(step.objs, step.pks):
                 key = pk[0] if single else pk  # the identity the plan deleted by
                 st = get_slot(obj)
@@ -136,8 +135,8 @@ def apply(session: AsyncSession, plan: FlushPlan, generated: dict[int, list[Any]
                 removed[oid] = obj
     updated = level.updated
     for obj in plan.unchanged:
-        st = _state.raw_state(obj)
-        if st.__class__ is InstanceState:
+        st = full_state(obj)
+        if st is not None:
             st.committed = None
             st.rel_committed = None
         oid = id(obj)
@@ -169,7 +168,7 @@ def after_commit(session: AsyncSession) -> None:
     for level in session._levels:
         level.closed = True
         for obj in level.removed.values():
-            st = _state._get_slot(obj)  # a full state (promoted when deleted), read without a call
+            st = _state.get_slot(obj)  # a full state (promoted when deleted), read without a call
             if st.__class__ is not InstanceState:
                 st = state_of(obj)
             st.status = DETACHED
@@ -217,14 +216,14 @@ def sync_dml(session: AsyncSession, stmt: Update | Delete, rows: Sequence[Any] |
             continue
         if isinstance(stmt, Update):
             d = obj.__dict__
-            st = _state.raw_state(obj)
+            st = full_state(obj)
             level.updated[id(obj)] = obj  # a SAVEPOINT rollback must expire it
             for col, value in stmt._values:
                 if isinstance(value, BindParameter):
                     d[col.key] = value.value
                 else:
                     d[col.key] = r[fetched_at[col.key]]
-                if st.__class__ is InstanceState and st.committed:
+                if st is not None and st.committed:
                     st.committed.pop(col.key, None)
         else:
             st = state_of(obj)

@@ -29,6 +29,7 @@ from ..mapping.state import (
     TRANSIENT,
     InstanceState,
     _same,
+    full_state,
     state_of,
     status_of,
 )
@@ -152,7 +153,7 @@ def attach(session: AsyncSession, obj: Any, st: InstanceState, mapper: Mapper) -
 def delete_at_once(session: AsyncSession, obj: Any) -> bool:
     """Mark ``obj`` deleted if that needs no cascade (the common case); whether it did."""
     mapper = mapper_of_instance(obj, "delete")
-    if _state.raw_state(obj) is session._token and not _cascading(mapper, "delete"):
+    if _state.get_slot(obj) is session._token and not _cascading(mapper, "delete"):
         # clean, persistent in this session, no relationship to walk: it never awaits, so
         # like add() it checks the task without holding the session
         autobegin(session)
@@ -253,7 +254,7 @@ def detach_all(session: AsyncSession) -> None:
         st.session_ref = None
     # clean objects hold the token, deactivated below; only full states need updating
     for m in session._imap.values():
-        for st in map(_state._get_slot, m.values()):
+        for st in map(_state.get_slot, m.values()):  # inline: no Python call per object
             if st.__class__ is InstanceState:
                 st.status = DETACHED
                 st.session_ref = None
@@ -287,8 +288,8 @@ def expire_obj(session: AsyncSession, obj: Any, mapper: Mapper, names: Iterable[
     for k in keys:
         if k not in pk:
             d.pop(k, None)
-    st = _state.raw_state(obj)
-    if st.__class__ is InstanceState:
+    st = full_state(obj)
+    if st is not None:
         if names is None:
             st.committed = None
             st.rel_committed = None
@@ -349,8 +350,8 @@ def expire_everything(session: AsyncSession, reason: str) -> None:
             pop = obj.__dict__.pop
             for k in keys:
                 pop(k, None)
-            st = _state.raw_state(obj)
-            if st.__class__ is InstanceState:
+            st = full_state(obj)
+            if st is not None:
                 st.committed = None
                 st.rel_committed = None
     session._modified = {k: o for k, o in session._modified.items() if status_of(o) != PERSISTENT}
@@ -395,8 +396,8 @@ async def refresh(session: AsyncSession, obj: Any, attribute_names: Iterable[str
 
 
 def expire_obj_history(session: AsyncSession, obj: Any, names: list[str] | None) -> None:
-    st = _state.raw_state(obj)
-    if st.__class__ is InstanceState and st.committed is not None:
+    st = full_state(obj)
+    if st is not None and st.committed is not None:
         if names is None:
             st.committed = None
         else:
@@ -430,8 +431,8 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
     values = {k: d[k] for k in mapper.column_keys if k in d}
     if target is None:
         if not load and has_pk:
-            st_src = _state.raw_state(obj)
-            if st_src.__class__ is InstanceState and (st_src.committed or st_src.status == TRANSIENT):
+            st_src = full_state(obj)
+            if st_src is not None and (st_src.committed or st_src.status == TRANSIENT):
                 raise exc.InvalidRequestError(
                     f"merge(load=False) needs a clean object loaded from the database; "
                     f"{_describe(obj)} is new or has pending changes"
@@ -439,7 +440,7 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
             autobegin(session)
             target = object.__new__(cls)
             target.__dict__.update(values)
-            _state._set_slot(target, session._token)
+            _state.set_slot(target, session._token)
             session._identity_for(mapper)[pk] = target
         else:
             target = cls.__new__(cls)
@@ -475,8 +476,8 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
 def is_modified(obj: Any) -> bool:
     """Whether the object has net attribute changes not yet flushed."""
     mapper_of_instance(obj, "is_modified")  # raises for an object that is not mapped
-    st = _state.raw_state(obj)
-    if st.__class__ is not InstanceState:
+    st = full_state(obj)
+    if st is None:
         return False
     if st.rel_committed:
         return True

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..mapping import state as _state
 from ..mapping.mapper import Mapper
-from ..mapping.state import DELETED, DETACHED, PERSISTENT, InstanceState, state_of
+from ..mapping.state import DELETED, DETACHED, PERSISTENT, full_state, get_slot, state_of
 from ..sql.dml import Delete, DMLStatement, Update
 from ..sql.elements import and_, or_
 from ..sql.selectable import Select
@@ -94,10 +93,10 @@ def restore_key(session: AsyncSession, obj: Any, old_key: Any) -> None:
 
 def held_persistent(session: AsyncSession, obj: Any) -> bool:
     """Persistent in this session (not expunged meanwhile, nor attached elsewhere)."""
-    st = _state.raw_state(obj)
-    if st.__class__ is InstanceState:
-        return st.session_ref is session._token and st.status == PERSISTENT
-    return st is session._token
+    st = full_state(obj)
+    if st is None:
+        return get_slot(obj) is session._token
+    return st.session_ref is session._token and st.status == PERSISTENT
 
 
 def expire_held(session: AsyncSession, obj: Any, names: list[str] | None, reason: str) -> None:

@@ -37,9 +37,8 @@ from ..engine.base import Connection, Engine, Transaction
 from ..engine.result import AsyncResult, Result, ScalarResult
 from ..loading import execute as _execute
 from ..loading.explicit import session_load, session_load_all
-from ..mapping import state as _state
 from ..mapping.mapper import Mapper
-from ..mapping.state import PENDING, PERSISTENT, InstanceState
+from ..mapping.state import PENDING, PERSISTENT, full_state, get_slot
 from ..sql.dml import Delete, Update
 from ..sql.elements import ClauseElement
 from . import connection as _connection
@@ -183,12 +182,12 @@ class AsyncSession:
 
     def __contains__(self, obj: object) -> bool:
         try:
-            st = _state.raw_state(obj)
+            st = full_state(obj)
         except (AttributeError, TypeError):
             return False
-        if st.__class__ is InstanceState:
-            return st.session_ref is self._token and st.status in (PENDING, PERSISTENT)
-        return st is self._token
+        if st is None:
+            return get_slot(obj) is self._token
+        return st.session_ref is self._token and st.status in (PENDING, PERSISTENT)
 
     def __iter__(self) -> Iterator[Any]:
         yield from list(self._new.values())
