@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._gc import gc_paused
 from ..engine.base import _process
 from ..mapping import state as _state
 from ..mapping.mapper import Mapper
+
+if TYPE_CHECKING:
+    from .protocol import SessionInternals
 
 #: (column index, result processor) pairs of an entity's columns whose driver values need converting
 Converters = tuple[tuple[int, Callable[[Any], Any]], ...]
@@ -63,7 +66,7 @@ def _value(i: int, proc: Callable[[Any], Any] | None, namespace: dict[str, Any])
     return f"c{i}(v{i})" if fn is None else f"None if v{i} is None else c{i}(v{i})"
 
 
-def instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
+def instances(session: SessionInternals, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
               procs: tuple[tuple[int, Any], ...] = ()) -> list[Any]:
     """One object (or None, for an all-NULL outer-join row) per row.
 
@@ -75,7 +78,7 @@ def instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populat
         return _instances(session, mapper, rows, start, populate_existing, procs)
 
 
-def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
+def _instances(session: SessionInternals, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
                procs: tuple[tuple[int, Any], ...]) -> list[Any]:
     keys = mapper.column_keys
     width = len(keys)
@@ -96,7 +99,7 @@ def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, popula
     # rows holding exactly this entity's columns are unpacked as they are, others sliced
     whole = start == 0 and bool(rows) and len(rows[0]) == width
     get = imap.get
-    out = []
+    out: list[Any] = []
     append = out.append
     # inside a SAVEPOINT, objects given values from the database are noted (see TxLevel.loaded)
     level = session._loads_tracker()
@@ -132,7 +135,7 @@ def is_expired(obj: Any, mapper: Mapper) -> bool:
     return False
 
 
-def _refill(session: Any, obj: Any, loaded: dict[str, Any], populate_existing: bool) -> bool:
+def _refill(session: SessionInternals, obj: Any, loaded: dict[str, Any], populate_existing: bool) -> bool:
     """A row for an object the session holds: fill what is unloaded (everything with
     populate_existing).  Whether any value was taken from the row."""
     d = obj.__dict__

@@ -311,7 +311,7 @@ def state_of(obj: Any) -> InstanceState:
     """The object's full state, promoting the compact form."""
     st = get_slot(obj)
     if st.__class__ is InstanceState:
-        return st  # type: ignore[no-any-return]
+        return st
     return promote(obj, st)
 
 
@@ -331,7 +331,7 @@ def status_of(obj: Any) -> int:
     """The status without promoting the compact form."""
     st = get_slot(obj)
     if st.__class__ is InstanceState:
-        return st.status  # type: ignore[no-any-return]
+        return st.status
     return PERSISTENT if st.active else DETACHED
 
 

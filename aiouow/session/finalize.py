@@ -67,7 +67,7 @@ def apply(session: AsyncSession, plan: FlushPlan, generated: dict[int, list[Any]
                 d = obj.__dict__
                 if ident is not None:
                     # the generated key is the identity (a table with one has a one-column key)
-                    d[auto] = ident  # type: ignore[index]
+                    d[auto] = ident
                     d.update(zip(keys, row))
                 else:
                     d.update(zip(keys, row))

@@ -31,7 +31,7 @@ class IdentityMapView(Mapping[tuple[type, tuple[Any, ...]], Any]):
     def __getitem__(self, key: tuple[type, tuple[Any, ...]]) -> Any:
         try:
             cls, ident = key
-            mapper = cls.__aiouow_mapper__
+            mapper = cls.__aiouow_mapper__  # type: ignore[attr-defined]
             pk = ident if len(mapper.pk_keys) > 1 else ident[0]
             return self._maps[mapper][pk]
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):

@@ -60,7 +60,7 @@ def _cascading(mapper: Mapper, word: str) -> tuple[Any, ...]:
     rels = mapper.cache.get(key)
     if rels is None:
         rels = mapper.cache[key] = tuple(r for r in mapper.relationships.values() if word in r.cascade)
-    return rels  # type: ignore[no-any-return]
+    return rels
 
 
 def _related(obj: Any, mapper: Mapper, word: str) -> Iterator[Any]:
@@ -427,7 +427,7 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
             row = await select_by_pk(session, mapper, pk, False)
             if row is not None:
                 target = instances(session, mapper, [row], 0, False)[0]
-    cls = mapper.class_
+    cls: Any = mapper.class_
     values = {k: d[k] for k in mapper.column_keys if k in d}
     if target is None:
         if not load and has_pk:
@@ -459,6 +459,7 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
         if "merge" not in rel.cascade or rel.key not in d:
             continue
         value = d[rel.key]
+        merged: Any
         if isinstance(value, list):
             merged = [await merge(session, item, load, memo) for item in value]
         else:
