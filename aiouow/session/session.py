@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
@@ -134,12 +134,13 @@ class AsyncSession:
     def _expire_reason_for(self, obj: Any) -> str | None:
         return self._expire_reasons.get(id(obj), self._expire_all_reason)
 
-    async def _connection(self) -> Connection:
-        return await _connection.connection(self)
+    # (plain functions returning the coroutine: no extra coroutine frame per statement)
+    def _connection(self) -> Coroutine[Any, Any, Connection]:
+        return _connection.connection(self)
 
-    async def _ready(self) -> Connection:
+    def _ready(self) -> Coroutine[Any, Any, Connection]:
         """Before an operation that needs the database: usable, in a transaction, flushed."""
-        return await _flush.ready(self)
+        return _flush.ready(self)
 
     def _loads_tracker(self) -> TxLevel | None:
         return restore.loads_tracker(self)
