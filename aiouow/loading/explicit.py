@@ -360,7 +360,8 @@ async def _await_attr(obj: Any, name: str) -> Any:
     status = _state.status_of(obj)
     if status in (TRANSIENT, PENDING):
         return getattr(obj, name)
-    session = _state.session_of(obj)
+    session: SessionInternals | None = _state.session_of(obj)
     if session is None:
-        _check_attached(None, obj, name, "load")
+        _check_attached(None, obj, name, "load")  # raises for a detached object
+        raise exc.InvalidRequestError(f"cannot load {type(obj).__name__}.{name}: the session of {obj!r} is gone")
     return await session.load(obj, name)

@@ -11,7 +11,7 @@ visible in one place.  ``mapping.state.SessionHooks`` is the smaller part
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,34 +47,45 @@ class SessionInternals(SessionHooks, Protocol):
     @property
     def _guard(self) -> AbstractContextManager[None]:
         """Held (``with session._guard:``) by an operation that awaits (``session.guard``)."""
+        ...
 
     def _identity_for(self, mapper: Mapper) -> dict[Any, Any]:
         """The identity map of one mapper (``{pk: obj}``), created if needed."""
+        ...
 
     def _forget_modified(self, obj: Any) -> None:
         """``obj`` has no unflushed changes any more (``populate_existing`` overwrote them)."""
+        ...
 
     def _loads_tracker(self) -> LoadTracker | None:
         """Inside a SAVEPOINT, where objects given values from the database are noted."""
+        ...
 
     def _note_loaded(self, objs: Iterable[Any]) -> None:
         """Objects the session already held were given values from the database."""
+        ...
 
     def _note_statement(self, statement: Any, keys: Iterable[Any] | None = None) -> None:
         """A statement other than a flush wrote rows (inside a SAVEPOINT, it is recorded)."""
+        ...
 
     def _sync_dml(self, stmt: Update | Delete, rows: Sequence[Any] | None, fetched_at: dict[str, int]) -> None:
         """Keep held objects in step with an ORM UPDATE/DELETE that ran."""
+        ...
 
-    async def _connection(self) -> Connection:
+    def _connection(self) -> Coroutine[Any, Any, Connection]:
         """The transaction's connection, checked out (and the transaction begun) if needed."""
+        ...
 
-    async def _ready(self) -> Connection:
+    def _ready(self) -> Coroutine[Any, Any, Connection]:
         """Before an operation that needs the database: usable, in a transaction, flushed."""
+        ...
 
     async def refresh(self, obj: Any, attribute_names: Iterable[str] | None = None,
                       with_for_update: bool = False) -> None:
         """``AsyncSession.refresh``."""
+        ...
 
     async def load(self, obj: Any, attribute: Any) -> Any:
         """``AsyncSession.load``."""
+        ...

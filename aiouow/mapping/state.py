@@ -47,12 +47,15 @@ class SessionHooks(Protocol):
 
     def _note_modified(self, obj: Any) -> None:
         """A persistent object got its first change since load/flush."""
+        ...
 
     def _expire_reason_for(self, obj: Any) -> str | None:
         """Why the object's unloaded attributes are unloaded, for the error message."""
+        ...
 
     def add(self, obj: Any) -> None:
         """Make ``obj`` pending (the save-update cascade)."""
+        ...
 
 
 class SessionToken:
