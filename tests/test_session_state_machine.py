@@ -196,3 +196,14 @@ def test_an_illegal_move_raises() -> None:
     with pytest.raises(exc.InvalidRequestError, match="illegal session transaction transition idle -> committing"):
         levels.transition(s, TxState.COMMITTING)
     assert s._state is TxState.IDLE
+
+
+def test_the_table() -> None:
+    """The moves of the module docstring's diagram, and no other."""
+    S = TxState
+    assert {(old, new) for old, news in ALLOWED.items() for new in news} == {
+        (S.IDLE, S.ACTIVE), (S.IDLE, S.IDLE),
+        (S.ACTIVE, S.COMMITTING), (S.ACTIVE, S.FAILED), (S.ACTIVE, S.IDLE),
+        (S.COMMITTING, S.IDLE), (S.COMMITTING, S.FAILED),
+        (S.FAILED, S.ACTIVE), (S.FAILED, S.IDLE),
+    }
