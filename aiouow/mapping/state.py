@@ -345,7 +345,8 @@ def session_of(obj: Any) -> Any:
 
 
 # -- reading what is not loaded ------------------------------------------------
-def _describe(obj: Any) -> str:
+def describe(obj: Any) -> str:
+    """``User(id=1)``: the object as error messages name it."""
     mapper = type(obj).__aiouow_mapper__
     d = obj.__dict__
     pk = ", ".join(f"{k}={d.get(k)!r}" for k in mapper.pk_keys)
@@ -363,7 +364,7 @@ def missing_column(obj: Any, key: str) -> Any:
     if status == TRANSIENT or status == PENDING:
         return None
     cls = type(obj).__name__
-    what = _describe(obj)
+    what = describe(obj)
     if status == DETACHED:
         raise DetachedInstanceError(
             f"{cls}.{key} is not loaded and {what} is detached from any session, so it cannot be "
@@ -388,7 +389,7 @@ def missing_relationship(obj: Any, rel: Any) -> Any:
         obj.__dict__[key] = value
         return value
     cls = type(obj).__name__
-    what = _describe(obj)
+    what = describe(obj)
     if status == DETACHED:
         raise DetachedInstanceError(
             f"{cls}.{key} is not loaded and {what} is detached from any session, so it cannot be "

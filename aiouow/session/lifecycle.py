@@ -29,6 +29,7 @@ from ..mapping.state import (
     TRANSIENT,
     InstanceState,
     _same,
+    describe,
     full_state,
     state_of,
     status_of,
@@ -77,12 +78,6 @@ def _related(obj: Any, mapper: Mapper, word: str) -> Iterator[Any]:
                 yield value
 
 
-def _describe(obj: Any) -> str:
-    mapper = type(obj).__aiouow_mapper__
-    d = obj.__dict__
-    return f"{type(obj).__name__}({', '.join(f'{k}={d.get(k)!r}' for k in mapper.pk_keys)})"
-
-
 
 def add(session: AsyncSession, obj: Any) -> None:
     mapper = mapper_of_instance(obj, "add")
@@ -101,7 +96,7 @@ def add(session: AsyncSession, obj: Any) -> None:
             existing = session._identity_for(mapper).get(pk)
             if existing is not None and existing is not obj:
                 raise exc.InvalidRequestError(
-                    f"cannot add {_describe(obj)}: this session already holds {_describe(existing)} with "
+                    f"cannot add {describe(obj)}: this session already holds {describe(existing)} with "
                     "the same primary key; modify that object, or use `await session.merge(obj)`"
                 )
         st.status = PENDING
@@ -114,7 +109,7 @@ def add(session: AsyncSession, obj: Any) -> None:
         attach(session, obj, st, mapper)
     else:
         raise exc.InvalidRequestError(
-            f"{_describe(obj)} was deleted in this transaction; it cannot be added back until the "
+            f"{describe(obj)} was deleted in this transaction; it cannot be added back until the "
             "transaction ends (after rollback() it is persistent again)"
         )
     for rel in _cascading(mapper, "save-update"):
@@ -128,7 +123,7 @@ def add(session: AsyncSession, obj: Any) -> None:
 
 def foreign(session: AsyncSession, obj: Any) -> exc.InvalidRequestError:
     return exc.InvalidRequestError(
-        f"{_describe(obj)} is already attached to another session; expunge it from that session "
+        f"{describe(obj)} is already attached to another session; expunge it from that session "
         "first, or copy it into this one with `await session.merge(obj)`"
     )
 
@@ -139,7 +134,7 @@ def attach(session: AsyncSession, obj: Any, st: InstanceState, mapper: Mapper) -
     existing = imap.get(key)
     if existing is not None and existing is not obj:
         raise exc.InvalidRequestError(
-            f"cannot attach {_describe(obj)}: this session already holds another object with that "
+            f"cannot attach {describe(obj)}: this session already holds another object with that "
             "primary key; use `obj = await session.merge(obj)` instead"
         )
     st.key = key
@@ -208,12 +203,12 @@ def check_deletable(session: AsyncSession, obj: Any) -> None:
     st = state_of(obj)
     if st.status == TRANSIENT or st.status == PENDING:
         raise exc.InvalidRequestError(
-            f"{_describe(obj)} is not persisted ({st.status_name}); to discard a pending object use "
+            f"{describe(obj)} is not persisted ({st.status_name}); to discard a pending object use "
             "expunge(session, obj)"
         )
     other = st.session
     if other is not None and other is not session:
-        raise exc.InvalidRequestError(f"{_describe(obj)} belongs to another session")
+        raise exc.InvalidRequestError(f"{describe(obj)} belongs to another session")
     autobegin(session)
     if st.status == DETACHED:
         attach(session, obj, st, mapper)
@@ -223,7 +218,7 @@ def expunge(session: AsyncSession, obj: Any) -> None:
     """Remove an object from the session (pending -> transient, persistent -> detached)."""
     mapper = mapper_of_instance(obj, "expunge")
     if obj not in session:
-        raise exc.InvalidRequestError(f"{_describe(obj)} is not present in this session")
+        raise exc.InvalidRequestError(f"{describe(obj)} is not present in this session")
     st = state_of(obj)
     oid = id(obj)
     session._new.pop(oid, None)
@@ -312,7 +307,7 @@ def check_persistent(session: AsyncSession, obj: Any, op: str) -> tuple[Mapper, 
     st = state_of(obj)
     if st.status != PERSISTENT or st.session is not session:
         raise exc.InvalidRequestError(
-            f"session.{op}() needs an object persistent in this session; {_describe(obj)} is "
+            f"session.{op}() needs an object persistent in this session; {describe(obj)} is "
             f"{st.status_name}{'' if st.session in (None, session) else ' in another session'}"
         )
     return mapper, st
@@ -383,7 +378,7 @@ async def refresh(session: AsyncSession, obj: Any, attribute_names: Iterable[str
                                  with_for_update)
         if row is None:
             raise exc.ObjectDeletedError(
-                f"cannot refresh {_describe(obj)}: its row no longer exists in the database"
+                f"cannot refresh {describe(obj)}: its row no longer exists in the database"
             )
         d = obj.__dict__
         for k, v in zip(mapper.column_keys, row):
@@ -435,7 +430,7 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
             if st_src is not None and (st_src.committed or st_src.status == TRANSIENT):
                 raise exc.InvalidRequestError(
                     f"merge(load=False) needs a clean object loaded from the database; "
-                    f"{_describe(obj)} is new or has pending changes"
+                    f"{describe(obj)} is new or has pending changes"
                 )
             autobegin(session)
             target = object.__new__(cls)
