@@ -19,23 +19,26 @@ import asyncio
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import exc
 from ..mapping import state as _state
 from ..mapping.collections import make_collection
 from ..mapping.relationships import MANYTOMANY, MANYTOONE, Relationship
-from ..mapping.state import DETACHED, PENDING, PERSISTENT, TRANSIENT, InstanceState
+from ..mapping.state import DETACHED, PENDING, PERSISTENT, TRANSIENT
 from ..sql.elements import and_, or_
 from ..sql.selectable import Select
-from .rows import instances
+from .rows import instances, is_expired
+
+if TYPE_CHECKING:
+    from .protocol import SessionInternals
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-async def _fetch(session: Any, stmt: Select) -> list[Any]:
+async def _fetch(session: SessionInternals, stmt: Select) -> list[Any]:
     from ..engine.base import _process
 
     conn = await session._connection()
@@ -52,13 +55,14 @@ def _in(cols: list[Any], keys: list[tuple[Any, ...]]) -> Any:
     return or_(*[and_(*[c == v for c, v in zip(cols, k)]) for k in keys])
 
 
-def _chunk_size(session: Any, width: int) -> int:
+def _chunk_size(session: SessionInternals, width: int) -> int:
     dialect = session._conn.dialect if session._conn is not None else None
     limit = dialect.max_params if dialect is not None else 30000
     return max(1, min(10000, (limit - 10) // max(1, width)))
 
 
-async def load_relationship(session: Any, objs: Sequence[Any], rel: Relationship, refresh: bool = False) -> None:
+async def load_relationship(session: SessionInternals, objs: Sequence[Any], rel: Relationship,
+                            refresh: bool = False) -> None:
     """Load ``rel`` for every object of ``objs`` that lacks it (all of them with ``refresh``)."""
     rel.resolve()
     key = rel.key
@@ -79,7 +83,7 @@ async def load_relationship(session: Any, objs: Sequence[Any], rel: Relationship
         await _load_collection(session, todo, rel, refresh)
 
 
-async def _ensure_columns(session: Any, objs: list[Any], keys: list[str]) -> None:
+async def _ensure_columns(session: SessionInternals, objs: list[Any], keys: list[str]) -> None:
     """Reload expired columns the load needs (the foreign key of a many-to-one)."""
     missing = [o for o in objs if any(k not in o.__dict__ for k in keys)]
     if not missing:
@@ -92,7 +96,7 @@ async def _ensure_columns(session: Any, objs: list[Any], keys: list[str]) -> Non
         instances(session, mapper, rows, 0, False)
 
 
-async def _load_many_to_one(session: Any, objs: list[Any], rel: Relationship) -> None:
+async def _load_many_to_one(session: SessionInternals, objs: list[Any], rel: Relationship) -> None:
     target = rel.mapper
     locals_ = [local.key for local, _ in rel.pairs]
     await _ensure_columns(session, objs, locals_)
@@ -108,7 +112,7 @@ async def _load_many_to_one(session: Any, objs: list[Any], rel: Relationship) ->
     to_query = []
     for k in wanted:
         hit = imap.get(k[0] if len(k) == 1 else k) if by_pk else None
-        if hit is not None and not session._is_expired(hit, target):
+        if hit is not None and not is_expired(hit, target):
             found[k] = hit
         else:
             to_query.append(k)
@@ -126,14 +130,14 @@ async def _load_many_to_one(session: Any, objs: list[Any], rel: Relationship) ->
 def _set_loaded(obj: Any, key: str, value: Any) -> None:
     """Store a loaded relationship value without recording a change."""
     obj.__dict__[key] = value
-    st = _state.raw_state(obj)
-    if st.__class__ is InstanceState and st.rel_committed and key in st.rel_committed:
+    st = _state.full_state(obj)
+    if st is not None and st.rel_committed and key in st.rel_committed:
         del st.rel_committed[key]
         if not st.rel_committed:
             st.rel_committed = None
 
 
-async def _load_collection(session: Any, objs: list[Any], rel: Relationship, refresh: bool) -> None:
+async def _load_collection(session: SessionInternals, objs: list[Any], rel: Relationship, refresh: bool) -> None:
     target = rel.mapper
     if rel.direction == MANYTOMANY:
         parent_cols = [p for p, _ in rel.secondary_parent]
@@ -225,7 +229,7 @@ def resolve_attribute(obj_or_mapper: Any, attribute: Any, op: str) -> tuple[str,
     )
 
 
-def _check_attached(session: Any, obj: Any, name: str, op: str) -> int:
+def _check_attached(session: SessionInternals | None, obj: Any, name: str, op: str) -> int:
     status = _state.status_of(obj)
     cls = type(obj).__name__
     if status == DETACHED:
@@ -234,9 +238,7 @@ def _check_attached(session: Any, obj: Any, name: str, op: str) -> int:
             f"session.add(obj) or `obj = await session.merge(obj)` first"
         )
     if status in (PERSISTENT, PENDING):
-        st = _state.raw_state(obj)
-        owner = st.session if st.__class__ is InstanceState else st()
-        if owner is not session:
+        if _state.session_of(obj) is not session:
             raise exc.InvalidRequestError(f"cannot {op} {cls}.{name}: {obj!r} belongs to another session")
     if status == _state.DELETED:
         raise exc.InvalidRequestError(f"cannot {op} {cls}.{name}: {obj!r} was deleted")
@@ -252,7 +254,7 @@ class _Batch:
         self.started = False
 
 
-def _note_single_load(session: Any, rel: Relationship) -> None:
+def _note_single_load(session: SessionInternals, rel: Relationship) -> None:
     counts = session._single_loads
     n = counts[rel] = counts.get(rel, 0) + 1
     if n <= session.n_plus_one_threshold or rel in session._n_plus_one_warned or not session.n_plus_one:
@@ -269,7 +271,7 @@ def _note_single_load(session: Any, rel: Relationship) -> None:
     warnings.warn(message, exc.NPlusOneWarning, stacklevel=4)
 
 
-async def session_load(session: Any, obj: Any, attribute: Any) -> Any:
+async def session_load(session: SessionInternals, obj: Any, attribute: Any) -> Any:
     name, rel = resolve_attribute(obj, attribute, "session.load")
     status = _check_attached(session, obj, name, "load")
     d = obj.__dict__
@@ -281,7 +283,7 @@ async def session_load(session: Any, obj: Any, attribute: Any) -> Any:
         return d[name]
     if name in d:
         return d[name]
-    batches = session._load_batches
+    batches: dict[Relationship, _Batch] = session._load_batches
     batch = batches.get(rel)
     if batch is None or batch.started:
         batch = batches[rel] = _Batch()
@@ -298,14 +300,11 @@ async def session_load(session: Any, obj: Any, attribute: Any) -> Any:
             # batches of other relationships awaited together (one gather) take turns
             await lock.acquire()
             locked = True
-            session._enter()
-            try:
+            with session._guard:
                 await session._ready()
                 if len(batch.objs) == 1:
                     _note_single_load(session, rel)
                 await load_relationship(session, batch.objs, rel)
-            finally:
-                session._leave()
         except BaseException as err:
             if not batch.future.done():
                 batch.future.set_exception(err)
@@ -321,7 +320,7 @@ async def session_load(session: Any, obj: Any, attribute: Any) -> Any:
     return d[name]
 
 
-async def session_load_all(session: Any, objs: Sequence[Any], attribute: Any) -> None:
+async def session_load_all(session: SessionInternals, objs: Sequence[Any], attribute: Any) -> None:
     objs = [o for o in objs if o is not None]
     if not objs:
         return
@@ -331,15 +330,12 @@ async def session_load_all(session: Any, objs: Sequence[Any], attribute: Any) ->
         if type(o).__aiouow_mapper__ is not mapper:
             raise exc.ArgumentError(f"session.load_all(): all objects must be {mapper.class_.__name__}, not {o!r}")
     persistent = [o for o in objs if _check_attached(session, o, name, "load") == PERSISTENT]
-    session._enter()
-    try:
+    with session._guard:
         await session._ready()
         if rel is None:
             await _ensure_columns(session, [o for o in persistent if name not in o.__dict__], [name])
         else:
             await load_relationship(session, persistent, rel)
-    finally:
-        session._leave()
 
 
 class AwaitableAttrs:
@@ -364,8 +360,8 @@ async def _await_attr(obj: Any, name: str) -> Any:
     status = _state.status_of(obj)
     if status in (TRANSIENT, PENDING):
         return getattr(obj, name)
-    st = _state.raw_state(obj)
-    session = st.session if st.__class__ is InstanceState else st()
+    session: SessionInternals | None = _state.session_of(obj)
     if session is None:
-        _check_attached(None, obj, name, "load")
+        _check_attached(None, obj, name, "load")  # raises for a detached object
+        raise exc.InvalidRequestError(f"cannot load {type(obj).__name__}.{name}: the session of {obj!r} is gone")
     return await session.load(obj, name)

@@ -13,7 +13,7 @@ second query instead, as ``selectinload`` does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..mapping.collections import make_collection
 from ..mapping.mapper import Mapper
@@ -24,6 +24,9 @@ from ..sql.selectable import EntityClause, Join, Select
 from .explicit import _set_loaded
 from .options import LoaderOption
 from .rows import instances
+
+if TYPE_CHECKING:
+    from .protocol import SessionInternals
 
 
 def joinable(stmt: Select, rel: Relationship) -> bool:
@@ -105,8 +108,9 @@ def joined_statement(stmt: Select, joined: list[LoaderOption]) -> Select:
     return new
 
 
-def populate_joined(session: Any, mapper: Mapper, rows: list[Any], items: list[Any], joined: list[LoaderOption],
-                    populate: bool) -> tuple[list[Any], list[tuple[LoaderOption, list[Any]]]]:
+def populate_joined(session: SessionInternals, mapper: Mapper, rows: list[Any], items: list[Any],
+                    joined: list[LoaderOption], populate: bool
+                    ) -> tuple[list[Any], list[tuple[LoaderOption, list[Any]]]]:
     """Parents (de-duplicated) with their joined relationships set, and the children per option."""
     parents = instances(session, mapper, rows, 0, populate)
     unique: dict[int, Any] = {}

@@ -15,12 +15,15 @@ empty without loading.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exc import ArgumentError
 from ..mapping.collections import make_collection
 from ..mapping.relationships import Relationship
 from .explicit import load_relationship
+
+if TYPE_CHECKING:
+    from .protocol import SessionInternals
 
 _STRATEGIES = ("selectin", "joined", "raise", "noload")
 
@@ -86,7 +89,7 @@ def noload(attr: Relationship[Any]) -> LoaderOption:
     return LoaderOption((("noload", _relationship(attr, "noload")),))
 
 
-async def apply_options(session: Any, options: Sequence[Any], mappers: list[Any], objs: list[list[Any]],
+async def apply_options(session: SessionInternals, options: Sequence[Any], mappers: list[Any], objs: list[list[Any]],
                         populate: bool) -> None:
     """Run the loads the options ask for on freshly loaded objects."""
     for opt in options:

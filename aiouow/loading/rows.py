@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._gc import gc_paused
 from ..engine.base import _process
 from ..mapping import state as _state
 from ..mapping.mapper import Mapper
-from ..mapping.state import InstanceState
+
+if TYPE_CHECKING:
+    from .protocol import SessionInternals
 
 #: (column index, result processor) pairs of an entity's columns whose driver values need converting
 Converters = tuple[tuple[int, Callable[[Any], Any]], ...]
@@ -64,7 +66,7 @@ def _value(i: int, proc: Callable[[Any], Any] | None, namespace: dict[str, Any])
     return f"c{i}(v{i})" if fn is None else f"None if v{i} is None else c{i}(v{i})"
 
 
-def instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
+def instances(session: SessionInternals, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
               procs: tuple[tuple[int, Any], ...] = ()) -> list[Any]:
     """One object (or None, for an all-NULL outer-join row) per row.
 
@@ -76,7 +78,7 @@ def instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populat
         return _instances(session, mapper, rows, start, populate_existing, procs)
 
 
-def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
+def _instances(session: SessionInternals, mapper: Mapper, rows: list[Any], start: int, populate_existing: bool,
                procs: tuple[tuple[int, Any], ...]) -> list[Any]:
     keys = mapper.column_keys
     width = len(keys)
@@ -91,13 +93,13 @@ def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, popula
     token = session._token
     cls = mapper.class_
     new = object.__new__
-    set_slot = _state._set_slot
+    set_slot = _state.set_slot
     single = len(pk_pos) == 1
     p0 = pk_pos[0]
     # rows holding exactly this entity's columns are unpacked as they are, others sliced
     whole = start == 0 and bool(rows) and len(rows[0]) == width
     get = imap.get
-    out = []
+    out: list[Any] = []
     append = out.append
     # inside a SAVEPOINT, objects given values from the database are noted (see TxLevel.loaded)
     level = session._loads_tracker()
@@ -124,16 +126,24 @@ def _instances(session: Any, mapper: Mapper, rows: list[Any], start: int, popula
     return out
 
 
-def _refill(session: Any, obj: Any, loaded: dict[str, Any], populate_existing: bool) -> bool:
+def is_expired(obj: Any, mapper: Mapper) -> bool:
+    """Whether a column of ``obj`` is unloaded (expired, or deferred by the query that loaded it)."""
+    d = obj.__dict__
+    for k in mapper.column_keys:
+        if k not in d:
+            return True
+    return False
+
+
+def _refill(session: SessionInternals, obj: Any, loaded: dict[str, Any], populate_existing: bool) -> bool:
     """A row for an object the session holds: fill what is unloaded (everything with
     populate_existing).  Whether any value was taken from the row."""
     d = obj.__dict__
     if populate_existing:
         d.update(loaded)
-        st = _state.raw_state(obj)
-        if st.__class__ is InstanceState:
+        st = _state.full_state(obj)
+        if st is not None:
             st.committed = None
-            st.expired_by = None
         session._forget_modified(obj)
         return True
     filled = False

@@ -108,7 +108,7 @@ class ColumnAttribute(Generic[_T]):
         if value is None or not (isinstance(value, self._types) if self._accepts is None else self._accepts(value)):
             self.check(obj, value)
         d = obj.__dict__
-        st = _state._get_slot(obj)
+        st = _state.get_slot(obj)  # not full_state(): no Python call on the attribute-set path
         if st.__class__ is not InstanceState:
             if st.active:
                 # the first change to a clean object persistent in a session (the usual case):

@@ -29,7 +29,7 @@ from ..sql.schema import ForeignKey, MetaData, default_metadata
 from . import state as _state
 from .mapper import ColumnSpec, Mapper, map_class
 from .relationships import Relationship
-from .state import TRANSIENT, InstanceState
+from .state import TRANSIENT, InstanceState, StateSlot
 
 _MISSING: Any = dataclasses.MISSING
 
@@ -98,7 +98,7 @@ def relationship(
 
 
 @dataclass_transform(kw_only_default=True)
-class Model:
+class Model(StateSlot):
     """Base class of mapped models.
 
     ``class User(Model): __tablename__ = "users"; id: int = column(primary_key=True)``.
@@ -106,7 +106,7 @@ class Model:
     subclasses inherit.
     """
 
-    __slots__ = ("_aiouow_state", "__dict__", "__weakref__")
+    __slots__ = ("__dict__", "__weakref__")  # and StateSlot's _aiouow_state
 
     metadata: ClassVar[MetaData] = default_metadata
     __aiouow_mapper__: ClassVar[Mapper]
@@ -187,8 +187,7 @@ class Model:
         return f"{type(self).__name__}({shown})"
 
 
-_set_state = Model._aiouow_state.__set__  # type: ignore[attr-defined]
-_state.bind_slot(Model._aiouow_state)  # type: ignore[attr-defined]
+_set_state = _state.set_slot
 
 
 def _relationship_setter(rel: Relationship) -> Callable[[Any, Any], None]:

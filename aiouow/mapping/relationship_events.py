@@ -16,7 +16,7 @@ from typing import Any
 from ..exc import ArgumentError
 from . import state as _state
 from .collections import InstrumentedList, make_collection
-from .state import NO_VALUE, PENDING, PERSISTENT, TRANSIENT, InstanceState
+from .state import NO_VALUE, PENDING, PERSISTENT, TRANSIENT, SessionHooks
 
 
 def record_change(rel: Any, obj: Any) -> None:
@@ -27,7 +27,7 @@ def record_change(rel: Any, obj: Any) -> None:
     committed = st.rel_committed
     if committed is None:
         committed = st.rel_committed = {}
-        session = st.session if st.status == PERSISTENT else None
+        session: SessionHooks | None = st.session if st.status == PERSISTENT else None
         if session is not None:  # (a deleted object's changes are never flushed)
             session._note_modified(obj)
     if rel.key not in committed:
@@ -47,12 +47,12 @@ def _loaded_or_new(obj: Any, rel: Any) -> Any:
     return NO_VALUE
 
 
-def _cascade_session(rel: Any, owner: Any) -> Any:
+def _cascade_session(rel: Any, owner: Any) -> SessionHooks | None:
     """The session new related objects join through ``save-update`` cascade, or None."""
     if "save-update" not in rel.cascade:
         return None
-    st = _state.raw_state(owner)
-    return st.session if st.__class__ is InstanceState else st()
+    session: SessionHooks | None = _state.session_of(owner)
+    return session
 
 
 def _cascade_add(rel: Any, owner: Any, item: Any) -> None:

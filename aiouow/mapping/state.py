@@ -1,17 +1,28 @@
 """Per-instance state: where an object stands and what changed.
 
-Design: every mapped object has one slot, ``_aiouow_state``.  It holds either
+Design: every mapped object has one slot, ``_aiouow_state`` (declared by
+:class:`StateSlot`, the base of ``Model``).  It holds either
 
-* an :class:`InstanceState`, or
-* the owning session's weak reference (one object per session, shared by
-  all its instances), meaning "persistent in that session, nothing
-  modified".
+* a full :class:`InstanceState`, or
+* the compact form: the owning session's :class:`SessionToken` (one object
+  per session, shared by all its instances), meaning "persistent in that
+  session, nothing modified" while the token is active, and "detached" once
+  the session has deactivated it (``close()``, ``expunge_all()``).
 
-Rows loaded from the database take the second form, so loading an object
+Rows loaded from the database take the compact form, so loading an object
 allocates the object and its ``__dict__`` and nothing else, and no object
-references its session strongly (no reference cycles for the garbage
-collector to find).  The first write to an attribute, ``inspect()``, or any
-state change promotes the slot to a full :class:`InstanceState`.
+references its session strongly (the token holds a weak reference; no
+reference cycles for the garbage collector to find).  The first write to an
+attribute, ``inspect()``, or any state change promotes the slot to a full
+:class:`InstanceState`.
+
+Code that reads the slot uses the helpers at the end of this module:
+``full_state(obj)`` (the full state, or None for the compact form),
+``state_of(obj)`` (promoting), ``status_of(obj)`` and ``session_of(obj)``
+(without promoting).  The few hot loops (building objects from rows, the
+flush book-keeping, setting an attribute) read the slot through
+``get_slot`` / ``set_slot`` and test ``st.__class__ is InstanceState``
+inline, because a helper call per object there costs a Python call each.
 
 Loaded values live in the instance ``__dict__``; an attribute absent from it
 is unloaded (expired, or never loaded), and reading it reaches the class
@@ -20,15 +31,49 @@ descriptor, which asks this module what to do.  Nothing here does I/O.
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from uuid import UUID
 
 from ..exc import DetachedInstanceError, NotLoadedError
 
 if TYPE_CHECKING:
     from .mapper import Mapper
+
+
+class SessionHooks(Protocol):
+    """What ``mapping/`` asks of the session an object belongs to (``AsyncSession``
+    implements it; ``loading.protocol.SessionInternals`` extends it for ``loading/``)."""
+
+    def _note_modified(self, obj: Any) -> None:
+        """A persistent object got its first change since load/flush."""
+        ...
+
+    def _expire_reason_for(self, obj: Any) -> str | None:
+        """Why the object's unloaded attributes are unloaded, for the error message."""
+        ...
+
+    def add(self, obj: Any) -> None:
+        """Make ``obj`` pending (the save-update cascade)."""
+        ...
+
+
+class SessionToken:
+    """The compact state: "persistent in this session, nothing modified".
+
+    A session gets a new token at ``close()`` / ``expunge_all()``; the old one
+    is deactivated, which detaches every clean object at once.
+    """
+
+    __slots__ = ("ref", "active", "__weakref__")
+
+    def __init__(self, ref: Callable[[], Any]) -> None:
+        self.ref = ref
+        self.active = True
+
+    def __call__(self) -> Any:
+        """The session, while the token is active and the session alive."""
+        return self.ref() if self.active else None
 
 TRANSIENT = 0
 PENDING = 1
@@ -63,10 +108,10 @@ class History(NamedTuple):
 class InstanceState:
     """The state of one mapped object (see the module docstring)."""
 
-    __slots__ = ("mapper", "status", "key", "session_ref", "committed", "expired_by", "rel_committed")
+    __slots__ = ("mapper", "status", "key", "session_ref", "committed", "rel_committed")
 
     def __init__(self, mapper: Mapper, status: int, key: Any = None,
-                 session_ref: weakref.ref[Any] | None = None) -> None:
+                 session_ref: SessionToken | None = None) -> None:
         self.mapper = mapper
         self.status = status
         #: primary key value (scalar, or tuple for composite keys) once persistent
@@ -74,8 +119,6 @@ class InstanceState:
         self.session_ref = session_ref
         #: attribute -> value before the first change since load/flush (None: no change)
         self.committed: dict[str, Any] | None = None
-        #: why unloaded attributes are unloaded ("commit()", "expire()", ...)
-        self.expired_by: str | None = None
         #: relationship -> value as last loaded/flushed, for relationships changed since
         self.rel_committed: dict[str, Any] | None = None
 
@@ -248,68 +291,71 @@ class InstanceInspection:
 
 
 # -- the slot ----------------------------------------------------------------
-_get_slot: Any = None
-_set_slot: Any = None
+class StateSlot:
+    """Declares the state slot; ``Model`` derives from it."""
+
+    __slots__ = ("_aiouow_state",)
 
 
-def bind_slot(descriptor: Any) -> None:
-    """Called once by ``Model`` with its ``_aiouow_state`` slot descriptor."""
-    global _get_slot, _set_slot
-    _get_slot = descriptor.__get__
-    _set_slot = descriptor.__set__
+_slot = StateSlot.__dict__["_aiouow_state"]
+#: the slot as it is, an InstanceState or a SessionToken, read without a Python-level call; typed
+#: Any because the hot loops that use it tell the two apart inline (``st.__class__ is InstanceState``)
+get_slot: Callable[[Any], Any] = _slot.__get__
+set_slot: Callable[[Any, InstanceState | SessionToken], None] = _slot.__set__
+
+
+def full_state(obj: Any) -> InstanceState | None:
+    """The object's full state, or None while it has the compact form."""
+    st = get_slot(obj)
+    return st if st.__class__ is InstanceState else None
 
 
 def state_of(obj: Any) -> InstanceState:
     """The object's full state, promoting the compact form."""
-    st = _get_slot(obj)
+    st = get_slot(obj)
     if st.__class__ is InstanceState:
-        return st  # type: ignore[no-any-return]
+        return st
     return promote(obj, st)
 
 
-def promote(obj: Any, st: Any) -> InstanceState:
-    """Replace the compact form ``st`` (a session token) in the slot by a full state."""
+def promote(obj: Any, st: SessionToken) -> InstanceState:
+    """Replace the compact form ``st`` in the slot by a full state."""
     mapper = type(obj).__aiouow_mapper__
     key = mapper.pk_of(obj.__dict__)
     if st.active:
         full = InstanceState(mapper, PERSISTENT, key, st)
     else:
         full = InstanceState(mapper, DETACHED, key, None)
-    _set_slot(obj, full)
+    set_slot(obj, full)
     return full
 
 
 def status_of(obj: Any) -> int:
     """The status without promoting the compact form."""
-    st = _get_slot(obj)
+    st = get_slot(obj)
     if st.__class__ is InstanceState:
-        return st.status  # type: ignore[no-any-return]
+        return st.status
     return PERSISTENT if st.active else DETACHED
 
 
-def raw_state(obj: Any) -> Any:
-    """The slot as it is: an InstanceState or a session weakref."""
-    return _get_slot(obj)
+def session_of(obj: Any) -> Any:
+    """The session the object belongs to (pending, persistent or deleted in it), or None."""
+    st = get_slot(obj)
+    return st.session if st.__class__ is InstanceState else st()
 
 
 # -- reading what is not loaded ------------------------------------------------
-def _describe(obj: Any) -> str:
+def describe(obj: Any) -> str:
+    """``User(id=1)``: the object as error messages name it."""
     mapper = type(obj).__aiouow_mapper__
     d = obj.__dict__
     pk = ", ".join(f"{k}={d.get(k)!r}" for k in mapper.pk_keys)
     return f"{mapper.class_.__name__}({pk})"
 
 
-def _expire_reason(obj: Any, st: Any) -> str | None:
-    if st.__class__ is InstanceState:
-        if st.expired_by:
-            return st.expired_by
-        session = st.session
-    else:
-        session = st()
-    if session is not None:
-        return getattr(session, "_expire_reason_for", lambda o: None)(obj)
-    return None
+def _expire_reason(obj: Any) -> str | None:
+    session: SessionHooks | None = session_of(obj)
+    return session._expire_reason_for(obj) if session is not None else None
 
 
 def missing_column(obj: Any, key: str) -> Any:
@@ -317,16 +363,15 @@ def missing_column(obj: Any, key: str) -> Any:
     status = status_of(obj)
     if status == TRANSIENT or status == PENDING:
         return None
-    st = _get_slot(obj)
     cls = type(obj).__name__
-    what = _describe(obj)
+    what = describe(obj)
     if status == DETACHED:
         raise DetachedInstanceError(
             f"{cls}.{key} is not loaded and {what} is detached from any session, so it cannot be "
             f"loaded. Add it to a session (session.add(obj), or obj = await session.merge(obj)) and "
             f"then `await session.refresh(obj, [{key!r}])`, or load it before closing the session."
         )
-    reason = _expire_reason(obj, st)
+    reason = _expire_reason(obj)
     why = f"{what} was expired by {reason}" if reason else f"the query that loaded {what} did not load it"
     raise NotLoadedError(
         f"{cls}.{key} is not loaded: {why}, and aiouow never loads implicitly. "
@@ -338,21 +383,20 @@ def missing_column(obj: Any, key: str) -> Any:
 def missing_relationship(obj: Any, rel: Any) -> Any:
     """Reading a relationship absent from ``__dict__``: empty for new objects, else a clear error."""
     status = status_of(obj)
-    st = _get_slot(obj)
     key = rel.key
     if status == TRANSIENT or status == PENDING:
         value = rel.empty_value(obj)
         obj.__dict__[key] = value
         return value
     cls = type(obj).__name__
-    what = _describe(obj)
+    what = describe(obj)
     if status == DETACHED:
         raise DetachedInstanceError(
             f"{cls}.{key} is not loaded and {what} is detached from any session, so it cannot be "
             f"loaded. Load it while the object is in a session (selectinload({cls}.{key}) in the "
             f"query, or `await session.load(obj, {key!r})`), or re-attach it with session.merge()."
         )
-    reason = _expire_reason(obj, st)
+    reason = _expire_reason(obj)
     why = f"{what} was expired by {reason}" if reason else f"nothing has loaded it on {what} yet"
     raise NotLoadedError(
         f"{cls}.{key} is not loaded ({why}); aiouow never loads on attribute access. "

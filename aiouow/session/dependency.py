@@ -23,7 +23,7 @@ from typing import Any
 
 from ..mapping import state as _state
 from ..mapping.relationships import MANYTOMANY, MANYTOONE, ONETOMANY, Relationship
-from ..mapping.state import NO_VALUE, PENDING, TRANSIENT, InstanceState
+from ..mapping.state import NO_VALUE, PENDING, TRANSIENT, full_state
 from ..sql.schema import Table
 
 
@@ -102,8 +102,8 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
         for rel in _delete_relationships(type(obj).__aiouow_mapper__):
             if "delete-orphan" in rel.cascade and not rel.viewonly and rel.resolve().direction == ONETOMANY:
                 # children removed from the collection before the parent was deleted are orphans too
-                st = _state.raw_state(obj)
-                committed = st.rel_committed if st.__class__ is InstanceState else None
+                st = full_state(obj)
+                committed = st.rel_committed if st is not None else None
                 if committed and rel.key in committed:
                     orphan_candidates.extend(_diff(committed[rel.key], obj.__dict__.get(rel.key))[1])
             if rel.viewonly or rel.passive_deletes:
@@ -119,8 +119,8 @@ def compute_sync(new: list[Any], modified: list[Any], deleted: list[Any]) -> Syn
         if rels and id(obj) not in deleted_ids:
             _sync_pending(sync, obj, rels, adopted, seen_links)
     for obj in modified:
-        st = _state.raw_state(obj)
-        committed = st.rel_committed if st.__class__ is InstanceState else None
+        st = full_state(obj)
+        committed = st.rel_committed if st is not None else None
         if not committed or id(obj) in deleted_ids:
             continue  # no relationship changed
         d = obj.__dict__

@@ -11,23 +11,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..mapping.mapper import Mapper
+from ..mapping.state import SessionToken
 
-
-class SessionToken:
-    """Stands for "persistent in this session" in a clean object's state slot.
-
-    A session gets a new token at ``close()`` / ``expunge_all()``; the old one
-    is deactivated, which detaches every clean object at once.
-    """
-
-    __slots__ = ("ref", "active", "__weakref__")
-
-    def __init__(self, ref: Any) -> None:
-        self.ref = ref
-        self.active = True
-
-    def __call__(self) -> Any:
-        return self.ref() if self.active else None
+__all__ = ["IdentityMapView", "IdentitySet", "SessionToken", "identity_key"]
 
 
 def identity_key(mapper: Mapper, pk: Any) -> tuple[type, tuple[Any, ...]]:
@@ -45,7 +31,7 @@ class IdentityMapView(Mapping[tuple[type, tuple[Any, ...]], Any]):
     def __getitem__(self, key: tuple[type, tuple[Any, ...]]) -> Any:
         try:
             cls, ident = key
-            mapper = cls.__aiouow_mapper__
+            mapper = cls.__aiouow_mapper__  # type: ignore[attr-defined]
             pk = ident if len(mapper.pk_keys) > 1 else ident[0]
             return self._maps[mapper][pk]
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):

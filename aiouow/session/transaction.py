@@ -1,113 +1,216 @@
-"""The session's transaction life cycle, as an explicit state machine.
+"""Transactions: begin, commit, rollback, close, and the objects ``begin()`` / ``begin_nested()`` return.
 
-States and the only transitions allowed between them::
-
-    IDLE ──begin/autobegin──> ACTIVE ──commit()──> COMMITTING ──> IDLE
-                                │  └──rollback()/close()──────────> IDLE
-                                └──flush fails──> FAILED ──rollback()/close()──> IDLE
-
-``FAILED`` is SQLAlchemy's "inactive due to a rollback in a subtransaction":
-the database transaction has already been rolled back, and every operation
-that needs the database raises ``PendingRollbackError`` until the user
-acknowledges with ``rollback()``.
-
-Each level (the root transaction and every SAVEPOINT) records the objects
-whose in-memory state it changed, so a rollback of that level can undo
-exactly its own work in the identity map.  A SAVEPOINT also records what it
-loaded and which tables it wrote: values loaded after its own writes may show
-rows its rollback takes away again.
+The state machine these functions drive is in ``levels.py``; the connection
+they commit or roll back comes from ``connection.py``; ``restore.py`` undoes in
+memory what a rollback undid in the database.  The callers (``AsyncSession``'s
+public methods) hold the session's task guard.
 """
 
 from __future__ import annotations
 
-import enum
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
-from ..exc import InvalidRequestError
+from .. import exc
+from .connection import autobegin, connection, end_db_transaction, fail, require_usable, rollback_db
+from .finalize import after_commit
+from .flush import flush, has_changes
+from .levels import TxLevel, TxState, transition
+from .lifecycle import detach_all
+from .restore import forget_vanished_rows, restore
 
-
-class TxState(enum.Enum):
-    IDLE = "idle"
-    ACTIVE = "active"
-    COMMITTING = "committing"
-    FAILED = "failed"
-
-    # members are singletons compared by identity; Enum's own __hash__ is Python code, run
-    # twice per transition (three transitions per transaction)
-    __hash__ = object.__hash__
+if TYPE_CHECKING:
+    from .session import AsyncSession
 
 
-_ALLOWED: dict[TxState, frozenset[TxState]] = {
-    TxState.IDLE: frozenset({TxState.ACTIVE, TxState.IDLE}),
-    TxState.ACTIVE: frozenset({TxState.COMMITTING, TxState.FAILED, TxState.IDLE}),
-    TxState.COMMITTING: frozenset({TxState.IDLE, TxState.FAILED}),
-    TxState.FAILED: frozenset({TxState.IDLE}),
-}
+def begin(session: AsyncSession) -> SessionTransaction:
+    if session._state is not TxState.IDLE:
+        raise exc.InvalidRequestError(
+            "a transaction is already begun on this session (autobegin starts one at the first "
+            "operation); end it with commit() or rollback(), or use begin_nested() for a SAVEPOINT"
+        )
+    transition(session, TxState.ACTIVE)
+    level = TxLevel(None)
+    session._levels.append(level)
+    return SessionTransaction(session, level)
 
 
-def check_transition(current: TxState, new: TxState) -> None:
-    if new not in _ALLOWED[current]:
-        raise InvalidRequestError(f"illegal session transaction transition {current.value} -> {new.value}")
+async def commit(session: AsyncSession) -> None:
+    if session._state is TxState.IDLE:
+        if not has_changes(session):
+            return
+        autobegin(session)  # changes made since the last commit still need one
+    require_usable(session)
+    await flush(session)
+    transition(session, TxState.COMMITTING)
+    try:
+        await end_db_transaction(session, commit=True)
+    except BaseException as err:
+        await fail(session, err)  # COMMITTING -> FAILED: rollback() is required, as after a flush
+        raise
+    after_commit(session)
+    transition(session, TxState.IDLE)
 
 
-#: in ``TxLevel.written``: a statement wrote tables aiouow does not know (text(), raw SQL)
-ANY_TABLE: Any = object()
-#: in a set of ``TxLevel.rewritten``: every row of the table may have changed (a core UPDATE) /
-#: rows were inserted that no object knew before (a core INSERT)
-ALL_ROWS: Any = object()
-NEW_ROWS: Any = object()
+async def rollback(session: AsyncSession) -> None:
+    if session._state is TxState.IDLE:
+        return
+    try:
+        await rollback_db(session)
+    finally:  # also when cancelled meanwhile: the database side is rolled back by then
+        restore(session, session._levels, whole=True)
+        end_levels(session)
 
 
-class TxLevel:
-    """One transaction level: the root, or a SAVEPOINT.
+async def close(session: AsyncSession) -> None:
+    try:
+        await rollback_db(session)
+    finally:  # also when cancelled meanwhile: the database side is rolled back by then
+        detach_all(session)
+        end_levels(session)
 
-    ``added``: objects made pending while this level was innermost;
-    ``inserted`` / ``updated`` / ``removed``: objects flushed as INSERT /
-    UPDATE (or with relationship changes only) / DELETE while it was innermost
-    (all keyed by ``id(obj)``); ``key_switches``: the primary key an object had
-    before an UPDATE of this level changed it.  Nested levels only: ``loaded_new``
-    / ``loaded``, objects first loaded / given further values from the database
-    while innermost; ``written``, the tables whose rows it inserted, updated or
-    deleted (``ANY_TABLE`` for a statement aiouow cannot see into), which makes
-    relationships loaded from them suspect; ``rewritten``, per table, the keys of
-    rows whose columns changed other than through a flush of their objects
-    (``ALL_ROWS`` / ``NEW_ROWS`` where unknown).
-    """
 
-    __slots__ = ("parent", "savepoint", "added", "inserted", "updated", "removed", "key_switches", "loaded_new",
-                 "loaded", "written", "rewritten", "closed", "failed")
+def end_levels(session: AsyncSession) -> None:
+    """The transaction and its SAVEPOINTs are over (rolled back or closed)."""
+    for level in session._levels:
+        level.closed = True
+    session._levels = []
+    session._failure = None
+    transition(session, TxState.IDLE)
 
-    def __init__(self, parent: TxLevel | None, savepoint: Any = None) -> None:
-        self.parent = parent
-        self.savepoint = savepoint  # the engine-level savepoint Transaction, for nested levels
-        self.added: dict[int, Any] = {}
-        self.inserted: dict[int, Any] = {}
-        self.updated: dict[int, Any] = {}
-        self.removed: dict[int, Any] = {}
-        self.key_switches: dict[int, tuple[Any, Any]] = {}
-        self.loaded_new: dict[int, Any] = {}
-        self.loaded: dict[int, Any] = {}
-        self.written: set[Any] = set()
-        self.rewritten: dict[Any, set[Any]] = {}
-        self.closed = False
-        self.failed: BaseException | None = None
+
+class SessionTransaction:
+    """What ``session.begin()`` returns: ``async with`` commits on success, rolls back on error."""
+
+    def __init__(self, session: AsyncSession, level: TxLevel) -> None:
+        self.session = session
+        self._level = level
 
     @property
-    def nested(self) -> bool:
-        return self.parent is not None
+    def is_active(self) -> bool:
+        return not self._level.closed
 
-    def merge_into_parent(self) -> None:
-        p = self.parent
-        assert p is not None
-        p.added.update(self.added)
-        p.inserted.update(self.inserted)
-        p.updated.update(self.updated)
-        p.removed.update(self.removed)
-        for oid, switch in self.key_switches.items():
-            p.key_switches.setdefault(oid, switch)  # the key before the enclosing level's work
-        if p.parent is not None:  # the root level is undone whole: nothing to narrow down there
-            p.loaded_new.update(self.loaded_new)
-            p.loaded.update(self.loaded)
-            p.written |= self.written
-            for table, keys in self.rewritten.items():
-                p.rewritten.setdefault(table, set()).update(keys)
+    def _check_open(self, op: str) -> None:
+        if self._level.closed:
+            raise exc.InvalidRequestError(
+                f"cannot {op}(): this transaction is already closed (it was committed or rolled back); "
+                "start a new one with session.begin()"
+            )
+
+    async def commit(self) -> None:
+        self._check_open("commit")
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        self._check_open("rollback")
+        await self.session.rollback()
+
+    async def __aenter__(self) -> SessionTransaction:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._level.closed:
+            return
+        if et is None:
+            try:
+                await self.session.commit()
+            except BaseException:
+                if not self._level.closed:
+                    await self.session.rollback()
+                raise
+        else:
+            await self.session.rollback()
+
+
+class NestedTransaction:
+    """What ``session.begin_nested()`` returns: a SAVEPOINT level.
+
+    ``async with session.begin_nested():`` (or ``tx = await session.begin_nested()``,
+    then ``await tx.commit()`` / ``await tx.rollback()``).
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._level: TxLevel | None = None
+
+    async def _start(self) -> NestedTransaction:
+        s = self.session
+        if self._level is not None:
+            return self
+        with s._guard:
+            require_usable(s)
+            autobegin(s)
+            await flush(s)
+            conn = await connection(s)
+            sp = conn.begin_nested()
+            await sp._start()
+            self._level = TxLevel(s._levels[-1], sp)
+            s._levels.append(self._level)
+        return self
+
+    def __await__(self) -> Any:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> NestedTransaction:
+        return await self._start()
+
+    @property
+    def is_active(self) -> bool:
+        return self._level is not None and not self._level.closed
+
+    def _check(self, op: str) -> TxLevel:
+        level = self._level
+        if level is None:
+            raise exc.InvalidRequestError(f"cannot {op}(): the SAVEPOINT was never started (await it first)")
+        if level.closed:
+            raise exc.InvalidRequestError(f"cannot {op}(): this SAVEPOINT is already released or rolled back")
+        if self.session._levels[-1] is not level:
+            raise exc.InvalidRequestError(f"cannot {op}(): a SAVEPOINT begun inside this one is still open")
+        return level
+
+    async def commit(self) -> None:
+        """Flush and release the SAVEPOINT; its work joins the enclosing transaction."""
+        s = self.session
+        with s._guard:
+            level = self._check("commit")
+            require_usable(s)
+            await flush(s)
+            await level.savepoint.commit()
+            level.merge_into_parent()
+            level.closed = True
+            s._levels.pop()
+
+    async def rollback(self) -> None:
+        """Roll back to the SAVEPOINT: the database and the identity map forget the work since."""
+        s = self.session
+        with s._guard:
+            level = self._check("rollback")
+            if level.failed is None and s._conn is not None:
+                await level.savepoint.rollback()
+            elif s._conn is not None:
+                s._conn._pop_savepoint(level.savepoint.savepoint)
+            # pending objects added inside the block are part of its work too
+            restore(s, [level], whole=False)
+            level.closed = True
+            s._levels.pop()
+            if s._state is TxState.FAILED and level.failed is not None:
+                # the failure went with the SAVEPOINT: the enclosing transaction is intact
+                transition(s, TxState.ACTIVE)
+                s._failure = None
+            if s._conn is not None and s._state is TxState.ACTIVE:
+                await forget_vanished_rows(s, level)
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._level is None or self._level.closed:
+            return
+        if et is None:
+            try:
+                await self.commit()
+            except BaseException:
+                if self._level is not None and not self._level.closed and self.session._state is not TxState.IDLE:
+                    await self.rollback()
+                raise
+        else:
+            await self.rollback()

@@ -22,7 +22,7 @@ from ..exc import InvalidRequestError
 from ..mapping import state as _state
 from ..mapping.mapper import Mapper
 from ..mapping.relationships import Relationship
-from ..mapping.state import NO_VALUE, InstanceState, _same, raw_state
+from ..mapping.state import NO_VALUE, InstanceState, _same, full_state
 from ..sql.schema import Table, sort_tables
 from .dependency import Ref, Sync
 
@@ -220,8 +220,8 @@ def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
     groups: dict[tuple[tuple[str, ...], str | None], UpdateBatch] = {}
     unchanged = []
     for obj in objs:
-        st = raw_state(obj)
-        committed = st.committed if st.__class__ is InstanceState else None
+        st = full_state(obj)
+        committed = st.committed if st is not None else None
         d = obj.__dict__
         changed = []
         ov = overrides.get(id(obj))
@@ -263,7 +263,7 @@ def plan_updates(mapper: Mapper, objs: list[Any], overrides: dict[int, tuple[Any
             group.refs.extend((n, j) for j, v in enumerate(row) if v.__class__ is Ref)
         group.objs.append(obj)
         group.rows.append(row)
-        key = st.key if st.__class__ is InstanceState and st.key is not None else mapper.pk_of(obj.__dict__)
+        key = st.key if st is not None and st.key is not None else mapper.pk_of(obj.__dict__)
         group.pks.append(key if composite else (key,))
         if mode == "check":
             group.old_versions.append(old_version)  # type: ignore[arg-type]
@@ -275,7 +275,7 @@ def _pk_tuples(mapper: Mapper, objs: list[Any]) -> list[tuple[Any, ...]]:
     pk_of = mapper.pk_of
     single = len(mapper.pk_keys) == 1
     out = []
-    get_slot = _state._get_slot  # raw_state() without a Python call per object
+    get_slot = _state.get_slot  # full_state() without a Python call per object
     for obj in objs:
         st = get_slot(obj)
         key = st.key if st.__class__ is InstanceState and st.key is not None else pk_of(obj.__dict__)
