@@ -160,6 +160,12 @@ class Player:
         elif op == "cancel":
             refused = self.misuse()
             task = asyncio.ensure_future(conn.execute(slow_statement(self.engine, 5)))
+            # cancel once the statement is at the driver: a cancellation while the pool is still
+            # connecting (slow on a loaded machine) is a different case, which leaves the connection IDLE
+            for _ in range(500):
+                if conn._dc is not None or task.done():
+                    break
+                await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)
             task.cancel()
             try:
@@ -239,6 +245,7 @@ async def test_connection_moves_stay_in_the_table(db: Engine, moves_hook: list[P
     @example(["execute", "cancel", "execute", "begin", "rollback", "execute", "close", "begin", "rollback"])
     @example(["sp_begin", "fail", "sp_rollback", "execute", "sp_begin", "sp_release", "commit", "cancel", "close"])
     @example(["begin", "terminate", "execute", "rollback", "execute", "commit", "new", "execute", "commit"])
+    @example(["execute", "commit", "close"])
     def walk(ops: list[str]) -> None:
         asyncio.run_coroutine_threadsafe(run_example(ops), loop).result(timeout=120)
 
