@@ -1,5 +1,8 @@
 """SQLite connections: one writer and pooled readers, and the routing of each statement.
 
+This module is where SQLite's isolation is decided, apart from the dialect (``sqlite.py``:
+SQL and errors) and from the single aiosqlite connection (``sqlite_connection.py``).
+
 Connections and isolation.  A file database in WAL mode gets one *writer*
 connection and up to ``pool_size`` *reader* connections (``PRAGMA
 query_only``).  What an engine ``Connection`` checks out is a small router
