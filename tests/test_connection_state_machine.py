@@ -1,9 +1,9 @@
-"""Random sequences of core ``Connection`` operations, checked against ``engine.base.MOVES``.
+"""Random sequences of core ``Connection`` operations, checked against ``engine.connection.MOVES``.
 
 Each example plays a list of operations (begin, statements, a failing statement, commit,
 rollback, SAVEPOINT begin/release/rollback, close, a statement cancelled mid-flight, and on
 PostgreSQL the backend terminated from outside) on one connection of the real database.
-Every move the connection makes is recorded through ``engine.base.transition_hook`` and
+Every move the connection makes is recorded through ``engine.connection.transition_hook`` and
 must be in the table; after every operation the state must be the one a small model of
 the documented behaviour predicts, and the misuse errors (``InvalidRequestError``,
 ``PendingRollbackError``) must come exactly when the model says.
@@ -23,8 +23,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aiouow import Engine, exc, text
-from aiouow.engine import base as engine_base
-from aiouow.engine.base import MOVES, Connection, ConnState, Transaction
+from aiouow.engine import connection as engine_connection
+from aiouow.engine.connection import MOVES, Connection, ConnState
+from aiouow.engine.transaction import Transaction
 
 from .test_concurrency import slow_statement
 
@@ -214,11 +215,11 @@ def moves_hook() -> Any:
         for p in players:
             p.record(conn, old, new)
 
-    engine_base.transition_hook = hook
+    engine_connection.transition_hook = hook
     try:
         yield players
     finally:
-        engine_base.transition_hook = None
+        engine_connection.transition_hook = None
 
 
 async def test_connection_moves_stay_in_the_table(db: Engine, moves_hook: list[Player]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from aiouow import AsyncSession, Engine, create_engine, exc, func, insert, select, text
-from aiouow.dialects.sqlite import FOR_UPDATE_MARK, _writes
+from aiouow.dialects.sqlite_pool import FOR_UPDATE_MARK, _writes
 
 from .models import Tag, User
 from .session_support import count, seed_users
@@ -302,18 +302,18 @@ async def test_sqlite_with_dml_returning_runs_in_the_transaction(db: Engine) -> 
 
 async def test_sqlite_a_write_mistaken_for_a_read_is_rerun_on_the_writer(db: Engine) -> None:
     sqlite_only(db)
-    from aiouow.dialects import sqlite as sqlite_dialect
+    from aiouow.dialects import sqlite_pool
 
     sql = "INSERT INTO tags (name) VALUES ('sneaky') RETURNING name"
-    sqlite_dialect._writes_cache[sql] = False  # as if the classifier got it wrong
+    sqlite_pool._writes_cache[sql] = False  # as if the classifier got it wrong
     try:
         async with db.connect() as conn:
             assert (await conn.exec_driver_sql(sql)).scalars().all() == ["sneaky"]
             await conn.rollback()  # it ran in the transaction, not beside it on a reader
         assert await count(db, Tag) == 0
-        assert sqlite_dialect._writes_cache[sql] is True
+        assert sqlite_pool._writes_cache[sql] is True
     finally:
-        sqlite_dialect._writes_cache.pop(sql, None)
+        sqlite_pool._writes_cache.pop(sql, None)
 
 
 async def test_sqlite_stale_snapshot_is_a_clear_error(db: Engine, tmp_path: Any) -> None:

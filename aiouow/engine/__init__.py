@@ -1,7 +1,9 @@
 """Engine, connections and results."""
 
-from .base import Connection, Engine, Transaction, create_engine
+from .connection import Connection
+from .engine import Engine, create_engine
 from .result import AsyncResult, Result, Row, ScalarResult
+from .transaction import Transaction
 from .url import URL, make_url
 
 __all__ = ["URL", "AsyncResult", "Connection", "Engine", "Result", "Row", "ScalarResult", "Transaction",

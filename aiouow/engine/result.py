@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, overload
 
+from .._gc import gc_paused
 from ..exc import MultipleResultsFound, NoResultFound
 
 # The type parameters exist for the checker only (nothing is checked or converted at run time):
@@ -311,3 +312,15 @@ class AsyncResult(Generic[_R_co]):
         aclose = getattr(self._chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _process(rows: list[Any], procs: tuple[tuple[int, Any], ...]) -> list[Any]:
+    """Rows with driver values converted (e.g. SQLite text to datetime)."""
+    with gc_paused(len(rows)):
+        out = []
+        for r in rows:
+            vals = list(r)
+            for i, p in procs:
+                vals[i] = p(vals[i])
+            out.append(vals)
+        return out

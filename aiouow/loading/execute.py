@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..engine.base import Connection, _process
-from ..engine.result import AsyncResult, Result, make_row_class
+from ..engine.connection import Connection
+from ..engine.result import AsyncResult, Result, _process, make_row_class
 from ..mapping.mapper import Mapper
 from ..sql.dml import Delete, DMLStatement, Update
 from ..sql.elements import BindParameter, ClauseElement, and_

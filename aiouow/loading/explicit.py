@@ -39,7 +39,7 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 
 
 async def _fetch(session: SessionInternals, stmt: Select) -> list[Any]:
-    from ..engine.base import _process
+    from ..engine.result import _process
 
     conn = await session._connection()
     compiled, args = conn.compile(stmt)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..mapping.state import SessionHooks, SessionToken
 
 if TYPE_CHECKING:
-    from ..engine.base import Connection
+    from ..engine.connection import Connection
     from ..mapping.mapper import Mapper
     from ..sql.dml import Delete, Update
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .._gc import gc_paused
-from ..engine.base import _process
+from ..engine.result import _process
 from ..mapping import state as _state
 from ..mapping.mapper import Mapper
 

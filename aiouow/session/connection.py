@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .. import exc
-from ..engine.base import Connection, _interrupted
+from ..engine.cancellation import _interrupted
+from ..engine.connection import Connection
 from .levels import TxLevel, TxState, transition
 
 if TYPE_CHECKING:

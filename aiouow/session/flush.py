@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._gc import GC_PAUSE_MIN, gc_paused
-from ..engine.base import Connection
+from ..engine.connection import Connection
 from .connection import autobegin, connection, fail, require_usable
 from .dependency import compute_sync
 from .finalize import apply

@@ -5,7 +5,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from ..engine.base import Connection, Engine
+from ..engine.connection import Connection
+from ..engine.engine import Engine
 from .session import AsyncSession, SessionTransaction
 
 

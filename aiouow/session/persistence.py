@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.base import Connection
+from ..engine.connection import Connection
 from ..exc import InvalidRequestError, StaleDataError
 from ..sql.compiler import quote
 from .dependency import Ref

@@ -33,8 +33,10 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from .. import exc
-from ..engine.base import Connection, Engine, Transaction
+from ..engine.connection import Connection
+from ..engine.engine import Engine
 from ..engine.result import AsyncResult, Result, Row, ScalarResult
+from ..engine.transaction import Transaction
 from ..loading import execute as _execute
 from ..loading.explicit import session_load, session_load_all
 from ..mapping.mapper import Mapper

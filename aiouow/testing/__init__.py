@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ..engine.base import Connection, Engine
+from ..engine.connection import Connection
+from ..engine.engine import Engine
 from ..session.session import AsyncSession
 
 __all__ = ["transactional_session"]

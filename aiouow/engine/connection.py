@@ -1,9 +1,11 @@
-"""Engine and Connection: run statements on a pooled driver connection.
+"""Connection: run statements on a pooled driver connection, in a transaction.
 
 All SQL of aiouow, the ORM's flushes included, goes through
 :meth:`Connection.fetch_sql` / :meth:`Connection.execute_sql` /
 :meth:`Connection.executemany_sql`, so logging (``echo``) and driver-error
-translation live in one place.
+translation live in one place.  The :class:`Engine` that makes connections is in
+``engine.py`` and the ``async with conn.begin():`` handle in ``transaction.py``; this
+module is the connection alone: its state machine and statement execution.
 
 A transaction starts lazily: ``begin()`` (or autobegin) only notes it, and
 ``BEGIN`` is sent with the first statement that needs the database, so
@@ -42,21 +44,21 @@ import enum
 import logging
 import re
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
-
-import anyio
+from typing import TYPE_CHECKING, Any
 
 from .. import exc
-from .._gc import gc_paused
-from ..dialects.base import Dialect, DriverConnection, Pool
-from ..dialects.pool import NullPool
+from ..dialects.base import Dialect, DriverConnection
 from ..sql.compiler import Compiled, quote
 from ..sql.dml import Insert
 from ..sql.elements import ClauseElement, TextClause, leading_keyword
-from .result import AsyncResult, Result, make_row_class
-from .url import URL, make_url
+from .cancellation import _interrupted, run_shielded
+from .result import AsyncResult, Result, _process, make_row_class
+from .transaction import Transaction
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 log = logging.getLogger("aiouow.engine")
 
@@ -72,39 +74,6 @@ def _returns_rows(sql: str) -> bool:
 
 # tasks returning connections of garbage-collected owners; kept referenced until done
 _cleanup_tasks: set[asyncio.Task[Any]] = set()
-
-
-_T = TypeVar("_T")
-
-
-def _interrupted(err: BaseException) -> bool:
-    """A statement stopped by cancellation (or Ctrl-C), not by an error: its outcome is unknown."""
-    return not isinstance(err, (Exception, GeneratorExit))
-
-
-async def run_shielded(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run cleanup to completion whatever cancellation arrives meanwhile, then re-raise it.
-
-    ``anyio.CancelScope(shield=True)`` keeps anyio scopes (``move_on_after``, task
-    groups) out, but not a native ``task.cancel()`` or ``asyncio.timeout``; so the
-    work runs in its own task, which those never reach, and is awaited to the end.
-    """
-    inner = asyncio.ensure_future(coro)
-    try:
-        return await asyncio.shield(inner)
-    except asyncio.CancelledError as err:
-        cancelled: BaseException = err
-    # cancelled meanwhile: wait for the work to end (shielded from anyio's repeated
-    # deliveries too, which would otherwise spin), then let the cancellation through
-    with anyio.CancelScope(shield=True):
-        while not inner.done():
-            try:
-                await asyncio.wait((inner,))
-            except asyncio.CancelledError as err:
-                cancelled = err
-    if not inner.cancelled():
-        inner.exception()  # retrieved: the cancellation wins
-    raise cancelled
 
 
 class ConnState(enum.Enum):
@@ -631,185 +600,3 @@ class Connection:
 
     def _column_names(self, rows: list[Any]) -> list[str]:
         return self._dc.column_names(rows) if self._dc is not None else []
-
-
-def _process(rows: list[Any], procs: tuple[tuple[int, Any], ...]) -> list[Any]:
-    """Rows with driver values converted (e.g. SQLite text to datetime)."""
-    with gc_paused(len(rows)):
-        out = []
-        for r in rows:
-            vals = list(r)
-            for i, p in procs:
-                vals[i] = p(vals[i])
-            out.append(vals)
-        return out
-
-
-class Transaction:
-    """``async with conn.begin():`` / ``async with conn.begin_nested():``."""
-
-    def __init__(self, conn: Connection, *, nested: bool, savepoint: str | None = None) -> None:
-        self.conn = conn
-        self.nested = nested
-        self.savepoint = savepoint
-        self._started = False
-
-    async def _start(self) -> None:
-        if self.savepoint is not None and not self._started:
-            self._started = True
-            await self.conn._savepoint(self.savepoint)
-
-    async def __aenter__(self) -> Transaction:
-        await self._start()
-        return self
-
-    def __await__(self) -> Any:
-        return self.__aenter__().__await__()
-
-    async def commit(self) -> None:
-        if self.savepoint is not None:  # nested
-            await self.conn._release_savepoint(self.savepoint)
-        else:
-            await self.conn.commit()
-
-    async def rollback(self) -> None:
-        if self.savepoint is not None:  # nested
-            await self.conn._rollback_to_savepoint(self.savepoint)
-        else:
-            await self.conn.rollback()
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        if et is None:
-            await self.commit()
-        else:
-            await self.rollback()
-
-
-class Engine:
-    """Connections to one database.  Make one with :func:`create_engine`."""
-
-    def __init__(self, url: URL, dialect: Dialect, pool_size: int, pool_timeout: float, echo: bool,
-                 connect_args: dict[str, Any], pool_pre_ping: bool = False, poolclass: str = "queue") -> None:
-        self.url = url
-        self.dialect = dialect
-        self.pool_size = pool_size
-        self.pool_timeout = pool_timeout
-        self.pool_pre_ping = pool_pre_ping
-        self.poolclass = poolclass
-        self.echo = echo
-        pool = dialect.create_pool(url, pool_size, connect_args)
-        pool.pre_ping = pool_pre_ping
-        self.pool: Pool = NullPool(pool) if poolclass == "null" else pool
-
-    @property
-    def echo(self) -> bool:
-        """Log every statement through the ``aiouow.engine`` logger at INFO."""
-        return self._echo
-
-    @echo.setter
-    def echo(self, value: bool) -> None:
-        self._echo = bool(value)
-        if value and log.level == logging.NOTSET:
-            log.setLevel(logging.INFO)
-            if not logging.getLogger().handlers and not log.handlers:
-                handler = logging.StreamHandler()
-                handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-                log.addHandler(handler)
-
-    def connect(self) -> Connection:
-        """A connection: ``async with engine.connect() as conn:``."""
-        return Connection(self)
-
-    def begin(self) -> _EngineBegin:
-        """``async with engine.begin() as conn:``: a connection in a transaction,
-        committed on success and rolled back on error."""
-        return _EngineBegin(self)
-
-    async def dispose(self) -> None:
-        """Close every pooled connection not in use."""
-        await self.pool.dispose()
-
-    def __repr__(self) -> str:
-        return f"Engine({self.url.raw!r})"
-
-
-class _EngineBegin:
-    def __init__(self, engine: Engine) -> None:
-        self.conn = Connection(engine)
-
-    async def __aenter__(self) -> Connection:
-        await self.conn._driver()
-        self.conn.begin()
-        return self.conn
-
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        try:
-            if et is None:
-                await self.conn.commit()
-        finally:
-            await self.conn.close()
-
-
-def create_engine(
-    url: str | URL,
-    *,
-    echo: bool = False,
-    pool_size: int = 10,
-    pool_timeout: float = 30.0,
-    pool_pre_ping: bool = False,
-    poolclass: str = "queue",
-    connect_args: dict[str, Any] | None = None,
-) -> Engine:
-    """An engine for ``sqlite:///file.db``, ``sqlite:///:memory:`` or ``postgresql://...``.
-
-    ``pool_size`` caps the connections open at once.  ``pool_pre_ping=True`` runs ``SELECT 1``
-    on each pooled connection as it is checked out and replaces it if that fails (a server
-    restart, a terminated backend).  ``poolclass="null"`` keeps no idle connections: each
-    checkout opens one and its release closes it (SQLAlchemy's ``NullPool``), for tests that
-    run several event loops and for serverless code.  ``connect_args`` go to the driver's
-    connect call unchanged.
-    """
-    u = make_url(url)
-    _check_pool_args(u, pool_size, pool_timeout, pool_pre_ping, poolclass, connect_args)
-    if u.backend == "sqlite":
-        from ..dialects.sqlite import SQLiteDialect
-
-        dialect: Dialect = SQLiteDialect()
-    else:
-        from ..dialects.postgresql import PGDialect
-
-        dialect = PGDialect()
-    return Engine(u, dialect, pool_size, float(pool_timeout), echo, dict(connect_args or {}),
-                  pool_pre_ping=pool_pre_ping, poolclass=poolclass)
-
-
-_POOLCLASSES = ("queue", "null")
-
-
-def _check_pool_args(url: URL, pool_size: Any, pool_timeout: Any, pool_pre_ping: Any, poolclass: Any,
-                     connect_args: Any) -> None:
-    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-        # pool_size=0 is not "no pool": SQLAlchemy reads it as "no limit", so it would mislead
-        raise exc.ArgumentError(
-            f"create_engine(pool_size=...) must be an int of at least 1, got {pool_size!r}; "
-            "to keep no idle connections use poolclass='null'"
-        )
-    if (isinstance(pool_timeout, bool) or not isinstance(pool_timeout, (int, float))
-            or not pool_timeout > 0):
-        raise exc.ArgumentError(f"create_engine(pool_timeout=...) must be a positive number of seconds, "
-                                f"got {pool_timeout!r}")
-    if not isinstance(pool_pre_ping, bool):
-        raise exc.ArgumentError(f"create_engine(pool_pre_ping=...) must be True or False, got {pool_pre_ping!r}")
-    if poolclass not in _POOLCLASSES:
-        raise exc.ArgumentError(
-            f"create_engine(poolclass=...) must be one of {', '.join(map(repr, _POOLCLASSES))}, got {poolclass!r}"
-        )
-    if poolclass == "null" and url.backend == "sqlite" and url.database == ":memory:":
-        raise exc.ArgumentError(
-            f"create_engine({url.raw!r}, poolclass='null'): every new connection to an SQLite :memory: "
-            "database is a new, empty database; use a database file, or the default poolclass"
-        )
-    if connect_args is not None and not isinstance(connect_args, Mapping):
-        raise exc.ArgumentError(f"create_engine(connect_args=...) must be a dict, got {type(connect_args).__name__}")

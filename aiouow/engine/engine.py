@@ -1,0 +1,149 @@
+"""Engine: the pool of connections to one database, and create_engine() that makes one.
+
+Separate from ``connection.py``: this is configuration (URL, dialect, pool, ``echo``) checked
+once, where the connection is the per-use state machine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from .. import exc
+from ..dialects.base import Dialect, Pool
+from ..dialects.pool import NullPool
+from .connection import Connection
+from .url import URL, make_url
+
+log = logging.getLogger("aiouow.engine")
+
+
+class Engine:
+    """Connections to one database.  Make one with :func:`create_engine`."""
+
+    def __init__(self, url: URL, dialect: Dialect, pool_size: int, pool_timeout: float, echo: bool,
+                 connect_args: dict[str, Any], pool_pre_ping: bool = False, poolclass: str = "queue") -> None:
+        self.url = url
+        self.dialect = dialect
+        self.pool_size = pool_size
+        self.pool_timeout = pool_timeout
+        self.pool_pre_ping = pool_pre_ping
+        self.poolclass = poolclass
+        self.echo = echo
+        pool = dialect.create_pool(url, pool_size, connect_args)
+        pool.pre_ping = pool_pre_ping
+        self.pool: Pool = NullPool(pool) if poolclass == "null" else pool
+
+    @property
+    def echo(self) -> bool:
+        """Log every statement through the ``aiouow.engine`` logger at INFO."""
+        return self._echo
+
+    @echo.setter
+    def echo(self, value: bool) -> None:
+        self._echo = bool(value)
+        if value and log.level == logging.NOTSET:
+            log.setLevel(logging.INFO)
+            if not logging.getLogger().handlers and not log.handlers:
+                handler = logging.StreamHandler()
+                handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+                log.addHandler(handler)
+
+    def connect(self) -> Connection:
+        """A connection: ``async with engine.connect() as conn:``."""
+        return Connection(self)
+
+    def begin(self) -> _EngineBegin:
+        """``async with engine.begin() as conn:``: a connection in a transaction,
+        committed on success and rolled back on error."""
+        return _EngineBegin(self)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection not in use."""
+        await self.pool.dispose()
+
+    def __repr__(self) -> str:
+        return f"Engine({self.url.raw!r})"
+
+
+class _EngineBegin:
+    def __init__(self, engine: Engine) -> None:
+        self.conn = Connection(engine)
+
+    async def __aenter__(self) -> Connection:
+        await self.conn._driver()
+        self.conn.begin()
+        return self.conn
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            if et is None:
+                await self.conn.commit()
+        finally:
+            await self.conn.close()
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    pool_timeout: float = 30.0,
+    pool_pre_ping: bool = False,
+    poolclass: str = "queue",
+    connect_args: dict[str, Any] | None = None,
+) -> Engine:
+    """An engine for ``sqlite:///file.db``, ``sqlite:///:memory:`` or ``postgresql://...``.
+
+    ``pool_size`` caps the connections open at once.  ``pool_pre_ping=True`` runs ``SELECT 1``
+    on each pooled connection as it is checked out and replaces it if that fails (a server
+    restart, a terminated backend).  ``poolclass="null"`` keeps no idle connections: each
+    checkout opens one and its release closes it (SQLAlchemy's ``NullPool``), for tests that
+    run several event loops and for serverless code.  ``connect_args`` go to the driver's
+    connect call unchanged.
+    """
+    u = make_url(url)
+    _check_pool_args(u, pool_size, pool_timeout, pool_pre_ping, poolclass, connect_args)
+    if u.backend == "sqlite":
+        from ..dialects.sqlite import SQLiteDialect
+
+        dialect: Dialect = SQLiteDialect()
+    else:
+        from ..dialects.postgresql import PGDialect
+
+        dialect = PGDialect()
+    return Engine(u, dialect, pool_size, float(pool_timeout), echo, dict(connect_args or {}),
+                  pool_pre_ping=pool_pre_ping, poolclass=poolclass)
+
+
+_POOLCLASSES = ("queue", "null")
+
+
+def _check_pool_args(url: URL, pool_size: Any, pool_timeout: Any, pool_pre_ping: Any, poolclass: Any,
+                     connect_args: Any) -> None:
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+        # pool_size=0 is not "no pool": SQLAlchemy reads it as "no limit", so it would mislead
+        raise exc.ArgumentError(
+            f"create_engine(pool_size=...) must be an int of at least 1, got {pool_size!r}; "
+            "to keep no idle connections use poolclass='null'"
+        )
+    if (isinstance(pool_timeout, bool) or not isinstance(pool_timeout, (int, float))
+            or not pool_timeout > 0):
+        raise exc.ArgumentError(f"create_engine(pool_timeout=...) must be a positive number of seconds, "
+                                f"got {pool_timeout!r}")
+    if not isinstance(pool_pre_ping, bool):
+        raise exc.ArgumentError(f"create_engine(pool_pre_ping=...) must be True or False, got {pool_pre_ping!r}")
+    if poolclass not in _POOLCLASSES:
+        raise exc.ArgumentError(
+            f"create_engine(poolclass=...) must be one of {', '.join(map(repr, _POOLCLASSES))}, got {poolclass!r}"
+        )
+    if poolclass == "null" and url.backend == "sqlite" and url.database == ":memory:":
+        raise exc.ArgumentError(
+            f"create_engine({url.raw!r}, poolclass='null'): every new connection to an SQLite :memory: "
+            "database is a new, empty database; use a database file, or the default poolclass"
+        )
+    if connect_args is not None and not isinstance(connect_args, Mapping):
+        raise exc.ArgumentError(f"create_engine(connect_args=...) must be a dict, got {type(connect_args).__name__}")
