@@ -34,11 +34,13 @@ def restore(session: AsyncSession, levels: Sequence[TxLevel], whole: bool) -> No
     for level in levels:  # outermost first: the key from before all the work undone
         for oid, switch in level.key_switches.items():
             switches.setdefault(oid, switch)
-    for oid, (obj, old_key) in switches.items():
-        if oid not in gone:
-            restore_key(session, obj, old_key)
     for obj in gone.values():
         to_transient(session, obj)
+    # all keys leave the identity map before any comes back: two objects may have swapped theirs
+    rekeyed = [(obj, old_key) for oid, (obj, old_key) in switches.items()
+               if oid not in gone and unmap_for_key_change(session, obj, old_key)]
+    for obj, old_key in rekeyed:
+        claim_key(session, obj, old_key)
     for level in levels:
         for oid, obj in level.removed.items():
             if oid in gone:
@@ -47,7 +49,7 @@ def restore(session: AsyncSession, levels: Sequence[TxLevel], whole: bool) -> No
             st = state_of(obj)
             st.status = PERSISTENT
             st.session_ref = session._token
-            session._identity_for(mapper)[st.key] = obj
+            claim_key(session, obj, st.key)
             if st.committed is not None or st.rel_committed is not None:  # changed before its delete
                 expire_obj(session, obj, mapper, None)
                 session._expire_reasons[oid] = "rollback()" if whole else "rollback of a SAVEPOINT"
@@ -72,23 +74,39 @@ def restore(session: AsyncSession, levels: Sequence[TxLevel], whole: bool) -> No
             expire_loaded(session, level, reason)
 
 
-def restore_key(session: AsyncSession, obj: Any, old_key: Any) -> None:
-    """Undo a flushed primary-key change in memory: the rolled-back row has its old key again
-    (an expired object's key stays readable, so it must be the database's)."""
+def unmap_for_key_change(session: AsyncSession, obj: Any, old_key: Any) -> bool:
+    """Undo a flushed primary-key change in memory, up to putting the object back in the
+    identity map: True if it is to go back there (it was there under its new key).  The
+    rolled-back row has its old key again (an expired object's key stays readable, so it
+    must be the database's); a deleted object's key changes too (``removed`` restores it)."""
     st = state_of(obj)
     if st.session_ref is not session._token or st.status not in (PERSISTENT, DELETED):
-        return
-    mapper = type(obj).__aiouow_mapper__
+        return False
+    mapper: Mapper = type(obj).__aiouow_mapper__
     imap = session._identity_for(mapper)
     current = st.key if st.key is not None else mapper.pk_of(obj.__dict__)
-    if imap.get(current) is obj:
+    held = imap.get(current) is obj
+    if held:
         del imap[current]
-        imap[old_key] = obj
     st.key = old_key
     obj.__dict__.update(zip(mapper.pk_keys, old_key if len(mapper.pk_keys) > 1 else (old_key,)))
     if st.committed:
         for k in mapper.pk_keys:
             st.committed.pop(k, None)
+    return held
+
+
+def claim_key(session: AsyncSession, obj: Any, key: Any) -> None:
+    """Put an object whose row the rollback brought back (its deletion or key change undone)
+    into the identity map.  An object there under that key stands for a row the work undone
+    made after the key came free (a core INSERT re-using it, SQLite re-uses ROWIDs): that row
+    is gone, so it leaves the identity map, as objects for rows that vanished do."""
+    mapper: Mapper = type(obj).__aiouow_mapper__
+    imap = session._identity_for(mapper)
+    other = imap.get(key)
+    if other is not None and other is not obj:
+        detach_vanished(session, other, mapper, key)
+    imap[key] = obj
 
 
 def held_persistent(session: AsyncSession, obj: Any) -> bool:
