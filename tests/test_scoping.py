@@ -282,3 +282,51 @@ async def test_garbage_collected_session_returns_its_connection_rolled_back(db: 
         gc.collect()
         await wait_pool_back(db)
     assert await notes(db) == []
+
+
+# -- what the registry proxies, as its types say (tests/typing/queries.py) ---------------------
+
+async def test_registry_proxies_membership_and_iteration(db: Engine) -> None:
+    registry = scoped_session(sessionmaker(db))
+    try:
+        note = Note(title="a")
+        registry.add(note)
+        assert note in registry and Note(title="b") not in registry
+        assert list(registry) == [note]
+    finally:
+        await registry.remove()
+
+
+@pytest.mark.parametrize("name", ["bind", "autoflush", "expire_on_commit", "autobegin", "join_transaction_mode",
+                                  "n_plus_one", "n_plus_one_threshold"])
+async def test_registry_reads_the_sessions_settings(db: Engine, name: str) -> None:
+    registry = scoped_session(sessionmaker(db))
+    try:
+        assert getattr(registry, name) == getattr(registry(), name)
+    finally:
+        await registry.remove()
+
+
+async def test_registry_sets_autoflush_on_the_tasks_session(db: Engine) -> None:
+    registry = scoped_session(sessionmaker(db))
+    try:
+        registry.autoflush = False
+        assert registry().autoflush is False
+        registry.add(Note(title="not flushed"))
+        count = await registry.scalar(select(func.count()).select_from(Note).where(Note.title == "not flushed"))
+        assert count == 0  # no autoflush before the query
+        registry.autoflush = True
+        assert await registry.scalar(select(func.count()).select_from(Note).where(Note.title == "not flushed")) == 1
+        with pytest.raises(AttributeError, match="cannot be set through the registry"):
+            registry.bind = None  # type: ignore[misc]
+    finally:
+        await registry.remove()
+
+
+async def test_registry_is_not_a_context_manager(db: Engine) -> None:
+    registry = scoped_session(sessionmaker(db))
+    with pytest.raises((TypeError, AttributeError)):
+        async with registry:  # type: ignore[misc]
+            pass
+    async with registry.scope() as session:
+        assert isinstance(session, AsyncSession)

@@ -23,9 +23,18 @@ from ..mapping.relationships import Relationship
 from .explicit import load_relationship
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from ..mapping.model import Model
     from .protocol import SessionInternals
 
+    #: what the options take: ``User.posts``, a ``Relationship`` to the checker under a
+    #: ``Mapped[list[Post]]`` annotation but the annotated type itself (``list[Post]``, ``User``,
+    #: ``User | None``) under a plain one; anything else is refused at run time with a clear error
+    RelationshipArg: TypeAlias = Relationship[Any] | list[Any] | Model | None
+
 _STRATEGIES = ("selectin", "joined", "raise", "noload")
+
 
 
 class LoaderOption:
@@ -47,16 +56,16 @@ class LoaderOption:
             )
         return LoaderOption((*self.path, (strategy, rel)))
 
-    def selectinload(self, attr: Relationship[Any]) -> LoaderOption:
+    def selectinload(self, attr: RelationshipArg) -> LoaderOption:
         return self._then("selectin", attr)
 
-    def joinedload(self, attr: Relationship[Any]) -> LoaderOption:
+    def joinedload(self, attr: RelationshipArg) -> LoaderOption:
         return self._then("joined", attr)
 
-    def raiseload(self, attr: Relationship[Any]) -> LoaderOption:
+    def raiseload(self, attr: RelationshipArg) -> LoaderOption:
         return self._then("raise", attr)
 
-    def noload(self, attr: Relationship[Any]) -> LoaderOption:
+    def noload(self, attr: RelationshipArg) -> LoaderOption:
         return self._then("noload", attr)
 
     def __repr__(self) -> str:
@@ -69,22 +78,22 @@ def _relationship(attr: Any, what: str) -> Relationship:
     return attr
 
 
-def selectinload(attr: Relationship[Any]) -> LoaderOption:
+def selectinload(attr: RelationshipArg) -> LoaderOption:
     """Load a relationship for all loaded objects in one more query."""
     return LoaderOption((("selectin", _relationship(attr, "selectinload")),))
 
 
-def joinedload(attr: Relationship[Any]) -> LoaderOption:
+def joinedload(attr: RelationshipArg) -> LoaderOption:
     """Eager-load a relationship in the same query (LEFT OUTER JOIN); parents are de-duplicated."""
     return LoaderOption((("joined", _relationship(attr, "joinedload")),))
 
 
-def raiseload(attr: Relationship[Any]) -> LoaderOption:
+def raiseload(attr: RelationshipArg) -> LoaderOption:
     """Leave the relationship unloaded: touching it raises ``NotLoadedError``."""
     return LoaderOption((("raise", _relationship(attr, "raiseload")),))
 
 
-def noload(attr: Relationship[Any]) -> LoaderOption:
+def noload(attr: RelationshipArg) -> LoaderOption:
     """The relationship reads as empty (or None) without loading."""
     return LoaderOption((("noload", _relationship(attr, "noload")),))
 

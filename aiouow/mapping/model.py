@@ -15,7 +15,10 @@ expression of ``str`` and ``user.name`` as a ``str`` (see ``attributes.Mapped``)
 ``name: str = column()`` maps the same and types instance access only, so class-level
 expressions (``User.name.desc()``, ``select(User.name)``, ``selectinload(User.posts)``) want
 ``Mapped``.  ``column()`` and ``relationship()`` return ``Any`` to the checker, which both
-annotation styles accept.
+annotation styles accept.  ``eq_default=False``: models compare and hash by identity (the
+identity map's contract), so the checker must not synthesize a field-wise ``__eq__``, which
+would also make every model unhashable to pyright.  ``dataclasses.fields()``/``asdict()``
+type-check but raise at run time: a model is not a dataclass.
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ def relationship(
     )
 
 
-@dataclass_transform(kw_only_default=True)
+@dataclass_transform(kw_only_default=True, eq_default=False)
 class Model(StateSlot):
     """Base class of mapped models.
 

@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .. import exc
 from .session import AsyncSession
+
+if TYPE_CHECKING:
+    from ..engine.connection import Connection
+    from ..engine.engine import Engine
 
 if TYPE_CHECKING:
     # db.execute(...), db.get(...), db.new, ...: the proxied session attributes (see _PROXIED),
@@ -181,11 +185,41 @@ class scoped_session(_SessionAttributes):  # noqa: N801 - SQLAlchemy's name, kep
         _closing.add(closer)
         closer.add_done_callback(_closing.discard)
 
-    # -- session methods, acting on db() -------------------------------------------------
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name not in _PROXIED:
-            raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
-        return getattr(self(), name)
+    # -- session methods and settings, acting on db() ----------------------------------------
+    if TYPE_CHECKING:
+        # the registry is no session of its own to enter: `async with db.scope() as session:`
+        __aenter__: None  # type: ignore[assignment]
+        __aexit__: None  # type: ignore[assignment]
+
+        # read through the registry, set only on a session (db().bind ...) or its factory
+        @property
+        def bind(self) -> Engine | Connection | None: ...  # type: ignore[override]
+        @property
+        def autobegin(self) -> bool: ...  # type: ignore[override]
+        @property
+        def join_transaction_mode(self) -> str: ...  # type: ignore[override]
+    else:
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_") or name not in _PROXIED:
+                raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+            return getattr(self(), name)
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            # db.autoflush = False sets it on the task's session, as SQLAlchemy's proxy does;
+            # any other session attribute written here would be silently lost, so it is refused
+            if name in _SETTINGS:
+                setattr(self(), name, value)
+            elif name in _PROXIED:
+                raise AttributeError(f"scoped_session: {name!r} cannot be set through the registry; "
+                                     f"it belongs to the task's session, db()")
+            else:
+                object.__setattr__(self, name, value)
+
+    def __contains__(self, obj: object) -> bool:
+        return obj in self()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self())
 
     def __repr__(self) -> str:
         return f"scoped_session({self.session_factory!r})"
@@ -196,4 +230,8 @@ _PROXIED = frozenset({
     "execute", "expire", "expire_all", "expunge", "expunge_all", "flush", "get", "get_one", "identity_map",
     "in_nested_transaction", "in_transaction", "info", "is_active", "is_modified", "load", "load_all", "merge",
     "new", "no_autoflush", "refresh", "rollback", "scalar", "scalars", "stream", "stream_scalars",
+    "bind", "autoflush", "expire_on_commit", "autobegin", "join_transaction_mode", "n_plus_one",
+    "n_plus_one_threshold",
 })
+#: the proxied names that may also be set through the registry (on the task's session)
+_SETTINGS = frozenset({"autoflush", "expire_on_commit", "n_plus_one", "n_plus_one_threshold"})

@@ -30,7 +30,7 @@ import weakref
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .. import exc
 from ..engine.connection import Connection
@@ -53,6 +53,10 @@ from .guard import TaskGuard
 from .identity import IdentityMapView, IdentitySet, SessionToken
 from .levels import TxLevel, TxState
 from .transaction import NestedTransaction, SessionTransaction
+
+if TYPE_CHECKING:
+    from ..loading.options import RelationshipArg
+    from ..mapping.model import Model
 
 T = TypeVar("T")
 _TP = TypeVar("_TP", bound=tuple[Any, ...])
@@ -402,11 +406,17 @@ class AsyncSession:
     async def load(self, obj: object, attribute: Relationship[T]) -> T: ...
     @overload
     async def load(self, obj: object, attribute: str) -> Any: ...
-    async def load(self, obj: object, attribute: Relationship[Any] | str) -> Any:
+    # plain annotations (`posts: list[Post]`, `author: User`): the checker sees User.posts as the
+    # annotated type itself
+    @overload
+    async def load(self, obj: object, attribute: list[T]) -> list[T]: ...
+    @overload
+    async def load(self, obj: object, attribute: Model | None) -> Any: ...
+    async def load(self, obj: object, attribute: RelationshipArg | str) -> Any:
         """Load a relationship of ``obj`` (``"posts"`` or ``User.posts``) and return its value."""
         return await session_load(self, obj, attribute)
 
-    async def load_all(self, objs: Sequence[object], attribute: Relationship[Any] | str) -> None:
+    async def load_all(self, objs: Sequence[object], attribute: RelationshipArg | str) -> None:
         """Load one relationship for many objects in one query per chunk."""
         await session_load_all(self, objs, attribute)
 

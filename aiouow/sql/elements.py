@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 from .. import types as sqltypes
 from ..exc import ArgumentError
@@ -85,7 +85,8 @@ class ColumnElement(ClauseElement, Generic[_T]):
 
     ``_T`` is the Python type of the value it yields, for the type checker only
     (``User.name`` is a ``ColumnElement[str]``); comparisons are
-    ``ColumnElement[bool]``, arithmetic keeps ``_T``.
+    ``ColumnElement[bool]``, arithmetic with an operand of the same type or an integer keeps
+``_T`` (``Any`` otherwise: ``int_col * decimal_col`` is a decimal).
     """
 
     __slots__ = ()
@@ -95,7 +96,9 @@ class ColumnElement(ClauseElement, Generic[_T]):
     def _bin(self, op: str, other: Any, type_: sqltypes.TypeEngine | None = None) -> BinaryExpression[bool]:
         return BinaryExpression(self, op, _compared(other, self.type), type_ or _BOOLEAN)
 
-    def _math(self, op: str, other: Any) -> BinaryExpression[_T]:
+    # arithmetic keeps the left operand's type when the other has it too or is an integer; other
+    # mixes promote at run time (integer * decimal is a decimal), so the checker gets Any for them
+    def _math(self, op: str, other: Any) -> BinaryExpression[Any]:
         right = _compared(other, self.type)
         type_ = self.type
         other_type = getattr(right, "type", sqltypes.NULLTYPE)
@@ -130,16 +133,32 @@ class ColumnElement(ClauseElement, Generic[_T]):
     def __ge__(self, other: Any) -> BinaryExpression[bool]:
         return self._bin(">=", other)
 
-    def __add__(self, other: Any) -> BinaryExpression[_T]:
+    @overload
+    def __add__(self, other: ColumnElement[_T] | _T | ColumnElement[int] | int) -> BinaryExpression[_T]: ...
+    @overload
+    def __add__(self, other: Any) -> BinaryExpression[Any]: ...
+    def __add__(self, other: Any) -> BinaryExpression[Any]:
         return self._math("+", other)
 
-    def __sub__(self, other: Any) -> BinaryExpression[_T]:
+    @overload
+    def __sub__(self, other: ColumnElement[_T] | _T | ColumnElement[int] | int) -> BinaryExpression[_T]: ...
+    @overload
+    def __sub__(self, other: Any) -> BinaryExpression[Any]: ...
+    def __sub__(self, other: Any) -> BinaryExpression[Any]:
         return self._math("-", other)
 
-    def __mul__(self, other: Any) -> BinaryExpression[_T]:
+    @overload
+    def __mul__(self, other: ColumnElement[_T] | _T | ColumnElement[int] | int) -> BinaryExpression[_T]: ...
+    @overload
+    def __mul__(self, other: Any) -> BinaryExpression[Any]: ...
+    def __mul__(self, other: Any) -> BinaryExpression[Any]:
         return self._math("*", other)
 
-    def __truediv__(self, other: Any) -> BinaryExpression[_T]:
+    @overload
+    def __truediv__(self, other: ColumnElement[_T] | _T | ColumnElement[int] | int) -> BinaryExpression[_T]: ...
+    @overload
+    def __truediv__(self, other: Any) -> BinaryExpression[Any]: ...
+    def __truediv__(self, other: Any) -> BinaryExpression[Any]:
         return self._math("/", other)
 
     def __neg__(self) -> UnaryExpression[_T]:

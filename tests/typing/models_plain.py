@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from typing import Any, assert_type
 
-from aiouow import AsyncSession, ForeignKey, Model, ScalarResult, column, relationship, select
+from aiouow import (
+    AsyncSession,
+    ForeignKey,
+    Model,
+    ScalarResult,
+    column,
+    joinedload,
+    relationship,
+    select,
+    selectinload,
+)
 from aiouow.sql import Select
 
 
@@ -51,3 +61,16 @@ async def plain_queries(session: AsyncSession) -> None:
     assert_type((await session.scalars(select(Author))).all(), list[Author])
     assert_type(await session.get(Author, 1), Author | None)
     assert_type(await session.load(a, "books"), Any)
+    # API.md section 1's plain models load as documented: User.posts is the list to the checker
+    assert_type(await session.load(a, Author.books), list[Book])
+    assert_type(await session.load(Book(), Book.author), Any)
+    await session.load_all([a], Author.books)
+    select(Author).options(selectinload(Author.books), joinedload(Author.books))
+    select(Book).options(selectinload(Book.author))
+    await session.load(a, Author.rank)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+
+
+# models hash and compare by identity (the identity map's contract): usable in sets and as keys
+seen: set[Author] = {a}
+by_author: dict[Author, int] = {a: 1}
+assert_type(a == a, bool)

@@ -7,6 +7,8 @@ from typing import Any, assert_type
 from aiouow import (
     AsyncResult,
     AsyncSession,
+    Connection,
+    Engine,
     Result,
     Row,
     ScalarResult,
@@ -187,6 +189,15 @@ async def makers_and_scoping() -> None:
     await db.commit()
     async with db.scope() as scoped:
         assert_type(scoped, AsyncSession)
+    # what the registry proxies at run time, and only that (tests/test_scoping.py runs these)
+    u = User(name="b")
+    assert_type(u in db, bool)
+    assert_type(list(db), list[Any])
+    db.autoflush = False
+    assert_type(db.bind, Engine | Connection | None)
+    db.bind = None  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
+    async with db:  # type: ignore[misc]  # pyright: ignore[reportGeneralTypeIssues]
+        pass
     await db.remove()
     async with engine.connect() as conn:
         res = await conn.execute(select(User.name))
