@@ -10,10 +10,11 @@ import aiouow
 
 PUBLIC = [
     "AsyncResult", "AsyncSession", "Column", "Connection", "Engine", "ForeignKey", "Index", "Mapped", "Mapper",
-    "MetaData", "Model", "NestedTransaction", "Relationship", "Result", "Row", "ScalarResult", "SessionTransaction",
-    "Table", "URL", "and_", "column", "create_engine", "delete", "exc", "exists", "func", "insert", "inspect",
-    "joinedload", "literal", "noload", "not_", "or_", "raiseload", "relationship", "scoped_session", "select",
-    "selectinload", "sessionmaker", "text", "types", "update",
+    "MetaData", "Model", "NestedTransaction", "Relationship", "Result", "Row", "ScalarResult",
+    "SessionTransaction", "Table", "URL", "and_", "case", "cast", "column", "create_engine", "delete", "distinct",
+    "exc", "exists", "extract", "false", "func", "insert", "inspect", "joinedload", "literal", "noload", "not_",
+    "null", "or_", "raiseload", "relationship", "scoped_session", "select", "selectinload", "sessionmaker", "text",
+    "true", "types", "update",
 ]
 
 

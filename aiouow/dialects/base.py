@@ -375,6 +375,19 @@ class Dialect:
         """The type name a parameter is cast to (``$1::BIGINT``); empty: this dialect casts none."""
         return ""
 
+    def cast_type(self, type_: sqltypes.TypeEngine) -> str:
+        """The type named in ``CAST(x AS type)``."""
+        if isinstance(type_, sqltypes.Numeric) and type_.precision is not None:
+            return f"NUMERIC({type_.precision}, {type_.scale or 0})"
+        if isinstance(type_, sqltypes.String) and type_.visit_name == "string" and type_.length:
+            return f"VARCHAR({type_.length})"
+        if isinstance(type_, sqltypes.Enum):
+            return "VARCHAR"
+        name = self.sql_type(type_) or self.type_names.get(type_.visit_name, "")
+        if not name:
+            raise exc.ArgumentError(f"cannot CAST to {type_!r} on {self.name}")
+        return name
+
     def array_cast(self, type_: sqltypes.TypeEngine) -> str:
         """The cast of a whole list sent as one array parameter; empty: none."""
         return ""

@@ -64,6 +64,7 @@ def _to_int(value: Any) -> Any:
 
 
 _INT_PROC = none_safe(_to_int)
+_FLOAT_PROC = none_safe(float)
 
 _NUMBER_CASTS = {"numeric": "::NUMERIC", "float": "::DOUBLE PRECISION"}
 
@@ -283,6 +284,8 @@ class PGDialect(Dialect):
                 return proc
         if isinstance(type_, sqltypes.Integer):
             return _INT_PROC  # sum() of a BIGINT column is a NUMERIC: read as the column's int
+        if isinstance(type_, sqltypes.Float):
+            return _FLOAT_PROC  # avg() of integers is a NUMERIC: read as SQLite's float
         return self.result_processor(type_)
 
     def sql_type(self, type_: sqltypes.TypeEngine) -> str:

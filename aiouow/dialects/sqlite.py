@@ -19,6 +19,7 @@ from typing import Any
 from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler
+from ..sql.expressions import SQLiteExpressionCompiler
 from .base import Dialect, Processor, decimal_reader, json_dumps, json_loads, none_safe
 from .sqlite_pool import FOR_UPDATE_MARK, SQLitePool
 from .sqlite_types import (
@@ -35,7 +36,7 @@ from .sqlite_types import (
 )
 
 
-class SQLiteCompiler(Compiler):
+class SQLiteCompiler(SQLiteExpressionCompiler, Compiler):
     def placeholder(self, position: int) -> str:
         return "?"
 

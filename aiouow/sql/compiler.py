@@ -28,6 +28,7 @@ from .elements import (
     TextClause,
     UnaryExpression,
 )
+from .expressions import ExpressionCompiler
 from .schema import Column, Table, TableAlias
 from .selectable import EntityClause, FromItem, Select
 
@@ -55,6 +56,8 @@ class CompilerDialect(Protocol):
     def sql_type(self, type_: sqltypes.TypeEngine) -> str: ...
 
     def array_cast(self, type_: sqltypes.TypeEngine) -> str: ...
+
+    def cast_type(self, type_: sqltypes.TypeEngine) -> str: ...
 
 
 #: the ANSI "functions" spelled without parentheses
@@ -96,7 +99,7 @@ class Compiled:
         return self._row_class
 
 
-class Compiler:
+class Compiler(ExpressionCompiler):
     """Turns statements into SQL.  Dialect subclasses override the hooks."""
 
     # -- hooks -------------------------------------------------------------

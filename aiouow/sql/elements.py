@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
     from .compiler import Compiler
+    from .expressions import Distinct, Over
 
     _T = TypeVar("_T", default=Any)
 else:
@@ -223,6 +224,12 @@ class ColumnElement(ClauseElement, Generic[_T]):
     def label(self, name: str) -> Label[_T]:
         return Label(name, self)
 
+    def distinct(self) -> Distinct[_T]:
+        """``DISTINCT self``, inside an aggregate: ``func.count(Order.customer_id.distinct())``."""
+        from .expressions import Distinct
+
+        return Distinct(self)
+
     @property
     def result_name(self) -> str:
         return "value"
@@ -402,19 +409,30 @@ class FunctionCall(ColumnElement[Any]):
         self.args = tuple(coerce(a) for a in args)
         if type_ is None:
             lower = name.lower()
-            first = getattr(self.args[0], "type", sqltypes.NULLTYPE) if self.args else sqltypes.NULLTYPE
+            # the first argument with a known type (coalesce(None, x) is typed by x)
+            first = next((t for t in (getattr(a, "type", sqltypes.NULLTYPE) for a in self.args)
+                          if t.visit_name != "null"), sqltypes.NULLTYPE)
             if lower == "count":
                 type_ = sqltypes.Integer()
             elif self.args and lower in _TYPE_PRESERVING:
                 type_ = first
             elif lower == "avg" and isinstance(first, sqltypes.Numeric):
                 type_ = first  # read at the column's scale, like sum()
+            elif lower == "avg" and isinstance(first, (sqltypes.Integer, sqltypes.Float)):
+                type_ = _FLOAT  # PostgreSQL's NUMERIC average of integers reads as SQLite's float
             else:
                 type_ = _RESULT_TYPES.get(lower, sqltypes.NULLTYPE)
         self.type = type_
 
     def _ck(self, binds: list[BindParameter]) -> Any:
         return ("f", self.name, self.type, *[a._ck(binds) for a in self.args])
+
+    def over(self, partition_by: Any = None, order_by: Any = None) -> Over[Any]:
+        """The function over a window: ``func.rank().over(partition_by=Customer.country,
+        order_by=Order.total.desc())``; each argument takes one expression or a list."""
+        from .expressions import Over
+
+        return Over(self, partition_by, order_by)
 
     def _tables(self) -> Iterable[Any]:
         for a in self.args:
@@ -425,13 +443,21 @@ class FunctionCall(ColumnElement[Any]):
         return self.name.lower()
 
 
-_TYPE_PRESERVING = {"max", "min", "sum", "coalesce", "lower", "upper", "abs", "trim", "round"}
+_TYPE_PRESERVING = {"max", "min", "sum", "coalesce", "lower", "upper", "abs", "trim", "round",
+                    # window functions that return one of the rows' values
+                    "lag", "lead", "first_value", "last_value", "nth_value"}
+_FLOAT = sqltypes.Float()
 
 #: functions whose result has one type whatever their arguments: SQLite returns text for them
 _RESULT_TYPES: dict[str, sqltypes.TypeEngine] = {
     "date": sqltypes.Date(),
     "datetime": sqltypes.DateTime(),
     "current_date": sqltypes.Date(),
+    # ranking window functions (a BIGINT on PostgreSQL)
+    "row_number": sqltypes.Integer(),
+    "rank": sqltypes.Integer(),
+    "dense_rank": sqltypes.Integer(),
+    "ntile": sqltypes.Integer(),
     # UTC on SQLite, a TIMESTAMP WITH TIME ZONE on PostgreSQL: aware on both
     "current_timestamp": sqltypes.DateTime(timezone=True),
 }

@@ -247,7 +247,7 @@ class Select(ColumnElement[Any], Generic[_TP]):
         new._offset = None if n is None else BindParameter(int(n), _INT)
         return new
 
-    def distinct(self) -> Self:
+    def distinct(self) -> Self:  # type: ignore[override]  # SELECT DISTINCT, not DISTINCT expr
         new = self._copy()
         new._distinct = True
         return new
