@@ -50,7 +50,11 @@ class Case(ColumnElement[_T]):
         return "case"
 
 
-def case(*whens: tuple[Any, _T | ColumnElement[_T]], else_: _T | ColumnElement[_T] | None = None) -> Case[_T]:
+@overload
+def case(*whens: tuple[Any, ColumnElement[_T]], else_: ColumnElement[_T] | _T | None = None) -> Case[_T]: ...
+@overload
+def case(*whens: tuple[Any, _T], else_: _T | ColumnElement[_T] | None = None) -> Case[_T]: ...
+def case(*whens: tuple[Any, Any], else_: Any = None) -> Case[Any]:
     """``CASE``: ``case((Order.total > 100, "big"), (Order.total > 10, "mid"), else_="small")``.
 
     Each ``when`` is a ``(condition, value)`` pair; values (and ``else_``) are bound

@@ -12,24 +12,34 @@ from aiouow import (
     Result,
     Row,
     ScalarResult,
+    case,
+    cast,
     create_engine,
     delete,
+    distinct,
+    extract,
+    false,
     func,
     insert,
     joinedload,
     literal,
     noload,
+    null,
     raiseload,
     scoped_session,
     select,
     selectinload,
     sessionmaker,
     text,
+    true,
     update,
 )
+from aiouow import types as sqltypes
 from aiouow.loading.options import LoaderOption
 from aiouow.sql import Select
 from aiouow.sql.dml import Delete, Insert, Update
+from aiouow.sql.elements import Label
+from aiouow.sql.expressions import Cast
 from tests.typing.models_mapped import Post, Tag, User
 
 # -- select() is generic in its row type --------------------------------------------------------
@@ -47,6 +57,21 @@ assert_type(select(User.name.label("n")), Select[tuple[str]])
 assert_type(select(literal(1)), Select[tuple[int]])
 assert_type(select(func.count(User.id)), Select[tuple[Any]])
 assert_type(select([User.id, User.name]), Select[Any])
+
+# -- expressions: case, cast, constants, distinct, windows, extract ---------------------------------
+assert_type(select(case((User.id > 1, "big"), else_="small")), Select[tuple[str]])
+assert_type(select(case((User.id > 1, User.name), else_=User.name)), Select[tuple[str]])
+assert_type(select(cast(User.id, str)), Select[tuple[str]])
+assert_type(select(User.id, cast(User.name, int)), Select[tuple[int, int]])
+assert_type(cast(User.id, sqltypes.Numeric(10, 2)), Cast[Any])
+assert_type(select(true(), false()), Select[tuple[bool, bool]])
+assert_type(select(null()), Select[tuple[None]])
+assert_type(select(distinct(User.id)), Select[tuple[int]])
+assert_type(select(User.name.distinct()), Select[tuple[str]])
+assert_type(select(func.count(distinct(User.id))), Select[tuple[Any]])
+assert_type(func.row_number().over(partition_by=User.name, order_by=User.id).label("rn"), Label[Any])
+assert_type(select(extract("year", User.id)), Select[tuple[int]])
+assert_type(select(User).distinct(), Select[tuple[User]])
 
 stmt = (
     select(User)
