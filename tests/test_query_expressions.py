@@ -339,3 +339,20 @@ async def test_aggregate_result_types_are_the_same_on_both_backends(shop: Engine
     raw = await _rows(shop, text("SELECT sum(total), count(id), avg(qty) FROM xp_orders"))
     assert (_num(raw[0][0]), raw[0][1]) == (s, n)
     assert float(raw[0][2]) == pytest.approx(avg_qty)
+
+
+def test_constructs_move_onto_a_table_alias() -> None:
+    """What joinedload does to a relationship's order_by: every column inside is the alias's."""
+    from aiouow.sql.elements import adapt_columns
+    from aiouow.sql.schema import TableAlias
+
+    table = XOrder.__table__  # type: ignore[attr-defined]
+    alias = TableAlias(table, "o2")
+    exprs = [case((XOrder.qty > 1, XOrder.total), else_=XOrder.discount), cast(XOrder.qty, str),
+             func.count(distinct(XOrder.qty)), extract("year", XOrder.placed_at),
+             func.rank().over(partition_by=XOrder.status, order_by=XOrder.id.desc())]
+    for e in exprs:
+        moved = adapt_columns(e, alias.corresponding_column)
+        assert moved._ck([]) != e._ck([]), e
+        tables = set(moved._tables())
+        assert tables == {alias}, (e, tables)

@@ -575,5 +575,8 @@ def adapt_columns(element: Any, replace: Any) -> Any:
         return FunctionCall(element.name, args, element.type)
     if isinstance(element, (BindParameter, Null, TextClause)):
         return element
+    adapt: Callable[[Any], Any] | None = getattr(element, "_adapt", None)
+    if adapt is not None:  # the constructs of expressions.py rebuild themselves
+        return adapt(replace)
     found = replace(element) if getattr(element, "visit_name", None) == "column" else None
     return element if found is None else found

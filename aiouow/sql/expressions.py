@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from .. import types as sqltypes
 from ..exc import ArgumentError
-from .elements import _T, NULL, BindParameter, ClauseElement, ColumnElement, Null, coerce
+from .elements import _T, NULL, BindParameter, ClauseElement, ColumnElement, Null, adapt_columns, coerce
 
 if TYPE_CHECKING:
     from .compiler import CompilerDialect
@@ -44,6 +44,10 @@ class Case(ColumnElement[_T]):
             yield from v._tables()
         if self.else_ is not None:
             yield from self.else_._tables()
+
+    def _adapt(self, replace: Any) -> Case[_T]:
+        return Case([(adapt_columns(c, replace), adapt_columns(v, replace)) for c, v in self.whens],
+                    None if self.else_ is None else adapt_columns(self.else_, replace))
 
     @property
     def result_name(self) -> str:
@@ -93,6 +97,9 @@ class Cast(ColumnElement[_T]):
 
     def _ck(self, binds: list[BindParameter]) -> Any:
         return ("cast", self.type, self.element._ck(binds))
+
+    def _adapt(self, replace: Any) -> Cast[_T]:
+        return Cast(adapt_columns(self.element, replace), self.type)
 
     def _tables(self) -> Iterable[Any]:
         return self.element._tables()
@@ -160,6 +167,9 @@ class Distinct(ColumnElement[_T]):
     def _ck(self, binds: list[BindParameter]) -> Any:
         return ("distinct", self.element._ck(binds))
 
+    def _adapt(self, replace: Any) -> Distinct[_T]:
+        return Distinct(adapt_columns(self.element, replace))
+
     def _tables(self) -> Iterable[Any]:
         return self.element._tables()
 
@@ -193,6 +203,10 @@ class Over(ColumnElement[_T]):
     def _ck(self, binds: list[BindParameter]) -> Any:
         return ("over", self.element._ck(binds), tuple(p._ck(binds) for p in self.partition_by),
                 tuple(o._ck(binds) for o in self.order_by))
+
+    def _adapt(self, replace: Any) -> Over[_T]:
+        return Over(adapt_columns(self.element, replace), [adapt_columns(p, replace) for p in self.partition_by],
+                    [adapt_columns(o, replace) for o in self.order_by])
 
     def _tables(self) -> Iterable[Any]:
         yield from self.element._tables()
@@ -235,6 +249,9 @@ class Extract(ColumnElement[int]):
 
     def _ck(self, binds: list[BindParameter]) -> Any:
         return ("extract", self.field, self.element._ck(binds))
+
+    def _adapt(self, replace: Any) -> Extract:
+        return Extract(self.field, adapt_columns(self.element, replace))
 
     def _tables(self) -> Iterable[Any]:
         return self.element._tables()
