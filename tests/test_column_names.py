@@ -14,8 +14,22 @@ from typing import Any
 import pytest
 
 from aiouow import (
-    AsyncSession, Column, Engine, ForeignKey, Model, Table, column, delete, exc, insert, joinedload, relationship,
-    select, selectinload, text, update,
+    AsyncSession,
+    Column,
+    Engine,
+    ForeignKey,
+    Model,
+    Table,
+    column,
+    delete,
+    exc,
+    insert,
+    joinedload,
+    relationship,
+    select,
+    selectinload,
+    text,
+    update,
 )
 from aiouow import types as T
 

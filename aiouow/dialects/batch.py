@@ -234,7 +234,8 @@ class BatchWriter:
         proc = self.procs(m, m.pk_keys)[0]
         if proc is not None:
             keys = [proc(k) for k in keys]
-        return await self._in_chunks(conn, f"DELETE FROM {quote(m.table.name)} WHERE {column_sql(m, m.pk_keys[0])}", keys)
+        head = f"DELETE FROM {quote(m.table.name)} WHERE {column_sql(m, m.pk_keys[0])}"
+        return await self._in_chunks(conn, head, keys)
 
     async def _in_chunks(self, conn: StatementRunner, head: str, values: list[Any]) -> int:
         """``head IN (?, ...)`` with each value its own parameter, chunked under the limit."""

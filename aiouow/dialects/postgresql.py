@@ -153,7 +153,8 @@ class PGBatchWriter(BatchWriter):
             sql = self.cached(m, ("insert1", keys), lambda: self.values_sql(m, keys, 1))
             await conn.execute_sql(sql, processed_rows(rows, self.procs(m, keys))[0])
         elif n > COPY_MIN_ROWS and not _has_json(m.table):
-            await conn.copy_records(m.table.name, [m.columns[k].name for k in keys], processed_rows(rows, self.procs(m, keys)))
+            names = [m.columns[k].name for k in keys]
+            await conn.copy_records(m.table.name, names, processed_rows(rows, self.procs(m, keys)))
         else:
             sql, procs = self.cached(m, ("insert_unnest", keys), lambda: self._unnest_insert(m, keys))
             await conn.execute_sql(sql, _columns(rows, procs))

@@ -72,7 +72,8 @@ class Column(ColumnElement):
     """A table column.
 
     ``Column(name, type, *foreign_keys, primary_key=..., nullable=..., key=..., ...)``;
-    ``name`` is the database's, ``key`` (default: the name) the Python one.  The type may be a Python type (``int``) or an ``aiouow.types`` instance.
+    ``name`` is the database's, ``key`` (default: the name) the Python one.  The type may be a
+    Python type (``int``) or an ``aiouow.types`` instance.
     ``default`` is the value a core ``insert()`` sends when the column is not
     given; a callable default is called once per inserted row, as in SQLAlchemy.
     """
