@@ -276,3 +276,12 @@ async def test_bulk_insert_update_delete(db: Engine) -> None:
             await s.delete(t)
         await s.commit()
     assert await raw(db, 'SELECT count(*) FROM "cnTrack"') == [(500,)]
+
+
+async def test_insert_returning_is_keyed_by_attribute_name(db: Engine) -> None:
+    async with AsyncSession(db) as s:
+        stmt = insert(CnArtist).values(name="Queen").returning(CnArtist.artist_id, CnArtist.name)
+        row = (await s.execute(stmt)).one()
+        assert row.name == "Queen" and isinstance(row.artist_id, int)
+        await s.commit()
+    assert await raw(db, 'SELECT "ArtistId", "Name" FROM "cnArtist"') == [(row.artist_id, "Queen")]
