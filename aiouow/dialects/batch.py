@@ -65,6 +65,11 @@ class MappedTable(Protocol):
     def cache(self) -> dict[Any, Any]: ...
 
 
+def column_sql(m: MappedTable, key: str) -> str:
+    """The quoted database name of the column mapped to attribute ``key`` (the two may differ)."""
+    return quote(m.columns[key].name)
+
+
 def processed_rows(rows: list[list[Any]], procs: list[Processor]) -> list[list[Any]]:
     """Rows with their values converted for the driver (the same list if nothing converts)."""
     if not any(p is not None for p in procs):
@@ -102,7 +107,7 @@ class BatchWriter:
                 return f"INSERT INTO {table} DEFAULT VALUES"
             auto = m.autoincrement_key
             assert auto is not None
-            return f"INSERT INTO {table} ({quote(auto)}) VALUES " + ", ".join("(NULL)" for _ in range(rows))
+            return f"INSERT INTO {table} ({column_sql(m, auto)}) VALUES " + ", ".join("(NULL)" for _ in range(rows))
         width = len(keys)
         groups = []
         n = 0
@@ -112,12 +117,12 @@ class BatchWriter:
                 n += 1
                 marks.append(self.mark(n))
             groups.append("(" + ", ".join(marks) + ")")
-        return f"INSERT INTO {table} ({', '.join(quote(k) for k in keys)}) VALUES " + ", ".join(groups)
+        return f"INSERT INTO {table} ({', '.join(column_sql(m, k) for k in keys)}) VALUES " + ", ".join(groups)
 
     def returning(self, m: MappedTable) -> str:
         auto = m.autoincrement_key
         assert auto is not None
-        return f" RETURNING {quote(auto)}"
+        return f" RETURNING {column_sql(m, auto)}"
 
     # -- INSERT ------------------------------------------------------------------------
     async def reserve_keys(self, conn: StatementRunner, batches: list[tuple[MappedTable, int]]
@@ -182,13 +187,13 @@ class BatchWriter:
             n += 1
             return self.mark(n)
 
-        sets = [f"{quote(k)} = {mark()}" for k in keys]
-        vk = quote(m.version_key) if m.version_key is not None else ""
+        sets = [f"{column_sql(m, k)} = {mark()}" for k in keys]
+        vk = column_sql(m, m.version_key) if m.version_key is not None else ""
         if version_mode == "check":
             sets.append(f"{vk} = {mark()}")
         elif version_mode == "bump":
             sets.append(f"{vk} = {vk} + 1")
-        where = [f"{quote(k)} = {mark()}" for k in m.pk_keys]
+        where = [f"{column_sql(m, k)} = {mark()}" for k in m.pk_keys]
         if version_mode == "check":
             where.append(f"{vk} = {mark()}")
         sql = f"UPDATE {quote(m.table.name)} SET {', '.join(sets)} WHERE {' AND '.join(where)}"
@@ -216,7 +221,7 @@ class BatchWriter:
     def _delete_one(self, m: MappedTable, versioned: bool) -> str:
         def build() -> str:
             keys = [*m.pk_keys, *([m.version_key] if versioned and m.version_key is not None else [])]
-            where = " AND ".join(f"{quote(k)} = {self.mark(i + 1)}" for i, k in enumerate(keys))
+            where = " AND ".join(f"{column_sql(m, k)} = {self.mark(i + 1)}" for i, k in enumerate(keys))
             return f"DELETE FROM {quote(m.table.name)} WHERE {where}"
 
         sql: str = self.cached(m, ("delete1", versioned), build)
@@ -229,7 +234,8 @@ class BatchWriter:
         proc = self.procs(m, m.pk_keys)[0]
         if proc is not None:
             keys = [proc(k) for k in keys]
-        return await self._in_chunks(conn, f"DELETE FROM {quote(m.table.name)} WHERE {quote(m.pk_keys[0])}", keys)
+        head = f"DELETE FROM {quote(m.table.name)} WHERE {column_sql(m, m.pk_keys[0])}"
+        return await self._in_chunks(conn, head, keys)
 
     async def _in_chunks(self, conn: StatementRunner, head: str, values: list[Any]) -> int:
         """``head IN (?, ...)`` with each value its own parameter, chunked under the limit."""
@@ -246,12 +252,13 @@ class BatchWriter:
         """Insert, or delete by all their columns, many-to-many association rows."""
         procs = [self.dialect.bind_processor(table.c[k].type) for k in keys]
         name = quote(table.name)
+        cols = [quote(table.c[k].name) for k in keys]
         if delete:
-            where = " AND ".join(f"{quote(k)} = {self.mark(i + 1)}" for i, k in enumerate(keys))
+            where = " AND ".join(f"{c} = {self.mark(i + 1)}" for i, c in enumerate(cols))
             sql = f"DELETE FROM {name} WHERE {where}"
         else:
             marks = ", ".join(self.mark(i + 1) for i in range(len(keys)))
-            sql = f"INSERT INTO {name} ({', '.join(quote(k) for k in keys)}) VALUES ({marks})"
+            sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({marks})"
         prows = processed_rows(rows, procs)
         if len(prows) == 1:
             await conn.execute_sql(sql, prows[0])

@@ -21,7 +21,7 @@ from ..sql.compiler import Compiler, quote
 from ..sql.elements import BindParameter, ExpandingBind
 from ..sql.schema import Column, Table
 from .base import Dialect, DriverConnection, Processor, decimal_reader, json_dumps, json_loads, none_safe
-from .batch import BatchWriter, MappedTable, StatementRunner, processed_rows
+from .batch import BatchWriter, MappedTable, StatementRunner, column_sql, processed_rows
 from .pool import SlotPool
 
 #: inserts of more rows than this go through COPY (measured here: 10 000 rows took 19 ms by
@@ -115,18 +115,21 @@ class PGBatchWriter(BatchWriter):
             return None  # each single row gets its key from INSERT ... RETURNING, in plan order
         parts = []
         for i, (m, _) in enumerate(batches, 1):
-            seq = await self._sequence_literal(conn, m.table.name, m.autoincrement_key)
+            auto = m.autoincrement_key
+            assert auto is not None
+            seq = await self._sequence_literal(conn, m.table.name, m.columns[auto].name)
             parts.append(f"array(SELECT nextval({seq}::regclass) FROM generate_series(1, ${i}::integer))")
         rows = await conn.fetch_sql("SELECT " + ", ".join(parts), [n for _, n in batches])
         return [list(ids) for ids in rows[0]]
 
-    async def _sequence_literal(self, conn: StatementRunner, table: str, column: str | None) -> str:
+    async def _sequence_literal(self, conn: StatementRunner, table: str, column: str) -> str:
         """The column's sequence as an SQL string literal, looked up once per engine: resolving it
         inside the query (per row) made reservation five times slower."""
         key = f"{table}.{column}"
         literal = self._sequences.get(key)
         if literal is None:
-            rows = await conn.fetch_sql("SELECT pg_get_serial_sequence($1, $2)", [table, column])
+            # the table is parsed as an identifier (folded to lower case unless quoted), the column is not
+            rows = await conn.fetch_sql("SELECT pg_get_serial_sequence($1, $2)", [quote(table), column])
             seq = rows[0][0]
             if seq is None:
                 raise exc.InvalidRequestError(f"table {table} has no sequence behind column {column!r}")
@@ -151,7 +154,8 @@ class PGBatchWriter(BatchWriter):
             sql = self.cached(m, ("insert1", keys), lambda: self.values_sql(m, keys, 1))
             await conn.execute_sql(sql, processed_rows(rows, self.procs(m, keys))[0])
         elif n > COPY_MIN_ROWS and not _has_json(m.table):
-            await conn.copy_records(m.table.name, keys, processed_rows(rows, self.procs(m, keys)))
+            names = [m.columns[k].name for k in keys]
+            await conn.copy_records(m.table.name, names, processed_rows(rows, self.procs(m, keys)))
         else:
             sql, procs = self.cached(m, ("insert_unnest", keys), lambda: self._unnest_insert(m, keys))
             await conn.execute_sql(sql, _columns(rows, procs))
@@ -162,7 +166,7 @@ class PGBatchWriter(BatchWriter):
         names = [f"c{i}" for i in range(len(keys))]
         select = ", ".join(f"v.{n}{spec[1]}" for n, spec in zip(names, specs))
         args = ", ".join(f"${i + 1}{spec[0]}" for i, spec in enumerate(specs))
-        sql = (f"INSERT INTO {quote(m.table.name)} ({', '.join(quote(k) for k in keys)}) "
+        sql = (f"INSERT INTO {quote(m.table.name)} ({', '.join(column_sql(m, k) for k in keys)}) "
                f"SELECT {select} FROM unnest({args}) AS v({', '.join(names)})")
         return sql, [spec[2] for spec in specs]
 
@@ -185,9 +189,9 @@ class PGBatchWriter(BatchWriter):
             specs.append(("::BIGINT[]", "", None))
         names = [f"c{i}" for i in range(len(specs))]
         npk = len(m.pk_keys)
-        sets = [f"{quote(k)} = v.{names[npk + i]}{specs[npk + i][1]}" for i, k in enumerate(keys)]
-        where = [f"t.{quote(k)} = v.{names[i]}" for i, k in enumerate(m.pk_keys)]
-        vk = quote(m.version_key) if m.version_key is not None else ""
+        sets = [f"{column_sql(m, k)} = v.{names[npk + i]}{specs[npk + i][1]}" for i, k in enumerate(keys)]
+        where = [f"t.{column_sql(m, k)} = v.{names[i]}" for i, k in enumerate(m.pk_keys)]
+        vk = column_sql(m, m.version_key) if m.version_key is not None else ""
         if version_mode == "check":
             sets.append(f"{vk} = v.{names[-1]} + 1")
             where.append(f"t.{vk} = v.{names[-1]}")
@@ -216,11 +220,11 @@ class PGBatchWriter(BatchWriter):
         table = quote(m.table.name)
         if len(m.pk_keys) == 1 and not versioned:
             cast, _, proc = specs[0]
-            return f"DELETE FROM {table} WHERE {quote(m.pk_keys[0])} = ANY($1{cast})", [proc]
+            return f"DELETE FROM {table} WHERE {column_sql(m, m.pk_keys[0])} = ANY($1{cast})", [proc]
         names = [f"c{i}" for i in range(len(specs))]
-        where = [f"t.{quote(k)} = v.{names[i]}" for i, k in enumerate(m.pk_keys)]
+        where = [f"t.{column_sql(m, k)} = v.{names[i]}" for i, k in enumerate(m.pk_keys)]
         if versioned and m.version_key is not None:
-            where.append(f"t.{quote(m.version_key)} = v.{names[-1]}")
+            where.append(f"t.{column_sql(m, m.version_key)} = v.{names[-1]}")
         args = ", ".join(f"${i + 1}{spec[0]}" for i, spec in enumerate(specs))
         sql = (f"DELETE FROM {table} AS t USING unnest({args}) AS v({', '.join(names)}) "
                f"WHERE {' AND '.join(where)}")

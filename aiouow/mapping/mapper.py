@@ -25,12 +25,14 @@ _registry: dict[str, list[Mapper]] = {}
 class ColumnSpec:
     """What ``column(...)`` returns inside a class body."""
 
-    __slots__ = ("foreign_keys", "primary_key", "nullable", "default", "default_factory", "unique",
+    __slots__ = ("name", "foreign_keys", "primary_key", "nullable", "default", "default_factory", "unique",
                  "index", "type_", "version", "autoincrement")
 
-    def __init__(self, foreign_keys: tuple[ForeignKey, ...], primary_key: bool, nullable: bool | None,
+    def __init__(self, name: str | None, foreign_keys: tuple[ForeignKey, ...], primary_key: bool, nullable: bool | None,
                  default: Any, default_factory: Any, unique: bool, index: bool, type_: Any, version: bool,
                  autoincrement: bool | str) -> None:
+        #: the database name of the column (None: the attribute's)
+        self.name = name
         self.foreign_keys = foreign_keys
         self.primary_key = primary_key
         self.nullable = nullable
@@ -201,7 +203,7 @@ def build_columns(cls: type, specs: list[tuple[str, Any, Any]]
             cs = spec
         else:
             default = spec[1] if isinstance(spec, tuple) else _MISSING
-            cs = ColumnSpec((), False, None, default, _MISSING, False, False, None, False, "auto")
+            cs = ColumnSpec(None, (), False, None, default, _MISSING, False, False, None, False, "auto")
         if isinstance(ann, str) and cs.type_ is None:
             raise ArgumentError(
                 f"{cls.__name__}.{name}: cannot evaluate the annotation {ann!r}; "
@@ -225,10 +227,10 @@ def build_columns(cls: type, specs: list[tuple[str, Any, Any]]
         if cs.nullable is not None:
             nullable = cs.nullable
         col = Column(
-            name, type_, *[ForeignKey(fk.target, ondelete=fk.ondelete, onupdate=fk.onupdate)
+            cs.name or name, type_, *[ForeignKey(fk.target, ondelete=fk.ondelete, onupdate=fk.onupdate)
                            for fk in cs.foreign_keys],
             primary_key=cs.primary_key, nullable=nullable and not cs.primary_key, unique=cs.unique,
-            index=cs.index, autoincrement=cs.autoincrement, version=cs.version,
+            index=cs.index, autoincrement=cs.autoincrement, version=cs.version, key=name,
         )
         columns.append(col)
         # the column carries the default too, so a core insert() that omits it applies it

@@ -38,7 +38,8 @@ _MISSING: Any = dataclasses.MISSING
 
 
 def column(
-    *foreign_keys: ForeignKey,
+    *args: str | ForeignKey,
+    name: str | None = None,
     primary_key: bool = False,
     nullable: bool | None = None,
     default: Any = _MISSING,
@@ -53,13 +54,29 @@ def column(
 
     ``version=True`` makes it an optimistic-concurrency counter (starts at 1,
     +1 per UPDATE, checked on UPDATE and DELETE).
+
+    The database name of the column is the attribute's unless given, as the first
+    positional string (``column("ArtistId", ForeignKey("artists.ArtistId"))``, as
+    SQLAlchemy's ``mapped_column("ArtistId")``) or as ``name=``: statements, DDL and
+    foreign keys use it, objects and result rows the attribute name.
     """
-    for fk in foreign_keys:
+    if args and isinstance(args[0], str):
+        if name is not None:
+            raise ArgumentError(f"column({args[0]!r}, name={name!r}): give the column name once")
+        name, args = args[0], args[1:]
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ArgumentError(f"column(name=...): expected a non-empty string, not {name!r}")
+    foreign_keys: list[ForeignKey] = []
+    for fk in args:
         if not isinstance(fk, ForeignKey):
-            raise ArgumentError(f"column(): positional arguments must be ForeignKey(...), not {fk!r}")
+            raise ArgumentError(
+                "column(): positional arguments are the column name (first, a string) and "
+                f"ForeignKey(...), not {fk!r}"
+            )
+        foreign_keys.append(fk)
     if default is not _MISSING and default_factory is not _MISSING:
         raise ArgumentError("column(): give default or default_factory, not both")
-    return ColumnSpec(foreign_keys, primary_key, nullable, default, default_factory, unique, index,
+    return ColumnSpec(name, tuple(foreign_keys), primary_key, nullable, default, default_factory, unique, index,
                       type_, version, autoincrement)
 
 

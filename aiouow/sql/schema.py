@@ -40,7 +40,10 @@ class ForeignKey:
                     f"foreign key {self.parent.table.name}.{self.parent.name} -> {self.target}: "
                     f"no table named {table_name!r} in the metadata"
                 )
-            col = table.c.get(col_name)
+            # "table.column" names the database column; the Python key is accepted too
+            col = next((c for c in table.columns if c.name == col_name), None)
+            if col is None:
+                col = table.c.get(col_name)
             if col is None:
                 raise ArgumentError(
                     f"foreign key {self.parent.table.name}.{self.parent.name} -> {self.target}: "
@@ -68,8 +71,9 @@ def _check_action(value: str | None, what: str) -> str | None:
 class Column(ColumnElement):
     """A table column.
 
-    ``Column(name, type, *foreign_keys, primary_key=..., nullable=..., ...)``;
-    the type may be a Python type (``int``) or an ``aiouow.types`` instance.
+    ``Column(name, type, *foreign_keys, primary_key=..., nullable=..., key=..., ...)``;
+    ``name`` is the database's, ``key`` (default: the name) the Python one.  The type may be a
+    Python type (``int``) or an ``aiouow.types`` instance.
     ``default`` is the value a core ``insert()`` sends when the column is not
     given; a callable default is called once per inserted row, as in SQLAlchemy.
     """
@@ -92,9 +96,11 @@ class Column(ColumnElement):
         autoincrement: bool | str = "auto",
         default: Any = None,
         version: bool = False,
+        key: str | None = None,
     ) -> None:
         self.name = name
-        self.key = name
+        #: the name in Python: ``table.c.<key>``, the mapped attribute, the result row's field
+        self.key = name if key is None else key
         self.type = _coerce_type(type_, name)
         self.primary_key = primary_key
         self.nullable = (not primary_key) if nullable is None else nullable

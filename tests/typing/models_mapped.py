@@ -39,6 +39,14 @@ class Tag(Model):
     label: Mapped[str] = column()
 
 
+class Album(Model):
+    """An existing schema's names: the database column apart from the attribute."""
+    __tablename__ = "typing_albums"
+    album_id: Mapped[int] = column("AlbumId", primary_key=True)
+    title: Mapped[str] = column(name="Title")
+    author_id: Mapped[int] = column("AuthorId", ForeignKey("typing_users.id"))
+
+
 user_tags = Table(
     "typing_user_tags",
     Column("user_id", int, ForeignKey("typing_users.id"), primary_key=True),
@@ -77,6 +85,9 @@ ann.nickname = "a"  # type: ignore[attr-defined]  # pyright: ignore[reportAttrib
 assert_type(User.name, "InstrumentedAttribute[str]")
 assert_type(User.posts, "InstrumentedAttribute[list[Post]]")
 assert_type(User.name == "ann", BinaryExpression[bool])
+assert_type(Album.title, "InstrumentedAttribute[str]")
+assert_type(Album(title="t").author_id, int)
+column("AlbumId", name="AlbumId", primary_key=1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 assert_type(User.name != "ann", BinaryExpression[bool])
 assert_type(User.id < 3, BinaryExpression[bool])
 assert_type(User.id <= 3, BinaryExpression[bool])
