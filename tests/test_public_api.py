@@ -11,9 +11,9 @@ import aiouow
 PUBLIC = [
     "AsyncResult", "AsyncSession", "Column", "Connection", "Engine", "ForeignKey", "Index", "Mapped", "Mapper",
     "MetaData", "Model", "NestedTransaction", "Relationship", "Result", "Row", "ScalarResult", "SessionTransaction",
-    "Table", "URL", "and_", "column", "create_engine", "delete", "exc", "exists", "func", "insert", "inspect",
-    "joinedload", "literal", "noload", "not_", "or_", "raiseload", "relationship", "scoped_session", "select",
-    "selectinload", "sessionmaker", "text", "types", "update",
+    "Table", "URL", "and_", "column", "create_engine", "delete", "exc", "except_", "exists", "func", "insert",
+    "inspect", "intersect", "joinedload", "literal", "noload", "not_", "or_", "raiseload", "relationship",
+    "scoped_session", "select", "selectinload", "sessionmaker", "text", "types", "union", "union_all", "update",
 ]
 
 
