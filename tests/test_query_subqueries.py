@@ -182,7 +182,7 @@ async def test_scalar_subquery_in_where(shop: Engine) -> None:
 
 
 async def test_explicit_correlate(shop: Engine) -> None:
-    # both tables in the subquery's own FROM name the outer one: correlate() says which is outer
+    # correlate() names the enclosing table; correlate(None) keeps the subquery's own FROM
     spent = (select(func.sum(SqOrder.total)).where(SqOrder.customer_id == SqCustomer.id)
              .correlate(SqCustomer).scalar_subquery())
     stmt = select(SqCustomer.id, spent).where(SqCustomer.id <= 5).order_by(SqCustomer.id)
@@ -321,3 +321,14 @@ async def test_cache_tells_subqueries_and_set_operations_apart(shop: Engine) -> 
     c2 = await _rows(shop, select(func.count()).select_from(sq2))
     assert c1 == [(sum(1 for o in ORDERS if o[2] > 300),)]
     assert c2 == [(sum(1 for o in ORDERS if o[2] > 300 and o[0] < 50),)]
+
+
+async def test_cache_tells_one_anonymous_subquery_twice_from_two(shop: Engine) -> None:
+    a = select(SqOrder.customer_id).subquery()
+    b = select(SqOrder.customer_id).subquery()
+    n = len(ORDERS)
+    # the same subquery named twice is one FROM entry; two alike ones are a cross product
+    assert await _rows(shop, select(func.count()).select_from(a).where(a.c.customer_id == a.c.customer_id)) == [(n,)]
+    pairs = sum(1 for x in ORDERS for y in ORDERS if x[1] == y[1])
+    assert await _rows(shop, select(func.count()).select_from(a, b).where(a.c.customer_id == b.c.customer_id)) == [
+        (pairs,)]

@@ -85,7 +85,7 @@ class Subquery:
     name. Without a name it compiles as ``anon_1``, ``anon_2``, ... in order of appearance.
     """
 
-    __slots__ = ("element", "name", "columns", "c")
+    __slots__ = ("element", "name", "columns", "c", "_marker")
     visit_name = "subquery"
 
     def __init__(self, element: Select[Any] | CompoundSelect[Any], name: str | None = None) -> None:
@@ -96,8 +96,13 @@ class Subquery:
         self.columns = tuple(SubqueryColumn(self, key, sql, getattr(el, "type", sqltypes.NULLTYPE))
                              for key, sql, el in _selected_columns(element))
         self.c = ColumnCollection(self.columns)  # type: ignore[arg-type]
+        # never compiled: its place in the bound values tells one anonymous subquery named twice
+        # from two alike ones, which compile as anon_1 and anon_2 (the cache key sees repeats)
+        self._marker: BindParameter[None] | None = BindParameter(None, sqltypes.NULLTYPE) if name is None else None
 
     def _ck(self, binds: list[BindParameter]) -> Any:
+        if self._marker is not None:
+            binds.append(self._marker)
         return ("subq", self.name, self.element._ck(binds))
 
     def _tables(self) -> Iterable[Any]:
