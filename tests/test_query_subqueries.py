@@ -332,3 +332,21 @@ async def test_cache_tells_one_anonymous_subquery_twice_from_two(shop: Engine) -
     pairs = sum(1 for x in ORDERS for y in ORDERS if x[1] == y[1])
     assert await _rows(shop, select(func.count()).select_from(a, b).where(a.c.customer_id == b.c.customer_id)) == [
         (pairs,)]
+
+
+async def test_in_a_set_operation_and_exists_of_a_join(shop: Engine) -> None:
+    either = union(select(SqOrder.customer_id).where(SqOrder.total > 500),
+                   select(SqCustomer.id).where(SqCustomer.country == "FR"))
+    stmt = select(SqCustomer.id).where(SqCustomer.id.in_(either)).order_by(SqCustomer.id)
+    raw = await _raw(shop, "SELECT id FROM sq_customers WHERE id IN (SELECT customer_id FROM sq_orders WHERE "
+                           "total > 500 UNION SELECT id FROM sq_customers WHERE country = 'FR') ORDER BY id")
+    assert await _rows(shop, stmt) == raw and raw
+    # customers who bought a product over 150: the subquery joins two tables and correlates the third
+    bought = (select(SqOrder.id).join(SqOrderProduct, SqOrderProduct.order_id == SqOrder.id)
+              .join(SqProduct, SqProduct.id == SqOrderProduct.product_id)
+              .where(SqOrder.customer_id == SqCustomer.id, SqProduct.price > 150))
+    stmt = select(SqCustomer.id).where(bought.exists()).order_by(SqCustomer.id)
+    raw = await _raw(shop, "SELECT c.id FROM sq_customers c WHERE EXISTS (SELECT o.id FROM sq_orders o "
+                           "JOIN sq_order_products op ON op.order_id = o.id JOIN sq_products p ON p.id = op.product_id "
+                           "WHERE o.customer_id = c.id AND p.price > 150) ORDER BY c.id")
+    assert await _rows(shop, stmt) == raw and 0 < len(raw) < 50
