@@ -345,7 +345,7 @@ class Select(ColumnElement[Any], Generic[_TP]):
             self._offset._ck(binds) if self._offset is not None else None,
             self._distinct,
             self._for_update,
-            None if self._correlate is None else tuple(t._ck(binds) for t in self._correlate),
+            self._correlate and tuple(t._ck(binds) for t in self._correlate),
         )
 
     def _tables(self) -> Iterable[Table]:
