@@ -45,6 +45,14 @@ class SQLiteCompiler(SQLiteExpressionCompiler, Compiler):
             limit = "-1"
         return super().limit_clause(limit, offset)
 
+    def compound_member(self, sql: str, s: Any) -> str:
+        # SQLite refuses "(SELECT ...) UNION ...": a member with its own ORDER BY / LIMIT is
+        # wrapped as a FROM subquery instead
+        if getattr(s, "_order_by", ()) or getattr(s, "_limit", None) is not None or \
+                getattr(s, "_offset", None) is not None or not hasattr(s, "_where"):
+            return f"SELECT * FROM ({sql})"
+        return sql
+
     def for_update_clause(self) -> str:
         # no row locks in SQLite: the comment tells the router to run this read on the writer
         return FOR_UPDATE_MARK

@@ -20,6 +20,7 @@ from ..mapping.mapper import Mapper
 from ..sql.dml import Delete, DMLStatement, Update
 from ..sql.elements import BindParameter, ClauseElement, and_
 from ..sql.selectable import Select
+from ..sql.subquery import CompoundSelect
 from .joined import joined_statement, populate_joined, split_options
 from .options import LoaderOption, apply_options
 from .rows import instances, is_expired
@@ -32,18 +33,20 @@ Params = dict[str, Any] | Sequence[dict[str, Any]] | None
 
 async def execute(session: SessionInternals, statement: ClauseElement, params: Params) -> Result:
     conn = await session._ready()
-    if isinstance(statement, Select) and any(getattr(c, "visit_name", "") == "entity" for c in statement._columns):
+    if isinstance(statement, (Select, CompoundSelect)) and \
+            any(getattr(c, "visit_name", "") == "entity" for c in statement._columns):
         return await orm_select(session, conn, statement, params)
     if isinstance(statement, DMLStatement) and statement.entity is not None and \
             isinstance(statement, (Update, Delete)) and not isinstance(params, (list, tuple)):
         return await orm_dml(session, conn, statement, params)
-    if not isinstance(statement, Select):
+    if not isinstance(statement, (Select, CompoundSelect)):
         session._note_statement(statement)
     return await conn.execute(statement, params)
 
 
-async def orm_select(session: SessionInternals, conn: Connection, stmt: Select, params: Any) -> Result:
-    if stmt._options and len(stmt._columns) == 1:
+async def orm_select(session: SessionInternals, conn: Connection, stmt: Select | CompoundSelect,
+                     params: Any) -> Result:
+    if isinstance(stmt, Select) and stmt._options and len(stmt._columns) == 1:
         mapper = stmt._columns[0].entity  # type: ignore[attr-defined]
         joined, rest = split_options(stmt, mapper)
         if joined:

@@ -95,7 +95,7 @@ def _eager_join(rel: Relationship, used: set[str]) -> tuple[list[Join], TableAli
 def joined_statement(stmt: Select, joined: list[LoaderOption]) -> Select:
     new = stmt._copy()
     new._options = ()
-    used = {t.name for t in stmt._from_tables()}
+    used = {t.name for t in stmt._from_tables() if t.name is not None}
     used.update(t.name for w in stmt._where for t in w._tables())
     for opt in joined:
         rel = opt.path[0][1]

@@ -45,6 +45,7 @@ from ..mapping.state import PENDING, PERSISTENT, full_state, get_slot
 from ..sql.dml import Delete, Update
 from ..sql.elements import ClauseElement
 from ..sql.selectable import Select
+from ..sql.subquery import CompoundSelect
 from . import connection as _connection
 from . import flush as _flush
 from . import lifecycle, restore, transaction
@@ -321,7 +322,7 @@ class AsyncSession:
 
     # -- queries ------------------------------------------------------------------
     @overload
-    async def execute(self, statement: Select[_TP],
+    async def execute(self, statement: Select[_TP] | CompoundSelect[_TP],
                       params: dict[str, Any] | Sequence[dict[str, Any]] | None = None) -> Result[_TP]: ...
     @overload
     async def execute(self, statement: ClauseElement,
@@ -333,7 +334,8 @@ class AsyncSession:
             return await _execute.execute(self, statement, params)
 
     @overload
-    async def scalars(self, statement: Select[tuple[T]], params: dict[str, Any] | None = None) -> ScalarResult[T]: ...
+    async def scalars(self, statement: Select[tuple[T]] | CompoundSelect[tuple[T]],
+                      params: dict[str, Any] | None = None) -> ScalarResult[T]: ...
     @overload
     async def scalars(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> ScalarResult[Any]: ...
     async def scalars(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> ScalarResult[Any]:
@@ -341,7 +343,8 @@ class AsyncSession:
         return (await self.execute(statement, params)).scalars()
 
     @overload
-    async def scalar(self, statement: Select[tuple[T]], params: dict[str, Any] | None = None) -> T | None: ...
+    async def scalar(self, statement: Select[tuple[T]] | CompoundSelect[tuple[T]],
+                     params: dict[str, Any] | None = None) -> T | None: ...
     @overload
     async def scalar(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> Any: ...
     async def scalar(self, statement: ClauseElement, params: dict[str, Any] | None = None) -> Any:

@@ -31,6 +31,7 @@ from .elements import (
 from .expressions import ExpressionCompiler
 from .schema import Column, Table, TableAlias
 from .selectable import EntityClause, FromItem, Select
+from .subquery import CompoundSelect, ScalarSelect, Subquery, SubqueryColumn
 
 if TYPE_CHECKING:
     from .dml import Delete, Insert, Update
@@ -150,6 +151,10 @@ class Compiler(ExpressionCompiler):
         self._enclosing: list[set[FromItem]] = []
         #: while ORDER BY compiles: the labels of that SELECT's column list by name
         self._label_refs: dict[str, Label] | None = None
+        #: names of anonymous subqueries, given in order of appearance
+        self._anon: dict[int, str] = {}
+        #: set while the next SELECT compiles as a subquery in FROM: every column gets a name
+        self._name_columns = False
 
     def _add_param(self, bind: BindParameter, proc: Processor, expand_index: int = -1) -> str:
         index = self._positions[id(bind)]
@@ -197,7 +202,7 @@ class Compiler(ExpressionCompiler):
 
     def _operand(self, el: ClauseElement) -> str:
         sql = el._compile(self)
-        if isinstance(el, (BinaryExpression, BooleanClauseList, Select)) or (
+        if isinstance(el, (BinaryExpression, BooleanClauseList, Select, CompoundSelect)) or (
             isinstance(el, UnaryExpression) and el.prefix and el.op != "-"
         ):
             return f"({sql})"
@@ -242,8 +247,12 @@ class Compiler(ExpressionCompiler):
                 return self.quote(lbl.name)
         return self._operand(lbl.element)
 
-    def _column_sql(self, item: ClauseElement) -> str:
-        """One item of a column list."""
+    def _column_sql(self, item: ClauseElement, named: bool = False) -> str:
+        """One item of a column list; ``named``: of a subquery in FROM, where an expression
+        needs the name its ``sq.c`` column has."""
+        if named and not isinstance(item, (Label, EntityClause)) and \
+                getattr(item, "visit_name", "") not in ("column", "subquery_column"):
+            return f"{self._column_sql(item)} AS {self.quote(getattr(item, 'result_name', 'value'))}"
         if isinstance(item, Label):
             inner = item.element
             sql = self.typed_bind(inner) if isinstance(inner, BindParameter) and _bare_bind(inner) \
@@ -294,6 +303,7 @@ class Compiler(ExpressionCompiler):
 
     # -- statements --------------------------------------------------------
     def _result_columns(self, cols: tuple[ClauseElement, ...]) -> str:
+        named, self._name_columns = self._name_columns, False
         c = self.compiled
         parts = []
         procs = []
@@ -318,7 +328,7 @@ class Compiler(ExpressionCompiler):
                     procs.append((pos, proc))
                 c.items.append(("column", None, pos, pos + 1))
                 pos += 1
-                parts.append(self._column_sql(item))
+                parts.append(self._column_sql(item, named))
         c.result_procs = tuple(procs)
         c.returns_rows = True
         return ", ".join(parts)
@@ -403,6 +413,10 @@ class Compiler(ExpressionCompiler):
     def _from_clause(self, s: Select) -> str:
         tables = self._select_tables(s)
         outer = set().union(*self._enclosing[:-1])
+        if s._correlate is None:
+            outer = set()
+        elif s._correlate:
+            outer &= set(s._correlate)
         if outer and not s._select_from:
             # a subquery correlates: a table of an enclosing statement it refers to
             # (``WHERE posts.author_id = users.id``) is the outer row, not a new FROM entry;
@@ -438,9 +452,95 @@ class Compiler(ExpressionCompiler):
         return ", ".join([*others, chain])
 
     def _from_item(self, t: FromItem) -> str:
+        if isinstance(t, Subquery):
+            return self.visit_subquery_from(t)
         if isinstance(t, TableAlias):
             return f"{self.quote(t.element.name)} AS {self.quote(t.name)}"
         return self.quote(t.name)
+
+    # -- subqueries and set operations ---------------------------------------
+    def _subquery_name(self, sq: Subquery) -> str:
+        if sq.name is not None:
+            return sq.name
+        name = self._anon.get(id(sq))
+        if name is None:
+            name = self._anon[id(sq)] = f"anon_{len(self._anon) + 1}"
+        return name
+
+    def visit_subquery_column(self, col: SubqueryColumn) -> str:
+        return f"{self.quote(self._subquery_name(col.table))}.{self.quote(col.name)}"
+
+    def visit_subquery_from(self, sq: Subquery) -> str:
+        # a subquery in FROM is not correlated (that would need LATERAL): it starts afresh
+        enclosing, self._enclosing = self._enclosing, []
+        self._name_columns = True
+        try:
+            inner = self._nested(sq.element)
+        finally:
+            self._enclosing = enclosing
+            self._name_columns = False
+        return f"({inner}) AS {self.quote(self._subquery_name(sq))}"
+
+    def visit_scalar_select(self, s: ScalarSelect[Any]) -> str:
+        return f"({self.visit_select(s.element)})"
+
+    def _nested(self, stmt: Select | CompoundSelect) -> str:
+        """A statement inside another: its columns are not the statement's result columns."""
+        outer = self.compiled
+        self.compiled = Compiled()
+        self.compiled.params = outer.params
+        self.compiled.named = outer.named
+        self._depth += 1
+        try:
+            return self._select_sql(stmt) if isinstance(stmt, Select) else self._compound_sql(stmt)
+        finally:
+            self._depth -= 1
+            self.compiled = outer
+
+    def compound_member(self, sql: str, s: Select | CompoundSelect) -> str:
+        """One SELECT of a UNION / INTERSECT / EXCEPT (SQLite takes no parentheses there)."""
+        return f"({sql})"
+
+    def visit_compound_select(self, cs: CompoundSelect) -> str:
+        if self._depth == 0 and not self._in_dml:
+            self._depth += 1
+            try:
+                return self._compound_sql(cs)
+            finally:
+                self._depth -= 1
+        return self._nested(cs)
+
+    def _compound_sql(self, cs: CompoundSelect) -> str:
+        named = self._name_columns
+        parts = []
+        for i, s in enumerate(cs.selects):
+            # the first SELECT gives the result columns (and their names, in a subquery)
+            self._name_columns = named and i == 0
+            if i == 0:
+                sql = self._select_sql(s) if isinstance(s, Select) else self._compound_sql(s)
+            else:
+                sql = self._nested(s)
+            parts.append(self.compound_member(sql, s))
+        self._name_columns = False
+        sql = f" {cs.keyword} ".join(parts)
+        if cs._order_by:
+            sql += " ORDER BY " + ", ".join(self._result_ref(o) for o in cs._order_by)
+        if cs._limit is not None or cs._offset is not None:
+            sql += self.limit_clause(
+                cs._limit._compile(self) if cs._limit is not None else None,
+                cs._offset._compile(self) if cs._offset is not None else None,
+            )
+        return sql
+
+    def _result_ref(self, el: ClauseElement) -> str:
+        """An ORDER BY item of a set operation: the result column's name, not a table's column."""
+        if isinstance(el, UnaryExpression) and not el.prefix:
+            return f"{self._result_ref(el.element)} {el.op}"
+        if isinstance(el, Label):
+            return self.quote(el.name)
+        if getattr(el, "visit_name", "") in ("column", "subquery_column"):
+            return self.quote(el.name)  # type: ignore[attr-defined]
+        return el._compile(self)
 
     def _returning(self, cols: tuple[ClauseElement, ...]) -> str:
         if not cols:

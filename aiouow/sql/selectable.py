@@ -9,6 +9,7 @@ from .. import types as sqltypes
 from ..exc import ArgumentError, InvalidRequestError
 from .elements import BindParameter, ClauseElement, ColumnElement, Label, UnaryExpression, and_, coerce
 from .schema import Column, Table, TableAlias
+from .subquery import CompoundSelect, ScalarSelect, Subquery
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
@@ -29,7 +30,7 @@ _T4 = TypeVar("_T4")
 _T5 = TypeVar("_T5")
 
 #: what a FROM clause or JOIN names: a table, or a table under an alias
-FromItem = Table | TableAlias
+FromItem = Table | TableAlias | Subquery
 
 _INT = sqltypes.Integer()
 
@@ -49,14 +50,14 @@ class EntityClause(ClauseElement):
         self.entity = entity
 
     def _ck(self, binds: list[BindParameter]) -> Any:
-        return ("e", self.table._ckid)
+        return ("e", self.table._ck(binds))
 
     def _tables(self) -> Iterable[FromItem]:
         yield self.table
 
 
 def _table_of(target: Any) -> FromItem:
-    if isinstance(target, (Table, TableAlias)):
+    if isinstance(target, (Table, TableAlias, Subquery)):
         return target
     el = coerce(target)
     if isinstance(el, EntityClause):
@@ -76,15 +77,17 @@ class Join:
         self.isouter = isouter
 
     def _ck(self, binds: list[BindParameter]) -> Any:
-        return ("j", self.left._ckid if self.left is not None else None, self.right._ckid, self.isouter,
+        return ("j", self.left._ck(binds) if self.left is not None else None, self.right._ck(binds), self.isouter,
                 self.onclause._ck(binds))
 
 
 def _infer_onclause(froms: list[FromItem], right: FromItem) -> tuple[FromItem, ClauseElement]:
+    if isinstance(right, Subquery):
+        raise ArgumentError(f"join({right!r}): a subquery is joined with an ON clause: .join(sq, sq.c.x == ...)")
     if isinstance(right, TableAlias):
         raise ArgumentError(f"join({right!r}): an alias is joined with an ON clause: .join(alias, alias.c.x == ...)")
     for left in reversed(froms):
-        if isinstance(left, TableAlias):
+        if isinstance(left, (TableAlias, Subquery)):
             continue
         # a foreign key listed by a table has its parent column set
         pairs = [(cast(Column, fk.parent), fk.column) for fk in right.foreign_keys if fk.column.table is left]
@@ -112,7 +115,7 @@ class Select(ColumnElement[Any], Generic[_TP]):
     __slots__ = (
         "_columns", "_where", "_joins", "_order_by", "_group_by", "_having",
         "_limit", "_offset", "_distinct", "_for_update", "_options",
-        "_execution_options", "_select_from",
+        "_execution_options", "_select_from", "_correlate",
     )
     visit_name = "select"
 
@@ -123,7 +126,8 @@ class Select(ColumnElement[Any], Generic[_TP]):
             raise ArgumentError("select() needs at least one column or model")
         # a Table (an association table) selects its columns; coerce() would make it a bound value
         self._columns = tuple(
-            col for c in columns for col in (c.columns if isinstance(c, (Table, TableAlias)) else (coerce(c),))
+            col for c in columns
+            for col in (c.columns if isinstance(c, (Table, TableAlias, Subquery)) else (coerce(c),))
         )
         self._where: tuple[ClauseElement, ...] = ()
         self._joins: tuple[Join, ...] = ()
@@ -137,6 +141,8 @@ class Select(ColumnElement[Any], Generic[_TP]):
         self._options: tuple[Any, ...] = ()
         self._execution_options: dict[str, Any] = {}
         self._select_from: tuple[FromItem, ...] = ()
+        #: () correlates automatically, None never, else only these tables
+        self._correlate: tuple[FromItem, ...] | None = ()
 
     def _copy(self) -> Self:
         new = type(self).__new__(type(self))
@@ -270,8 +276,46 @@ class Select(ColumnElement[Any], Generic[_TP]):
         new._execution_options = {**self._execution_options, **kw}
         return new
 
-    def scalar_subquery(self) -> Self:
-        return self
+    def scalar_subquery(self: Select[tuple[_T0]]) -> ScalarSelect[_T0]:
+        """This one-column SELECT as a value, in the column list, WHERE or ORDER BY.
+
+        It correlates automatically: a table of the enclosing statement it refers to is the
+        enclosing row, not a FROM entry of its own (see :meth:`correlate`).
+        """
+        return ScalarSelect(self)
+
+    def subquery(self, name: str | None = None) -> Subquery:
+        """This SELECT in FROM or JOIN, its columns reachable as ``sq.c.<name>`` (labels name
+        them); without a name it is ``anon_1``, ... Count a query's rows with
+        ``select(func.count()).select_from(stmt.subquery())``."""
+        return Subquery(self, name)
+
+    def exists(self) -> UnaryExpression[bool]:
+        """``EXISTS (this SELECT)``, as :func:`exists`."""
+        return exists(self)
+
+    def correlate(self, *froms: Any) -> Self:
+        """As a subquery, take these tables (models, aliases) from the enclosing statement,
+        and only these; ``correlate(None)`` correlates nothing."""
+        new = self._copy()
+        new._correlate = None if froms == (None,) else (self._correlate or ()) + tuple(_table_of(f) for f in froms)
+        return new
+
+    def union(self, *others: Select[_TP]) -> CompoundSelect[_TP]:
+        """``self UNION others``."""
+        return CompoundSelect("UNION", (self, *others))
+
+    def union_all(self, *others: Select[_TP]) -> CompoundSelect[_TP]:
+        """``self UNION ALL others``."""
+        return CompoundSelect("UNION ALL", (self, *others))
+
+    def intersect(self, *others: Select[_TP]) -> CompoundSelect[_TP]:
+        """``self INTERSECT others``."""
+        return CompoundSelect("INTERSECT", (self, *others))
+
+    def except_(self, *others: Select[_TP]) -> CompoundSelect[_TP]:
+        """``self EXCEPT others``."""
+        return CompoundSelect("EXCEPT", (self, *others))
 
     # -- introspection -----------------------------------------------------
     def _from_tables(self) -> list[FromItem]:
@@ -292,7 +336,7 @@ class Select(ColumnElement[Any], Generic[_TP]):
             "select",
             tuple(c._ck(binds) for c in self._columns),
             tuple(j._ck(binds) for j in self._joins),
-            tuple(t._ckid for t in self._select_from),
+            tuple(t._ck(binds) for t in self._select_from),
             tuple(w._ck(binds) for w in self._where),
             tuple(g._ck(binds) for g in self._group_by),
             tuple(h._ck(binds) for h in self._having),
@@ -301,6 +345,7 @@ class Select(ColumnElement[Any], Generic[_TP]):
             self._offset._ck(binds) if self._offset is not None else None,
             self._distinct,
             self._for_update,
+            self._correlate and tuple(t._ck(binds) for t in self._correlate),
         )
 
     def _tables(self) -> Iterable[Table]:
@@ -347,7 +392,8 @@ def select(*columns: Any) -> Select[Any]:
 
 
 def exists(stmt: Select[Any]) -> UnaryExpression[bool]:
-    """``EXISTS (subquery)``."""
+    """``EXISTS (subquery)``, correlated to the enclosing statement as a scalar subquery is;
+    ``~exists(...)`` is ``NOT EXISTS``."""
     return UnaryExpression(stmt, "EXISTS", prefix=True)
 
 

@@ -17,10 +17,13 @@ from aiouow import (
     create_engine,
     delete,
     distinct,
+    except_,
+    exists,
     extract,
     false,
     func,
     insert,
+    intersect,
     joinedload,
     literal,
     noload,
@@ -32,11 +35,13 @@ from aiouow import (
     sessionmaker,
     text,
     true,
+    union,
+    union_all,
     update,
 )
 from aiouow import types as sqltypes
 from aiouow.loading.options import LoaderOption
-from aiouow.sql import Select
+from aiouow.sql import CompoundSelect, ScalarSelect, Select, Subquery
 from aiouow.sql.dml import Delete, Insert, Update
 from aiouow.sql.elements import Label
 from aiouow.sql.expressions import Cast
@@ -228,3 +233,32 @@ async def makers_and_scoping() -> None:
         res = await conn.execute(select(User.name))
         assert_type(res.scalars().all(), list[Any])
     await engine.dispose()
+
+
+# -- subqueries and set operations keep the row type -------------------------------------------
+assert_type(select(User).where(User.id.in_(select(Post.author_id))), Select[tuple[User]])
+assert_type(select(User).where(User.id.not_in(select(Post.author_id))), Select[tuple[User]])
+assert_type(select(User).where(exists(select(Post.id).where(Post.author_id == User.id))), Select[tuple[User]])
+assert_type(select(User).where(~select(Post.id).where(Post.author_id == User.id).exists()), Select[tuple[User]])
+n_posts = select(func.count(Post.id)).where(Post.author_id == User.id).scalar_subquery()
+assert_type(select(Post.id).scalar_subquery(), ScalarSelect[int])
+assert_type(select(User.name, select(Post.id).limit(1).scalar_subquery()), Select[tuple[str, int]])
+assert_type(select(User).order_by(n_posts.desc()).where(n_posts > 1), Select[tuple[User]])
+assert_type(select(User.id).correlate(User), Select[tuple[int]])
+sq = select(Post.author_id, func.count(Post.id).label("n")).group_by(Post.author_id).subquery("counts")
+assert_type(sq, Subquery)
+assert_type(select(User).join(sq, sq.c.author_id == User.id), Select[tuple[User]])
+assert_type(select(func.count()).select_from(select(User).subquery()), Select[tuple[Any]])
+assert_type(union(select(User.id), select(Post.id)), CompoundSelect[tuple[int]])
+assert_type(union(select(Post.author_id), select(Post.author_id)), CompoundSelect[tuple[int | None]])
+assert_type(union_all(select(User.id), select(Post.id)).order_by(User.id).limit(3), CompoundSelect[tuple[int]])
+assert_type(intersect(select(User), select(User)), CompoundSelect[tuple[User]])
+assert_type(except_(select(User.id), select(Post.id)), CompoundSelect[tuple[int]])
+assert_type(select(User.id).union(select(Post.id)), CompoundSelect[tuple[int]])
+assert_type(union(select(User.id), select(Post.id)).subquery(), Subquery)
+
+
+async def set_operations(session: AsyncSession) -> None:
+    assert_type(await session.execute(union(select(User.id), select(Post.id))), Result[tuple[int]])
+    assert_type(await session.scalars(union(select(User), select(User))), ScalarResult[User])
+    assert_type(await session.scalar(except_(select(User.id), select(Post.id))), int | None)
