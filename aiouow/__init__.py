@@ -5,6 +5,7 @@ from .engine import URL, AsyncResult, Connection, Engine, Result, Row, ScalarRes
 from .inspection import inspect
 from .loading.options import joinedload, noload, raiseload, selectinload
 from .mapping import Mapped, Mapper, Model, Relationship, column, relationship
+from .mapping.aliased import aliased
 from .session import AsyncSession, NestedTransaction, SessionTransaction, scoped_session, sessionmaker
 from .sql import (
     Column,
@@ -58,6 +59,7 @@ __all__ = [
     "SessionTransaction",
     "Table",
     "URL",
+    "aliased",
     "and_",
     "case",
     "cast",

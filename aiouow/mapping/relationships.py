@@ -395,6 +395,12 @@ class Relationship(Generic[_T]):
                 out.append(item)
         return out
 
+    def of_type(self, entity: Any) -> Any:
+        """This relationship to an alias of its target: ``.join(Employee.manager.of_type(m))``."""
+        from .aliased import AliasedRelationship
+
+        return AliasedRelationship(self, None, None).of_type(entity)
+
     def _join_path(self) -> list[tuple[Table, Table, ClauseElement]]:
         self.resolve()
         ptable, ttable = self.parent.table, self.mapper.table

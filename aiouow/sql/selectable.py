@@ -177,9 +177,15 @@ class Select(ColumnElement[Any], Generic[_TP]):
         froms = self._from_tables()
         # tables already placed in the JOIN chain: naming one again needs an alias
         joined = {t for j in self._joins for t in (j.left, j.right) if t is not None}
+        if onclause is not None and hasattr(onclause, "of_type"):
+            # .join(m, Employee.manager) is .join(Employee.manager.of_type(m))
+            target, onclause = onclause.of_type(target), None
         path = getattr(target, "_join_path", None)
         if path is not None and onclause is None:
             steps = []
+            auto = _auto_aliased(target, path(), joined, froms)
+            if auto is not None:
+                target, path = auto, auto._join_path
             for left, right, on in path():
                 if right is left or right in joined:
                     _self_join_error(target, right)
@@ -352,13 +358,32 @@ class Select(ColumnElement[Any], Generic[_TP]):
         return ()
 
 
+def _auto_aliased(target: Any, path: list[tuple[Any, Any, Any]], joined: set[FromItem],
+                  froms: list[FromItem]) -> Any:
+    """A relationship join whose target table the query already names (``join(Employee.manager)``)
+    goes to an alias of it, ``<table>_<n>``, as in SQLAlchemy; None when no alias is needed or
+    none can be made (the association table of a many-to-many is joined already, or the
+    relationship is given with of_type())."""
+    last = path[-1][1]
+    if not isinstance(last, Table) or not hasattr(target, "of_type"):
+        return None
+    if last is not path[0][0] and last not in joined:
+        return None
+    if any(right in joined for _, right, _ in path[:-1]):
+        return None
+    used = {t.name for t in (*froms, *joined) if t.name is not None}
+    n = 1
+    while f"{last.name}_{n}" in used:
+        n += 1
+    return target.of_type(last.alias(f"{last.name}_{n}"))
+
+
 def _self_join_error(target: Any, table: FromItem) -> None:
     what = target.__name__ if isinstance(target, type) else repr(target)
     raise InvalidRequestError(
         f"join({what}): the query already names the table {table.name!r}, and a self-referential "
-        f"join (or any second join to one table) needs an alias of it, which aliased() will bring; "
-        f"until then load the related objects with joinedload() (it aliases the table itself) or "
-        f"selectinload(), or use a second query"
+        f"join (or any second join to one table) needs an alias of it: m = aliased(Model), then "
+        f".join(m, onclause) or .join(Model.relationship.of_type(m))"
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, assert_type
+from typing import TYPE_CHECKING, Any, assert_type
 
 from aiouow import (
     AsyncResult,
@@ -12,6 +12,7 @@ from aiouow import (
     Result,
     Row,
     ScalarResult,
+    aliased,
     case,
     cast,
     create_engine,
@@ -46,6 +47,9 @@ from aiouow.sql.dml import Delete, Insert, Update
 from aiouow.sql.elements import Label
 from aiouow.sql.expressions import Cast
 from tests.typing.models_mapped import Post, Tag, User
+
+if TYPE_CHECKING:
+    from aiouow.mapping.attributes import InstrumentedAttribute  # noqa: F401
 
 # -- select() is generic in its row type --------------------------------------------------------
 assert_type(select(User), Select[tuple[User]])
@@ -262,3 +266,19 @@ async def set_operations(session: AsyncSession) -> None:
     assert_type(await session.execute(union(select(User.id), select(Post.id))), Result[tuple[int]])
     assert_type(await session.scalars(union(select(User), select(User))), ScalarResult[User])
     assert_type(await session.scalar(except_(select(User.id), select(Post.id))), int | None)
+
+
+# -- aliased(): typed as the model class, so its columns and selects stay typed -------------------
+boss = aliased(User, name="boss")
+assert_type(boss, type[User])
+assert_type(boss.id, "InstrumentedAttribute[int]")
+assert_type(select(User, boss), Select[tuple[User, User]])
+assert_type(select(Post.title, boss.name).join(boss, Post.author_id == boss.id), Select[tuple[str, str]])
+assert_type(select(Post).join(Post.author.of_type(boss)).where(boss.name == "a"), Select[tuple[Post]])
+assert_type(select(Post).join(boss, Post.author), Select[tuple[Post]])
+
+
+async def alias_results(session: AsyncSession) -> None:
+    row = (await session.execute(select(User, boss).join(boss, User.id == boss.id))).one()
+    assert_type(row, Row[tuple[User, User]])
+    assert_type(await session.scalars(select(boss)), ScalarResult[User])
