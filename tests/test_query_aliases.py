@@ -22,6 +22,16 @@ class AlEmployee(Model):
     reports: list[AlEmployee] = relationship(back_populates="manager")
 
 
+class AlPart(Model):
+    """Database names that differ from the attribute names, aliased."""
+
+    __tablename__ = "al_parts"
+    id: int = column("PartId", primary_key=True)
+    label: str = column("Label")
+    parent_id: int | None = column("ParentId", ForeignKey("al_parts.PartId"))
+    parent: AlPart | None = relationship(remote_side="AlPart.id")
+
+
 class AlAddress(Model):
     __tablename__ = "al_addresses"
     id: int = column(primary_key=True)
@@ -211,6 +221,23 @@ async def test_one_table_joined_twice(staff: Engine) -> None:
             assert b is await s.get(AlAddress, b.id)
             if b.id == sh.id:
                 assert b is sh
+
+
+async def test_alias_of_a_model_with_database_column_names(db: Engine) -> None:
+    async with AsyncSession(db) as s:
+        s.add(AlPart(id=1, label="frame"))
+        await s.flush()
+        s.add_all([AlPart(id=2, label="wheel", parent_id=1), AlPart(id=3, label="spoke", parent_id=2)])
+        await s.commit()
+    up = aliased(AlPart, name="up")
+    stmt = select(AlPart.label, up.label).join(AlPart.parent.of_type(up)).order_by(AlPart.id)
+    raw = await _raw(db, 'SELECT p."Label", u."Label" FROM al_parts p JOIN al_parts u ON p."ParentId" = u."PartId" '
+                         "ORDER BY p.\"PartId\"")
+    assert await _rows(db, stmt) == raw == [("wheel", "frame"), ("spoke", "wheel")]
+    async with AsyncSession(db) as s:
+        row = (await s.execute(select(AlPart, up).join(up, AlPart.parent_id == up.id).where(up.label == "wheel"))).one()
+        assert (row[0].label, row[1].label) == ("spoke", "wheel")
+        assert row[1] is await s.get(AlPart, 2)
 
 
 def test_errors() -> None:

@@ -361,9 +361,9 @@ class Select(ColumnElement[Any], Generic[_TP]):
 def _auto_aliased(target: Any, path: list[tuple[Any, Any, Any]], joined: set[FromItem],
                   froms: list[FromItem]) -> Any:
     """A relationship join whose target table the query already names (``join(Employee.manager)``)
-    goes to an alias of it, ``<table>_<n>``, as in SQLAlchemy; None when no alias is needed or
-    none can be made (the association table of a many-to-many is joined already, or the
-    relationship is given with of_type())."""
+    goes to an alias of it, ``<table>_<n>``, as in SQLAlchemy; None when no alias is needed, the
+    target is an alias already (``of_type(m)``), or none would do (the association table of a
+    many-to-many is joined already: the join is refused)."""
     last = path[-1][1]
     if not isinstance(last, Table) or not hasattr(target, "of_type"):
         return None
