@@ -76,6 +76,25 @@ album_tags = Table(
 )
 
 
+playlist_albums = Table(
+    "playlist_albums",
+    Column("playlist_id", T.Integer(), ForeignKey("music.playlists.id", ondelete="CASCADE"), primary_key=True),
+    Column("album_id", T.Integer(), ForeignKey("music.albums.id", ondelete="CASCADE"), primary_key=True),
+    metadata=music,
+    schema="music",
+)
+
+
+class MsPlaylist(MusicBase):
+    """A many-to-many through a schema table named by its full name, as in SQLAlchemy."""
+
+    __tablename__ = "playlists"
+    __table_args__ = {"schema": "music"}
+    id: int = column(primary_key=True)
+    name: str = column()
+    albums: list[MsAlbum] = relationship(secondary="music.playlist_albums", order_by="id")
+
+
 @pytest.fixture
 async def pg(engine: Engine) -> AsyncIterator[Engine]:
     if engine.dialect.name != "postgresql":
@@ -98,7 +117,8 @@ async def _raw(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
 
 def test_fullname_and_metadata_keys() -> None:
     assert music.tables["music.albums"].fullname == "music.albums"
-    assert set(music.tables) == {"music.artists", "music.albums", "albums", "music.album_tags"}
+    assert set(music.tables) == {"music.artists", "music.albums", "albums", "music.album_tags",
+                                 "music.playlist_albums", "music.playlists"}
     assert music.tables["music.albums"].schema == "music" and music.tables["albums"].schema is None
 
 
@@ -148,6 +168,8 @@ async def test_flush_queries_and_loaders_use_the_qualified_name(pg: Engine) -> N
             await s.commit()
     sql = "\n".join(log.statements)
     assert '"music"."artists"' in sql and '"music"."albums"' in sql
+    assert "COPY music.albums (id, artist_id, title, price)" in sql  # the batch took the COPY path
+    assert 'pg_get_serial_sequence' in sql
     assert await _raw(pg, 'SELECT count(*) FROM "music"."albums"') == [(n_artists * per,)]
     assert await _raw(pg, 'SELECT title FROM "public"."albums"') == [("not in music",)]
 
@@ -208,3 +230,23 @@ async def test_core_statements_on_a_schema_table(pg: Engine) -> None:
         assert await s.scalar(select(MsAlbum.title).where(MsAlbum.id == 3)) == "renamed"
         got = await s.get(MsAlbum, 2)
         assert got is not None and got.title == "t2"
+
+
+async def test_many_to_many_through_a_schema_table(pg: Engine) -> None:
+    async with AsyncSession(pg) as s:
+        s.add(MsArtist(id=1, name="ann"))
+        await s.flush()
+        albums = [MsAlbum(id=i, artist_id=1, title=f"t{i}", price=Decimal("5.00")) for i in range(1, 6)]
+        s.add_all([MsPlaylist(name="odd", albums=albums[::2]), MsPlaylist(name="two", albums=albums[3:])])
+        await s.commit()
+    assert await _raw(pg, 'SELECT p.name, pa.album_id FROM "music"."playlist_albums" pa JOIN "music"."playlists" p '
+                          "ON p.id = pa.playlist_id ORDER BY p.name, pa.album_id") == [
+        ("odd", 1), ("odd", 3), ("odd", 5), ("two", 4), ("two", 5)]
+    async with AsyncSession(pg) as s:
+        lists = (await s.scalars(select(MsPlaylist).options(selectinload(MsPlaylist.albums))
+                                 .order_by(MsPlaylist.name))).all()
+        assert [[b.id for b in p.albums] for p in lists] == [[1, 3, 5], [4, 5]]
+        assert lists[0].albums[2] is lists[1].albums[1]
+        lists[1].albums.remove(lists[1].albums[0])
+        await s.commit()
+    assert await _raw(pg, 'SELECT album_id FROM "music"."playlist_albums" WHERE playlist_id = 2') == [(5,)]

@@ -489,7 +489,8 @@ class Connection:
         """PostgreSQL COPY of many rows (the dialect must support it)."""
         dc = await self._ensure_begun()
         if self.engine.echo:
-            log.info("COPY %s (%s) FROM STDIN\n[%d rows]", table, ", ".join(columns), len(records))
+            log.info("COPY %s (%s) FROM STDIN\n[%d rows]", table if schema is None else f"{schema}.{table}",
+                     ", ".join(columns), len(records))
         try:
             await dc.copy_records(table, columns, records, schema)
         except Exception as err:
