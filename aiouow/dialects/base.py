@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import exc
 from .. import types as sqltypes
-from ..sql.compiler import Compiled, Compiler, StatementCache, quote
+from ..sql.compiler import Compiled, Compiler, StatementCache, quote, quote_table
 from ..sql.elements import BindParameter, ClauseElement, ExpandingBind
 from ..sql.schema import Column, Table
 from .batch import BatchWriter
@@ -135,7 +135,16 @@ class DDLCompiler:
             spec += " NOT NULL"
         return spec
 
+    def _check_schema(self, table: Table) -> None:
+        if table.schema is not None and not self.dialect.supports_schemas:
+            raise exc.ArgumentError(
+                f"table {table.fullname!r} has schema {table.schema!r}: schemas are PostgreSQL-only "
+                f"({self.dialect.name} has none); drop the schema from the table (__table_args__) "
+                "to use it here"
+            )
+
     def create_table(self, table: Table) -> list[str]:
+        self._check_schema(table)
         parts = [self.column_spec(c, table) for c in table.columns]
         if table.primary_key:
             parts.append("PRIMARY KEY (" + ", ".join(quote(c.name) for c in table.primary_key) + ")")
@@ -145,21 +154,22 @@ class DDLCompiler:
         for fk in table.foreign_keys:
             target = fk.column
             clause = (f"FOREIGN KEY ({quote(fk.parent.name)}) REFERENCES "  # type: ignore[union-attr]
-                      f"{quote(target.table.name)} ({quote(target.name)})")
+                      f"{quote_table(target.table)} ({quote(target.name)})")
             if fk.ondelete:
                 clause += f" ON DELETE {fk.ondelete}"
             if fk.onupdate:
                 clause += f" ON UPDATE {fk.onupdate}"
             parts.append(clause)
-        stmts = [f"CREATE TABLE IF NOT EXISTS {quote(table.name)} (" + ", ".join(parts) + ")"]
+        stmts = [f"CREATE TABLE IF NOT EXISTS {quote_table(table)} (" + ", ".join(parts) + ")"]
         for ix in table.indexes:
             kind = "UNIQUE INDEX" if ix.unique else "INDEX"
             cols = ", ".join(quote(c.name) for c in ix.columns)
-            stmts.append(f"CREATE {kind} IF NOT EXISTS {quote(ix.name)} ON {quote(table.name)} ({cols})")
+            stmts.append(f"CREATE {kind} IF NOT EXISTS {quote(ix.name)} ON {quote_table(table)} ({cols})")
         return stmts
 
     def drop_table(self, table: Table) -> str:
-        return f"DROP TABLE IF EXISTS {quote(table.name)}"
+        self._check_schema(table)
+        return f"DROP TABLE IF EXISTS {quote_table(table)}"
 
 
 class DriverConnection:
@@ -195,7 +205,8 @@ class DriverConnection:
         """Run parameterless SQL (transaction control, DDL)."""
         raise NotImplementedError
 
-    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
+    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]],
+                           schema: str | None = None) -> None:
         """Bulk-load rows (PostgreSQL's COPY); only called where the dialect's batch writer uses it."""
         raise NotImplementedError(f"{type(self).__name__} has no COPY")
 
@@ -294,6 +305,8 @@ class Dialect:
     expands_in_lists = True
     #: DDL type names by type ``visit_name``
     type_names: dict[str, str] = {}
+    #: tables may live in a named schema (``"music"."albums"``); the schema must already exist
+    supports_schemas = True
 
     def __init__(self) -> None:
         self.cache = StatementCache()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import types as sqltypes
-from ..sql.compiler import quote
+from ..sql.compiler import quote, quote_table
 from ..sql.schema import Column, Table
 
 if TYPE_CHECKING:
@@ -40,7 +40,8 @@ class StatementRunner(Protocol):
 
     async def executemany_sql(self, sql: str, seq: Sequence[Sequence[Any]]) -> int: ...
 
-    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None: ...
+    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]],
+                           schema: str | None = None) -> None: ...
 
 
 class MappedTable(Protocol):
@@ -101,7 +102,7 @@ class BatchWriter:
         return [self.dialect.bind_processor(columns[k].type) for k in keys]
 
     def values_sql(self, m: MappedTable, keys: tuple[str, ...], rows: int) -> str:
-        table = quote(m.table.name)
+        table = quote_table(m.table)
         if not keys:
             if rows == 1:
                 return f"INSERT INTO {table} DEFAULT VALUES"
@@ -196,7 +197,7 @@ class BatchWriter:
         where = [f"{column_sql(m, k)} = {mark()}" for k in m.pk_keys]
         if version_mode == "check":
             where.append(f"{vk} = {mark()}")
-        sql = f"UPDATE {quote(m.table.name)} SET {', '.join(sets)} WHERE {' AND '.join(where)}"
+        sql = f"UPDATE {quote_table(m.table)} SET {', '.join(sets)} WHERE {' AND '.join(where)}"
         return sql, (procs if any(p is not None for p in procs) else None)
 
     # -- DELETE ------------------------------------------------------------------------
@@ -222,7 +223,7 @@ class BatchWriter:
         def build() -> str:
             keys = [*m.pk_keys, *([m.version_key] if versioned and m.version_key is not None else [])]
             where = " AND ".join(f"{column_sql(m, k)} = {self.mark(i + 1)}" for i, k in enumerate(keys))
-            return f"DELETE FROM {quote(m.table.name)} WHERE {where}"
+            return f"DELETE FROM {quote_table(m.table)} WHERE {where}"
 
         sql: str = self.cached(m, ("delete1", versioned), build)
         return sql
@@ -234,7 +235,7 @@ class BatchWriter:
         proc = self.procs(m, m.pk_keys)[0]
         if proc is not None:
             keys = [proc(k) for k in keys]
-        head = f"DELETE FROM {quote(m.table.name)} WHERE {column_sql(m, m.pk_keys[0])}"
+        head = f"DELETE FROM {quote_table(m.table)} WHERE {column_sql(m, m.pk_keys[0])}"
         return await self._in_chunks(conn, head, keys)
 
     async def _in_chunks(self, conn: StatementRunner, head: str, values: list[Any]) -> int:
@@ -251,7 +252,7 @@ class BatchWriter:
                                rows: list[list[Any]], delete: bool) -> None:
         """Insert, or delete by all their columns, many-to-many association rows."""
         procs = [self.dialect.bind_processor(table.c[k].type) for k in keys]
-        name = quote(table.name)
+        name = quote_table(table)
         cols = [quote(table.c[k].name) for k in keys]
         if delete:
             where = " AND ".join(f"{c} = {self.mark(i + 1)}" for i, c in enumerate(cols))

@@ -17,7 +17,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from .. import exc
 from .. import types as sqltypes
-from ..sql.compiler import Compiler, quote
+from ..sql.compiler import Compiler, quote, quote_table
 from ..sql.elements import BindParameter, ExpandingBind
 from ..sql.schema import Column, Table
 from .base import Dialect, DriverConnection, Processor, decimal_reader, json_dumps, json_loads, none_safe
@@ -117,19 +117,20 @@ class PGBatchWriter(BatchWriter):
         for i, (m, _) in enumerate(batches, 1):
             auto = m.autoincrement_key
             assert auto is not None
-            seq = await self._sequence_literal(conn, m.table.name, m.columns[auto].name)
+            seq = await self._sequence_literal(conn, quote_table(m.table), m.columns[auto].name)
             parts.append(f"array(SELECT nextval({seq}::regclass) FROM generate_series(1, ${i}::integer))")
         rows = await conn.fetch_sql("SELECT " + ", ".join(parts), [n for _, n in batches])
         return [list(ids) for ids in rows[0]]
 
     async def _sequence_literal(self, conn: StatementRunner, table: str, column: str) -> str:
         """The column's sequence as an SQL string literal, looked up once per engine: resolving it
-        inside the query (per row) made reservation five times slower."""
+        inside the query (per row) made reservation five times slower. ``table`` is the quoted,
+        schema-qualified name."""
         key = f"{table}.{column}"
         literal = self._sequences.get(key)
         if literal is None:
             # the table is parsed as an identifier (folded to lower case unless quoted), the column is not
-            rows = await conn.fetch_sql("SELECT pg_get_serial_sequence($1, $2)", [quote(table), column])
+            rows = await conn.fetch_sql("SELECT pg_get_serial_sequence($1, $2)", [table, column])
             seq = rows[0][0]
             if seq is None:
                 raise exc.InvalidRequestError(f"table {table} has no sequence behind column {column!r}")
@@ -155,7 +156,8 @@ class PGBatchWriter(BatchWriter):
             await conn.execute_sql(sql, processed_rows(rows, self.procs(m, keys))[0])
         elif n > COPY_MIN_ROWS and not _has_json(m.table):
             names = [m.columns[k].name for k in keys]
-            await conn.copy_records(m.table.name, names, processed_rows(rows, self.procs(m, keys)))
+            await conn.copy_records(m.table.name, names, processed_rows(rows, self.procs(m, keys)),
+                                    schema=m.table.schema)
         else:
             sql, procs = self.cached(m, ("insert_unnest", keys), lambda: self._unnest_insert(m, keys))
             await conn.execute_sql(sql, _columns(rows, procs))
@@ -166,7 +168,7 @@ class PGBatchWriter(BatchWriter):
         names = [f"c{i}" for i in range(len(keys))]
         select = ", ".join(f"v.{n}{spec[1]}" for n, spec in zip(names, specs))
         args = ", ".join(f"${i + 1}{spec[0]}" for i, spec in enumerate(specs))
-        sql = (f"INSERT INTO {quote(m.table.name)} ({', '.join(column_sql(m, k) for k in keys)}) "
+        sql = (f"INSERT INTO {quote_table(m.table)} ({', '.join(column_sql(m, k) for k in keys)}) "
                f"SELECT {select} FROM unnest({args}) AS v({', '.join(names)})")
         return sql, [spec[2] for spec in specs]
 
@@ -198,7 +200,7 @@ class PGBatchWriter(BatchWriter):
         elif version_mode == "bump":
             sets.append(f"{vk} = t.{vk} + 1")
         args = ", ".join(f"${i + 1}{spec[0]}" for i, spec in enumerate(specs))
-        sql = (f"UPDATE {quote(m.table.name)} AS t SET {', '.join(sets)} FROM unnest({args}) "
+        sql = (f"UPDATE {quote_table(m.table)} AS t SET {', '.join(sets)} FROM unnest({args}) "
                f"AS v({', '.join(names)}) WHERE {' AND '.join(where)}")
         return sql, [spec[2] for spec in specs]
 
@@ -217,7 +219,7 @@ class PGBatchWriter(BatchWriter):
         specs = [self.array(m.columns[k]) for k in m.pk_keys]
         if versioned:
             specs.append(("::BIGINT[]", "", None))
-        table = quote(m.table.name)
+        table = quote_table(m.table)
         if len(m.pk_keys) == 1 and not versioned:
             cast, _, proc = specs[0]
             return f"DELETE FROM {table} WHERE {column_sql(m, m.pk_keys[0])} = ANY($1{cast})", [proc]
@@ -390,8 +392,9 @@ class PGConnection(DriverConnection):
         await self._c.executemany(sql, seq)
         return -1
 
-    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
-        await self._c.copy_records_to_table(table, columns=list(columns), records=records)
+    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]],
+                           schema: str | None = None) -> None:
+        await self._c.copy_records_to_table(table, columns=list(columns), records=records, schema_name=schema)
 
     async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         cursor = await self._c.cursor(sql, *params)

@@ -63,6 +63,8 @@ _SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8)
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
+    # a schema is an ATTACHed database there, which this engine does not manage
+    supports_schemas = False
     compiler_class = SQLiteCompiler
     max_params = 32766
     type_names = {

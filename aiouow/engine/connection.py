@@ -484,13 +484,15 @@ class Connection:
             await self._abort(err)
             raise
 
-    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
+    async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]],
+                           schema: str | None = None) -> None:
         """PostgreSQL COPY of many rows (the dialect must support it)."""
         dc = await self._ensure_begun()
         if self.engine.echo:
-            log.info("COPY %s (%s) FROM STDIN\n[%d rows]", table, ", ".join(columns), len(records))
+            log.info("COPY %s (%s) FROM STDIN\n[%d rows]", table if schema is None else f"{schema}.{table}",
+                     ", ".join(columns), len(records))
         try:
-            await dc.copy_records(table, columns, records)
+            await dc.copy_records(table, columns, records, schema)
         except Exception as err:
             raise self._translate(err, f"COPY {table}", None) from err
         except BaseException as err:

@@ -243,6 +243,19 @@ def build_columns(cls: type, specs: list[tuple[str, Any, Any]]
     return columns, rels, defaults
 
 
+def _table_schema(cls: type) -> str | None:
+    """``__table_args__ = {"schema": "music"}`` as in SQLAlchemy (the only table argument known)."""
+    args = cls.__dict__.get("__table_args__")
+    if args is None:
+        return None
+    if not isinstance(args, dict) or set(args) - {"schema"}:
+        raise ArgumentError(f"{cls.__name__}.__table_args__: only {{'schema': name}} is supported, got {args!r}")
+    schema = args.get("schema")
+    if schema is not None and not isinstance(schema, str):
+        raise ArgumentError(f"{cls.__name__}.__table_args__: the schema must be a string, got {schema!r}")
+    return schema
+
+
 def map_class(cls: type, metadata: MetaData) -> Mapper | None:
     """Build the table and mapper of a model class (None for an abstract base)."""
     specs = collect_specs(cls)
@@ -263,7 +276,7 @@ def map_class(cls: type, metadata: MetaData) -> Mapper | None:
     columns, rels, defaults = build_columns(cls, specs)
     if not any(c.primary_key for c in columns):
         raise ArgumentError(f"{cls.__name__} has no primary key: mark a column with column(primary_key=True)")
-    table = Table(tablename, *columns, metadata=metadata)
+    table = Table(tablename, *columns, metadata=metadata, schema=_table_schema(cls))
     mapper = Mapper(cls, table, {c.key: c for c in columns}, rels, defaults)
     mapper.column_specs = {id(spec): mapper.columns[name] for name, _, spec in specs
                            if isinstance(spec, ColumnSpec) and name in mapper.columns}

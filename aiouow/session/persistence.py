@@ -14,7 +14,7 @@ from typing import Any
 
 from ..engine.connection import Connection
 from ..exc import InvalidRequestError, StaleDataError
-from ..sql.compiler import quote
+from ..sql.compiler import quote, quote_table
 from .dependency import Ref
 from .unitofwork import AssocBatch, DeleteBatch, FlushPlan, InsertBatch, ParentGone, UpdateBatch
 
@@ -144,6 +144,6 @@ async def _parent_gone(conn: Connection, g: ParentGone) -> None:
     proc = conn.dialect.bind_processor(parent_col.type)
     if proc is not None:
         values = [proc(v) for v in values]
-    name = quote(table.name)
+    name = quote_table(table)
     head = f"DELETE FROM {name} WHERE " if g.purge else f"UPDATE {name} SET {quote(child_col.name)} = NULL WHERE "
     await conn.dialect.batch.by_parent_keys(conn, head, child_col, parent_col.type, values)

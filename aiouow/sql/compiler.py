@@ -44,6 +44,12 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_table(table: Any) -> str:
+    """A table's name as SQL, schema-qualified when it has a schema (``"music"."albums"``)."""
+    schema = table.schema
+    return quote(table.name) if schema is None else f"{quote(schema)}.{quote(table.name)}"
+
+
 class CompilerDialect(Protocol):
     """What the compiler asks of its dialect (``dialects.base.Dialect`` provides it; sql/ does
     not import dialects/, which build on it)."""
@@ -189,7 +195,7 @@ class Compiler(ExpressionCompiler):
 
     # -- expressions -------------------------------------------------------
     def visit_column(self, col: Column) -> str:
-        return f"{self.quote(col.table.name)}.{self.quote(col.name)}"
+        return f"{quote_table(col.table)}.{self.quote(col.name)}"
 
     def visit_bind(self, bind: BindParameter) -> str:
         return self._add_param(bind, self.bind_processor(bind.type))
@@ -455,8 +461,8 @@ class Compiler(ExpressionCompiler):
         if isinstance(t, Subquery):
             return self.visit_subquery_from(t)
         if isinstance(t, TableAlias):
-            return f"{self.quote(t.element.name)} AS {self.quote(t.name)}"
-        return self.quote(t.name)
+            return f"{quote_table(t.element)} AS {self.quote(t.name)}"
+        return quote_table(t)
 
     # -- subqueries and set operations ---------------------------------------
     def _subquery_name(self, sq: Subquery) -> str:
@@ -550,7 +556,7 @@ class Compiler(ExpressionCompiler):
     def visit_insert(self, stmt: Insert) -> str:
         self._in_dml = True
         table = stmt.table
-        sql = f"INSERT INTO {self.quote(table.name)}"
+        sql = f"INSERT INTO {quote_table(table)}"
         if not stmt._rows:
             sql += self.default_values()
         else:
@@ -570,7 +576,7 @@ class Compiler(ExpressionCompiler):
         if not stmt._values:
             raise ArgumentError("update() needs .values(...)")
         sets = ", ".join(f"{self.quote(c.name)} = {v._compile(self)}" for c, v in stmt._values)
-        sql = f"UPDATE {self.quote(stmt.table.name)} SET {sets}"
+        sql = f"UPDATE {quote_table(stmt.table)} SET {sets}"
         if stmt._where:
             sql += " WHERE " + self.visit_boolean_list(BooleanClauseList("AND", stmt._where))
         return sql + self._returning(stmt._returning)
@@ -578,13 +584,13 @@ class Compiler(ExpressionCompiler):
     def visit_delete(self, stmt: Delete) -> str:
         self._in_dml = True
         self._enclosing.append({stmt.table})
-        sql = f"DELETE FROM {self.quote(stmt.table.name)}"
+        sql = f"DELETE FROM {quote_table(stmt.table)}"
         if stmt._where:
             sql += " WHERE " + self.visit_boolean_list(BooleanClauseList("AND", stmt._where))
         return sql + self._returning(stmt._returning)
 
     def visit_table(self, t: Table) -> str:
-        return self.quote(t.name)
+        return quote_table(t)
 
 
 def _bare_bind(el: ClauseElement) -> bool:

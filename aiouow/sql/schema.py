@@ -19,8 +19,8 @@ class ForeignKey:
     __slots__ = ("target", "ondelete", "onupdate", "parent", "_column")
 
     def __init__(self, target: str | Column, *, ondelete: str | None = None, onupdate: str | None = None) -> None:
-        if isinstance(target, str) and target.count(".") != 1:
-            raise ArgumentError(f"ForeignKey({target!r}): expected 'table.column'")
+        if isinstance(target, str) and target.count(".") not in (1, 2):
+            raise ArgumentError(f"ForeignKey({target!r}): expected 'table.column' or 'schema.table.column'")
         self.target = target
         self.ondelete = _check_action(ondelete, "ondelete")
         self.onupdate = _check_action(onupdate, "onupdate")
@@ -32,7 +32,7 @@ class ForeignKey:
         """The referenced column (resolved through the metadata on first use)."""
         if self._column is None:
             assert self.parent is not None
-            table_name, col_name = str(self.target).split(".")
+            table_name, col_name = str(self.target).rsplit(".", 1)
             metadata = self.parent.table.metadata
             table = metadata.tables.get(table_name)
             if table is None:
@@ -203,10 +203,15 @@ class Table:
 
     visit_name = "table"
 
-    def __init__(self, name: str, *columns: Column, metadata: MetaData | None = None) -> None:
+    def __init__(self, name: str, *columns: Column, metadata: MetaData | None = None,
+                 schema: str | None = None) -> None:
         if not columns:
             raise ArgumentError(f"Table({name!r}) needs at least one Column")
         self.name = name
+        #: a PostgreSQL schema the table lives in (None: the search path's)
+        self.schema = schema
+        #: ``schema.name`` or ``name``: the key in ``MetaData.tables`` and in ``ForeignKey("s.t.c")``
+        self.fullname = name if schema is None else f"{schema}.{name}"
         self.columns: tuple[Column, ...] = columns
         for col in columns:
             if not isinstance(col, Column):
@@ -264,7 +269,7 @@ class Table:
         yield self
 
     def __repr__(self) -> str:
-        return f"Table({self.name!r})"
+        return f"Table({self.fullname!r})"
 
 
 class AliasColumn(ColumnElement):
@@ -306,6 +311,8 @@ class TableAlias:
 
     __slots__ = ("element", "name", "columns", "c", "primary_key", "mapper", "_by_column", "_ckid")
     visit_name = "table_alias"
+    #: an alias is never schema-qualified (its columns are ``"alias"."name"``)
+    schema: str | None = None
 
     def __init__(self, table: Table, name: str) -> None:
         if not isinstance(table, Table):
@@ -350,16 +357,16 @@ class MetaData:
         self.tables: dict[str, Table] = {}
 
     def _add(self, table: Table) -> None:
-        if table.name in self.tables:
+        if table.fullname in self.tables:
             raise ArgumentError(
-                f"a table named {table.name!r} is already defined in this metadata; "
+                f"a table named {table.fullname!r} is already defined in this metadata; "
                 "choose another __tablename__"
             )
-        self.tables[table.name] = table
+        self.tables[table.fullname] = table
 
     def remove(self, table: Table) -> None:
         """Forget a table (for tests that define throwaway models)."""
-        self.tables.pop(table.name, None)
+        self.tables.pop(table.fullname, None)
 
     def sorted_tables(self, tables: Iterable[Table] | None = None) -> list[Table]:
         """Tables ordered so that every table comes after the tables it refers to."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Generic, Self, cast, overload
 
@@ -124,11 +125,7 @@ class Select(ColumnElement[Any], Generic[_TP]):
             columns = tuple(columns[0])
         if not columns:
             raise ArgumentError("select() needs at least one column or model")
-        # a Table (an association table) selects its columns; coerce() would make it a bound value
-        self._columns = tuple(
-            col for c in columns
-            for col in (c.columns if isinstance(c, (Table, TableAlias, Subquery)) else (coerce(c),))
-        )
+        self._columns = _column_list(columns)
         self._where: tuple[ClauseElement, ...] = ()
         self._joins: tuple[Join, ...] = ()
         self._order_by: tuple[ClauseElement, ...] = ()
@@ -323,6 +320,43 @@ class Select(ColumnElement[Any], Generic[_TP]):
         """``self EXCEPT others``."""
         return CompoundSelect("EXCEPT", (self, *others))
 
+    # -- replacing the column list -------------------------------------------
+    def add_columns(self, *columns: Any) -> Select[Any]:
+        """These columns (models, expressions) after the selected ones; a model's tables join
+        the FROM list as the first ones did."""
+        new: Select[Any] = self._copy()
+        new._columns = self._columns + _column_list(columns)
+        return new
+
+    @overload
+    def with_only_columns(self, e0: builtins.type[_T0] | ColumnElement[_T0], /, *,
+                          maintain_column_froms: bool = False) -> Select[tuple[_T0]]: ...
+    @overload
+    def with_only_columns(self, e0: builtins.type[_T0] | ColumnElement[_T0],
+                          e1: builtins.type[_T1] | ColumnElement[_T1], /, *,
+                          maintain_column_froms: bool = False) -> Select[tuple[_T0, _T1]]: ...
+    @overload
+    def with_only_columns(self, e0: builtins.type[_T0] | ColumnElement[_T0],
+                          e1: builtins.type[_T1] | ColumnElement[_T1],
+                          e2: builtins.type[_T2] | ColumnElement[_T2], /, *,
+                          maintain_column_froms: bool = False) -> Select[tuple[_T0, _T1, _T2]]: ...
+    @overload
+    def with_only_columns(self, *columns: Any, maintain_column_froms: bool = False) -> Select[Any]: ...
+    def with_only_columns(self, *columns: Any, maintain_column_froms: bool = False) -> Select[Any]:
+        """The same statement selecting only ``columns``. As in SQLAlchemy 2.x the FROM list
+        follows the new columns (plus ``select_from()`` and the joins); ``maintain_column_froms``
+        keeps the tables of the old columns in it too."""
+        if len(columns) == 1 and isinstance(columns[0], (list, tuple)):
+            columns = tuple(columns[0])
+        if not columns:
+            raise ArgumentError("with_only_columns() needs at least one column or model")
+        new: Select[Any] = self._copy()
+        if maintain_column_froms:
+            new._select_from = tuple(dict.fromkeys(
+                (*self._select_from, *(t for c in self._columns for t in c._tables()))))
+        new._columns = _column_list(columns)
+        return new
+
     # -- introspection -----------------------------------------------------
     def _from_tables(self) -> list[FromItem]:
         seen: dict[FromItem, None] = {}
@@ -376,6 +410,14 @@ def _auto_aliased(target: Any, path: list[tuple[Any, Any, Any]], joined: set[Fro
     while f"{last.name}_{n}" in used:
         n += 1
     return target.of_type(last.alias(f"{last.name}_{n}"))
+
+
+def _column_list(columns: tuple[Any, ...]) -> tuple[ClauseElement, ...]:
+    # a Table (an association table) selects its columns; coerce() would make it a bound value
+    return tuple(
+        col for c in columns
+        for col in (c.columns if isinstance(c, (Table, TableAlias, Subquery)) else (coerce(c),))
+    )
 
 
 def _self_join_error(target: Any, table: FromItem) -> None:

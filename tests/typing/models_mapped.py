@@ -53,6 +53,19 @@ user_tags = Table(
     Column("tag_id", int, ForeignKey("typing_tags.id"), primary_key=True),
 )
 
+
+class Track(Model):
+    """A table in a PostgreSQL schema."""
+    __tablename__ = "typing_tracks"
+    __table_args__ = {"schema": "music"}
+    id: Mapped[int] = column(primary_key=True)
+    title: Mapped[str] = column()
+
+
+track_tags = Table("typing_track_tags", Column("track_id", int, primary_key=True), schema="music")
+assert_type(track_tags.schema, str | None)
+assert_type(track_tags.fullname, str)
+
 # -- construction: every mapped attribute is an optional keyword, typed by its annotation ---------
 ann = User(name="ann")
 User()

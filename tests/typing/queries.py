@@ -261,6 +261,15 @@ assert_type(except_(select(User.id), select(Post.id)), CompoundSelect[tuple[int]
 assert_type(select(User.id).union(select(Post.id)), CompoundSelect[tuple[int]])
 assert_type(union(select(User.id), select(Post.id)).subquery(), Subquery)
 
+# replacing and extending the column list
+assert_type(select(User).add_columns(Post.id), Select[Any])
+assert_type(select(User).with_only_columns(User.name), Select[tuple[str]])
+assert_type(select(User).with_only_columns(User.id, Post), Select[tuple[int, Post]])
+assert_type(select(User).with_only_columns(User.id, User.name, func.count(), maintain_column_froms=True),
+            Select[tuple[int, str, Any]])
+assert_type(select(User).with_only_columns([User.id]), Select[Any])
+assert_type(select(sq.c.n).select_from(sq).where(sq.c.n > 1).order_by(sq.c.n.desc()), Select[tuple[Any]])
+
 
 async def set_operations(session: AsyncSession) -> None:
     assert_type(await session.execute(union(select(User.id), select(Post.id))), Result[tuple[int]])
