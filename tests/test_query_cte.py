@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from aiouow import AsyncSession, Engine, ForeignKey, Model, column, func, literal, select
+from aiouow import AsyncSession, Engine, ForeignKey, Model, column, delete, func, literal, select
 from aiouow import types as T
 from aiouow.exc import ArgumentError
 from aiouow.sql import CTE
@@ -173,6 +173,43 @@ async def test_cache_key_tells_ctes_apart(company: Engine) -> None:
     key_x = stmt("DE", "x")._ck([])
     assert key_x == stmt("FR", "x")._ck([]) and key_x != stmt("DE", "y")._ck([])
     assert _tree()._ck([]) != (select(E.id, E.reports_to, literal(0).label("depth")).cte("tree"))._ck([])
+
+
+async def test_recursive_cte_compiles_once_per_shape_with_values_in_order(company: Engine) -> None:
+    def under(boss: int, max_depth: int, min_id: int) -> Any:
+        sub = select(E.id, literal(1).label("depth")).where(E.reports_to == boss).cte("sub", recursive=True)
+        sub = sub.union_all(select(E.id, (sub.c.depth + 1).label("depth"))
+                            .join(sub, E.reports_to == sub.c.id).where(sub.c.depth < max_depth))
+        return select(sub.c.id).where(sub.c.id >= min_id).order_by(sub.c.id)
+
+    def raw(boss: int, max_depth: int, min_id: int) -> str:
+        return (f"WITH RECURSIVE sub(id, depth) AS (SELECT id, 1 FROM cte_employees WHERE reports_to = {boss} "
+                "UNION ALL SELECT e.id, s.depth + 1 FROM cte_employees e JOIN sub s ON e.reports_to = s.id "
+                f"WHERE s.depth < {max_depth}) SELECT id FROM sub WHERE id >= {min_id} ORDER BY id")
+
+    cache = company.dialect.cache
+    assert await _rows(company, under(1, 2, 0)) == await _raw(company, raw(1, 2, 0))
+    before = cache.compilations
+    for args in ((2, 3, 10), (5, 1, 0), (3, 9, 50)):
+        got = await _rows(company, under(*args))
+        assert got == await _raw(company, raw(*args)), args
+    assert cache.compilations == before  # other values, one shape: compiled once
+    assert len(await _rows(company, under(1, 1, 0))) < len(await _rows(company, under(1, 3, 0)))
+
+
+async def test_cte_in_a_delete(company: Engine) -> None:
+    sub = select(E.id).where(E.id == 100).cte("sub", recursive=True)
+    sub = sub.union_all(select(E.id).join(sub, E.reports_to == sub.c.id))
+    below = {r[0] for r in await _raw(company, "WITH RECURSIVE sub(id) AS (SELECT id FROM cte_employees WHERE id = 100 "
+                                               "UNION ALL SELECT e.id "
+                                               "FROM cte_employees e JOIN sub ON e.reports_to = sub.id) "
+                                               "SELECT id FROM sub")}
+    assert len(below) > 3  # employee 100 has reports, and they have theirs
+    async with AsyncSession(company) as s:
+        await s.execute(delete(E).where(E.id.in_(select(sub.c.id)), E.id != 100))
+        await s.commit()
+    left = {r[0] for r in await _raw(company, "SELECT id FROM cte_employees")}
+    assert left == {e[0] for e in EMPLOYEES} - (below - {100})
 
 
 def test_two_ctes_with_one_name_are_refused() -> None:
