@@ -251,6 +251,17 @@ async def test_recursive_cte_returns_identity_mapped_objects(company: Engine) ->
         assert objs == [boss] and objs[0] is boss
 
 
+async def test_with_holds_the_completed_cte_when_the_anchor_is_named_first(company: Engine) -> None:
+    anchor = select(E.id, literal(0).label("depth")).where(E.reports_to == None).cte("t", recursive=True)  # noqa: E711
+    full = anchor.union_all(select(E.id, (anchor.c.depth + 1).label("depth")).join(anchor, E.reports_to == anchor.c.id))
+    # the scalar subquery (compiled first) names the anchor, the outer FROM the completed CTE: both
+    # are "t", and WITH must hold the whole walk
+    deepest = select(func.max(anchor.c.depth)).scalar_subquery()
+    stmt = select(func.count(full.c.id), deepest).select_from(full)
+    raw = await _raw(company, RAW_TREE.replace("tree", "t") + "SELECT count(id), (SELECT max(depth) FROM t) FROM t")
+    assert await _rows(company, stmt) == raw and raw[0][0] == 300 and raw[0][1] >= 4
+
+
 async def test_recursive_comment_thread(company: Engine) -> None:
     C = CteComment
     root = next(c[0] for c in COMMENTS if c[1] is None and sum(1 for x in COMMENTS if x[1] == c[0]) >= 2)

@@ -559,16 +559,18 @@ class Compiler(ExpressionCompiler):
         if self._ctes_known:
             return name
         key = id(cte._root)
-        if key not in self._ctes:
-            # a first pass finds the CTEs (and the CTEs theirs refer to, which WITH lists before
-            # them); a second renders WITH ahead of the statement, so that the placeholders come
-            # in text order on both dialects
-            self._ctes[key] = cte
-            self._cte_body(cte)
-            del self._ctes[key]
-            if cte.name is not None and any(c.name == cte.name for c in self._ctes.values()):
-                raise ArgumentError(f"two different CTEs are named {cte.name!r} in one statement")
-            self._ctes[key] = cte
+        known = self._ctes.get(key)
+        if known is not None and not cte._completes(known):
+            return name
+        # a first pass finds the CTEs (and the CTEs theirs refer to, which WITH lists before
+        # them); a second renders WITH ahead of the statement, so that the placeholders come in
+        # text order on both dialects. Of an anchor and its union_all(), WITH holds the latter.
+        self._ctes[key] = cte
+        self._cte_body(cte)
+        del self._ctes[key]
+        if cte.name is not None and any(c.name == cte.name for c in self._ctes.values()):
+            raise ArgumentError(f"two different CTEs are named {cte.name!r} in one statement")
+        self._ctes[key] = cte
         return name
 
     def _cte_body(self, cte: CTE) -> str:

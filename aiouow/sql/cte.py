@@ -35,6 +35,15 @@ class CTE(Subquery):
             cte = cte._restates
         return cte
 
+    def _completes(self, other: CTE) -> bool:
+        """Whether this CTE is ``other`` with more set-operation members (``other.union_all(...)``)."""
+        cte = self._restates
+        while cte is not None:
+            if cte is other:
+                return True
+            cte = cte._restates
+        return False
+
     def _set_op(self, keyword: str, others: tuple[Select[Any], ...]) -> CTE:
         if isinstance(self.element, CompoundSelect) and self._restates is not None:
             raise ArgumentError(f"{keyword.lower()}(): this CTE is already a set operation; "
