@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import types as sqltypes
 from ..exc import ArgumentError
+from .cte import CTE
 from .elements import (
     NAMED_PARAM,
     BinaryExpression,
@@ -161,6 +162,11 @@ class Compiler(ExpressionCompiler):
         self._anon: dict[int, str] = {}
         #: set while the next SELECT compiles as a subquery in FROM: every column gets a name
         self._name_columns = False
+        self._binds = binds
+        #: the CTEs a statement refers to, by their anchor, in the order WITH lists them
+        self._ctes: dict[int, CTE] = {}
+        #: set on the pass that renders WITH: every CTE is known, a reference is its name only
+        self._ctes_known = False
 
     def _add_param(self, bind: BindParameter, proc: Processor, expand_index: int = -1) -> str:
         index = self._positions[id(bind)]
@@ -191,6 +197,8 @@ class Compiler(ExpressionCompiler):
             self.compiled.sql = self._text_statement(stmt)
             return self.compiled
         self.compiled.sql = stmt._compile(self)
+        if self._ctes and not self._ctes_known:
+            return self._with_statement(stmt)
         return self.compiled
 
     # -- expressions -------------------------------------------------------
@@ -458,6 +466,8 @@ class Compiler(ExpressionCompiler):
         return ", ".join([*others, chain])
 
     def _from_item(self, t: FromItem) -> str:
+        if isinstance(t, CTE):
+            return self.visit_cte_from(t)
         if isinstance(t, Subquery):
             return self.visit_subquery_from(t)
         if isinstance(t, TableAlias):
@@ -468,9 +478,10 @@ class Compiler(ExpressionCompiler):
     def _subquery_name(self, sq: Subquery) -> str:
         if sq.name is not None:
             return sq.name
-        name = self._anon.get(id(sq))
+        key = id(sq._root) if isinstance(sq, CTE) else id(sq)
+        name = self._anon.get(key)
         if name is None:
-            name = self._anon[id(sq)] = f"anon_{len(self._anon) + 1}"
+            name = self._anon[key] = f"anon_{len(self._anon) + 1}"
         return name
 
     def visit_subquery_column(self, col: SubqueryColumn) -> str:
@@ -547,6 +558,50 @@ class Compiler(ExpressionCompiler):
         if getattr(el, "visit_name", "") in ("column", "subquery_column"):
             return self.quote(el.name)  # type: ignore[attr-defined]
         return el._compile(self)
+
+    # -- common table expressions --------------------------------------------
+    def visit_cte_from(self, cte: CTE) -> str:
+        name = self.quote(self._subquery_name(cte))
+        if self._ctes_known:
+            return name
+        key = id(cte._root)
+        known = self._ctes.get(key)
+        if known is not None and not cte._completes(known):
+            return name
+        # a first pass finds the CTEs (and the CTEs theirs refer to, which WITH lists before
+        # them); a second renders WITH ahead of the statement, so that the placeholders come in
+        # text order on both dialects. Of an anchor and its union_all(), WITH holds the latter.
+        self._ctes[key] = cte
+        self._cte_body(cte)
+        del self._ctes[key]
+        if cte.name is not None and any(c.name == cte.name for c in self._ctes.values()):
+            raise ArgumentError(f"two different CTEs are named {cte.name!r} in one statement")
+        self._ctes[key] = cte
+        return name
+
+    def _cte_body(self, cte: CTE) -> str:
+        # a CTE's SELECT starts afresh, as a subquery in FROM does: nothing to correlate to
+        enclosing, self._enclosing = self._enclosing, []
+        self._name_columns = True
+        try:
+            return self._nested(cte.element)
+        finally:
+            self._enclosing = enclosing
+            self._name_columns = False
+
+    def _with_statement(self, stmt: ClauseElement) -> Compiled:
+        again = type(self)(self.dialect, self._binds)
+        again._ctes = self._ctes
+        again._ctes_known = True
+        again._in_dml = False
+        entries = []
+        for cte in self._ctes.values():
+            cols = ", ".join(self.quote(c.name) for c in cte.columns)
+            entries.append(f"{self.quote(again._subquery_name(cte))}({cols}) AS ({again._cte_body(cte)})")
+        recursive = any(c.recursive for c in self._ctes.values())
+        head = ("WITH RECURSIVE " if recursive else "WITH ") + ", ".join(entries) + " "
+        again.compiled.sql = head + stmt._compile(again)
+        return again.compiled
 
     def _returning(self, cols: tuple[ClauseElement, ...]) -> str:
         if not cols:

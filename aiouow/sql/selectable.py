@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, cast, overload
 
 from .. import types as sqltypes
 from ..exc import ArgumentError, InvalidRequestError
+from .cte import CTE
 from .elements import BindParameter, ClauseElement, ColumnElement, Label, UnaryExpression, and_, coerce
 from .schema import Column, Table, TableAlias
 from .subquery import CompoundSelect, ScalarSelect, Subquery
@@ -292,6 +293,12 @@ class Select(ColumnElement[Any], Generic[_TP]):
         them); without a name it is ``anon_1``, ... Count a query's rows with
         ``select(func.count()).select_from(stmt.subquery())``."""
         return Subquery(self, name)
+
+    def cte(self, name: str | None = None, recursive: bool = False) -> CTE:
+        """This SELECT as a common table expression, in ``WITH`` at the top of the statement
+        that uses it (in FROM / JOIN, columns as ``cte.c.<name>``). With ``recursive=True``,
+        ``cte.union_all(select(...).join(cte, ...))`` walks a tree."""
+        return CTE(self, name, recursive)
 
     def exists(self) -> UnaryExpression[bool]:
         """``EXISTS (this SELECT)``, as :func:`exists`."""

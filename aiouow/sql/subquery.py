@@ -14,6 +14,7 @@ from .schema import ColumnCollection
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
+    from .cte import CTE
     from .selectable import Select
 
     _TP = TypeVar("_TP", bound=tuple[Any, ...], default=Any)
@@ -202,6 +203,12 @@ class CompoundSelect(ColumnElement[Any], Generic[_TP]):
     def subquery(self, name: str | None = None) -> Subquery:
         """This set operation in FROM / JOIN, its columns named after the first SELECT's."""
         return Subquery(self, name)
+
+    def cte(self, name: str | None = None, recursive: bool = False) -> CTE:
+        """This set operation as a common table expression, as ``Select.cte()``."""
+        from .cte import CTE
+
+        return CTE(self, name, recursive)
 
     def _ck(self, binds: list[BindParameter]) -> Any:
         return (

@@ -42,7 +42,7 @@ from aiouow import (
 )
 from aiouow import types as sqltypes
 from aiouow.loading.options import LoaderOption
-from aiouow.sql import CompoundSelect, ScalarSelect, Select, Subquery
+from aiouow.sql import CTE, CompoundSelect, ScalarSelect, Select, Subquery
 from aiouow.sql.dml import Delete, Insert, Update
 from aiouow.sql.elements import Label
 from aiouow.sql.expressions import Cast
@@ -260,6 +260,17 @@ assert_type(intersect(select(User), select(User)), CompoundSelect[tuple[User]])
 assert_type(except_(select(User.id), select(Post.id)), CompoundSelect[tuple[int]])
 assert_type(select(User.id).union(select(Post.id)), CompoundSelect[tuple[int]])
 assert_type(union(select(User.id), select(Post.id)).subquery(), Subquery)
+# common table expressions: a CTE is a subquery in WITH; a recursive one completes with union_all
+counts = select(Post.author_id, func.count(Post.id).label("n")).group_by(Post.author_id).cte("counts")
+assert_type(counts, CTE)
+assert_type(select(User).join(counts, counts.c.author_id == User.id), Select[tuple[User]])
+assert_type(union(select(User.id), select(Post.id)).cte(), CTE)
+tree = select(User.id, literal(0).label("depth")).where(User.id == 1).cte("tree", recursive=True)
+tree = tree.union_all(select(User.id, (tree.c.depth + 1).label("depth")).join(tree, User.id == tree.c.id))
+assert_type(tree, CTE)
+assert_type(select(User, tree.c.depth).join(tree, User.id == tree.c.id), Select[tuple[User, Any]])
+ranked = select(User.id, func.row_number().over(partition_by=User.name, order_by=User.id).label("rn")).subquery()
+assert_type(select(ranked.c.id).where(ranked.c.rn == 1), Select[tuple[Any]])
 
 # replacing and extending the column list
 assert_type(select(User).add_columns(Post.id), Select[Any])
