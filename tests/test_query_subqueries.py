@@ -302,7 +302,20 @@ async def test_union_of_objects_and_union_as_subquery(shop: Engine) -> None:
     assert await _rows(shop, names) == raw and raw
 
 
-# -- the statement-shape cache ------------------------------------------------------------------
+
+async def test_set_operations_stream_like_selects(shop: Engine) -> None:
+    fr = select(SqCustomer).where(SqCustomer.country == "FR")
+    us = select(SqCustomer).where(SqCustomer.country == "US")
+    async with AsyncSession(shop) as s:
+        streamed = [c async for c in await s.stream_scalars(union(fr, us).order_by(SqCustomer.id), chunk_size=3)]
+        assert [c.id for c in streamed] == [c[0] for c in CUSTOMERS if c[2] in ("FR", "US")]
+        assert streamed[0] is await s.get(SqCustomer, streamed[0].id)
+        ids = union_all(select(SqCustomer.id).where(SqCustomer.country == "DE"),
+                        select(SqOrder.customer_id).where(SqOrder.total > 500))
+        rows = [tuple(r) async for r in await s.stream(ids, chunk_size=5)]
+    raw = await _raw(shop, "SELECT id FROM sq_customers WHERE country = 'DE' UNION ALL "
+                           "SELECT customer_id FROM sq_orders WHERE total > 500")
+    assert sorted(rows) == sorted(raw) and raw
 async def test_cache_tells_subqueries_and_set_operations_apart(shop: Engine) -> None:
     def n_orders(where: Any) -> Any:
         return select(func.count(SqOrder.id)).where(SqOrder.customer_id == SqCustomer.id, where).scalar_subquery()

@@ -352,7 +352,7 @@ class AsyncSession:
         return (await self.execute(statement, params)).scalar()
 
     @overload
-    async def stream(self, statement: Select[_TP], params: dict[str, Any] | None = None,
+    async def stream(self, statement: Select[_TP] | CompoundSelect[_TP], params: dict[str, Any] | None = None,
                      chunk_size: int = 1000) -> AsyncResult[Row[_TP]]: ...
     @overload
     async def stream(self, statement: ClauseElement, params: dict[str, Any] | None = None,
@@ -363,8 +363,8 @@ class AsyncSession:
         return await _execute.stream(self, statement, params, chunk_size)
 
     @overload
-    async def stream_scalars(self, statement: Select[tuple[T]], params: dict[str, Any] | None = None,
-                             chunk_size: int = 1000) -> AsyncResult[T]: ...
+    async def stream_scalars(self, statement: Select[tuple[T]] | CompoundSelect[tuple[T]],
+                             params: dict[str, Any] | None = None, chunk_size: int = 1000) -> AsyncResult[T]: ...
     @overload
     async def stream_scalars(self, statement: ClauseElement, params: dict[str, Any] | None = None,
                              chunk_size: int = 1000) -> AsyncResult[Any]: ...

@@ -172,6 +172,9 @@ async def session_methods(session: AsyncSession) -> None:
     async for su in stream_users:
         assert_type(su, User)
     assert_type(await stream_users.all(), list[User])
+    # set operations stream as selects do
+    assert_type(await session.stream_scalars(union_all(select(User), select(User))), AsyncResult[User])
+    assert_type(await session.stream(union(select(User.id), select(User.id))), AsyncResult[Row[tuple[int]]])
     assert_type(await stream_users.first(), User | None)
     async for part in stream_users.partitions():
         assert_type(part, list[User])
