@@ -11,6 +11,8 @@ import pytest
 from aiouow import AsyncSession, Engine, ForeignKey, Model, aliased, column, func, relationship, select
 from aiouow.exc import ArgumentError
 
+from .query_support import orm_rows, raw_sql
+
 
 class AlEmployee(Model):
     __tablename__ = "al_employees"
@@ -75,24 +77,14 @@ async def staff(db: Engine) -> Engine:
     return db
 
 
-async def _raw(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
-    async with engine.connect() as conn:
-        return [tuple(r) for r in await conn.exec_driver_sql(sql)]
-
-
 def _sql(engine: Engine, stmt: Any) -> str:
     return engine.dialect.compile(stmt)[0].sql
-
-
-async def _rows(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:
-    async with AsyncSession(engine) as s:
-        return [tuple(r) for r in (await s.execute(stmt)).all()]
 
 
 async def test_self_join_pairs_are_identity_mapped_objects(staff: Engine) -> None:
     m = aliased(AlEmployee, name="manager")
     stmt = select(AlEmployee, m).join(m, AlEmployee.reports_to == m.id).order_by(AlEmployee.id)
-    raw = await _raw(staff, "SELECT e.id, mg.id FROM al_employees e JOIN al_employees mg "
+    raw = await raw_sql(staff, "SELECT e.id, mg.id FROM al_employees e JOIN al_employees mg "
                             "ON e.reports_to = mg.id ORDER BY e.id")
     async with AsyncSession(staff) as s:
         pairs = (await s.execute(stmt)).all()
@@ -112,7 +104,7 @@ async def test_alias_renders_with_its_name(staff: Engine) -> None:
     stmt = select(m.name).where(m.id == 3)
     sql = _sql(staff, stmt)
     assert 'SELECT "manager"."name" FROM "al_employees" AS "manager" WHERE "manager"."id" = ' in sql
-    assert await _rows(staff, stmt) == [("emp003",)]
+    assert await orm_rows(staff, stmt) == [("emp003",)]
 
 
 async def test_two_aliases_where_and_order_by_on_alias_columns(staff: Engine) -> None:
@@ -120,10 +112,10 @@ async def test_two_aliases_where_and_order_by_on_alias_columns(staff: Engine) ->
     m = aliased(AlEmployee)
     stmt = (select(e.name, m.name).join(m, e.reports_to == m.id)
             .where(m.dept == "dev", e.dept != m.dept).order_by(m.name.desc(), e.id))
-    raw = await _raw(staff, "SELECT e.name, m.name FROM al_employees e JOIN al_employees m "
+    raw = await raw_sql(staff, "SELECT e.name, m.name FROM al_employees e JOIN al_employees m "
                             "ON e.reports_to = m.id WHERE m.dept = 'dev' AND e.dept <> m.dept "
                             "ORDER BY m.name DESC, e.id")
-    assert await _rows(staff, stmt) == raw and raw
+    assert await orm_rows(staff, stmt) == raw and raw
     assert 'JOIN "al_employees" AS "al_employees_alias_' in _sql(staff, stmt)
 
 
@@ -141,9 +133,9 @@ async def test_outerjoin_to_alias(staff: Engine) -> None:
     m = aliased(AlEmployee, name="m")
     stmt = (select(AlEmployee.id, m.name).outerjoin(m, AlEmployee.reports_to == m.id)
             .where(AlEmployee.id < 30).order_by(AlEmployee.id))
-    raw = await _raw(staff, "SELECT e.id, m.name FROM al_employees e LEFT OUTER JOIN al_employees m "
+    raw = await raw_sql(staff, "SELECT e.id, m.name FROM al_employees e LEFT OUTER JOIN al_employees m "
                             "ON e.reports_to = m.id WHERE e.id < 30 ORDER BY e.id")
-    got = await _rows(staff, stmt)
+    got = await orm_rows(staff, stmt)
     assert got == raw and got[0][1] is None
 
 
@@ -151,18 +143,18 @@ async def test_group_by_manager_counts(staff: Engine) -> None:
     m = aliased(AlEmployee, name="m")
     stmt = (select(m.name, func.count(AlEmployee.id)).join(m, AlEmployee.reports_to == m.id)
             .group_by(m.name).order_by(func.count(AlEmployee.id).desc(), m.name).limit(10))
-    raw = await _raw(staff, "SELECT m.name, count(e.id) FROM al_employees e JOIN al_employees m "
+    raw = await raw_sql(staff, "SELECT m.name, count(e.id) FROM al_employees e JOIN al_employees m "
                             "ON e.reports_to = m.id GROUP BY m.name ORDER BY count(e.id) DESC, m.name LIMIT 10")
-    assert await _rows(staff, stmt) == raw and raw
+    assert await orm_rows(staff, stmt) == raw and raw
 
 
 async def test_join_along_relationship_to_alias(staff: Engine) -> None:
     m = aliased(AlEmployee, name="m")
-    raw = await _raw(staff, "SELECT e.id, m.id FROM al_employees e JOIN al_employees m "
+    raw = await raw_sql(staff, "SELECT e.id, m.id FROM al_employees e JOIN al_employees m "
                             "ON e.reports_to = m.id WHERE m.dept = 'ops' ORDER BY e.id")
     for stmt in (select(AlEmployee.id, m.id).join(m, AlEmployee.manager).where(m.dept == "ops"),
                  select(AlEmployee.id, m.id).join(AlEmployee.manager.of_type(m)).where(m.dept == "ops")):
-        assert await _rows(staff, stmt.order_by(AlEmployee.id)) == raw and raw
+        assert await orm_rows(staff, stmt.order_by(AlEmployee.id)) == raw and raw
     stmt = (select(AlEmployee, m).outerjoin(AlEmployee.manager.of_type(m))
             .where(AlEmployee.id.in_([1, 2, 150])).order_by(AlEmployee.id))
     async with AsyncSession(staff) as s:
@@ -175,23 +167,23 @@ async def test_join_along_one_to_many_to_alias(staff: Engine) -> None:
     r = aliased(AlEmployee, name="r")
     stmt = (select(AlEmployee.id, func.count(r.id)).join(AlEmployee.reports.of_type(r))
             .group_by(AlEmployee.id).order_by(AlEmployee.id))
-    raw = await _raw(staff, "SELECT m.id, count(r.id) FROM al_employees m JOIN al_employees r "
+    raw = await raw_sql(staff, "SELECT m.id, count(r.id) FROM al_employees m JOIN al_employees r "
                             "ON r.reports_to = m.id GROUP BY m.id ORDER BY m.id")
-    assert await _rows(staff, stmt) == raw and raw
+    assert await orm_rows(staff, stmt) == raw and raw
 
 
 async def test_relationship_join_from_alias(staff: Engine) -> None:
     e = aliased(AlEmployee, name="e")
     m = aliased(AlEmployee, name="m")
     stmt = select(e.id, m.name).join(e.manager.of_type(m)).where(e.id > 190).order_by(e.id)
-    raw = await _raw(staff, "SELECT e.id, m.name FROM al_employees e JOIN al_employees m "
+    raw = await raw_sql(staff, "SELECT e.id, m.name FROM al_employees e JOIN al_employees m "
                             "ON e.reports_to = m.id WHERE e.id > 190 ORDER BY e.id")
-    assert await _rows(staff, stmt) == raw and raw
+    assert await orm_rows(staff, stmt) == raw and raw
 
 
 async def test_self_referential_join_aliases_the_target_automatically(staff: Engine) -> None:
     stmt = select(AlEmployee).join(AlEmployee.manager).where(AlEmployee.id > 195).order_by(AlEmployee.id)
-    raw = await _raw(staff, "SELECT e.id FROM al_employees e JOIN al_employees m "
+    raw = await raw_sql(staff, "SELECT e.id FROM al_employees e JOIN al_employees m "
                             "ON e.reports_to = m.id WHERE e.id > 195 ORDER BY e.id")
     async with AsyncSession(staff) as s:
         got = (await s.scalars(stmt)).all()
@@ -209,9 +201,10 @@ async def test_one_table_joined_twice(staff: Engine) -> None:
     stmt = (select(AlOrder.id, bill.city, ship.city)
             .join(bill, AlOrder.billing_id == bill.id).join(ship, AlOrder.shipping_id == ship.id)
             .where(bill.city != ship.city).order_by(AlOrder.id))
-    raw = await _raw(staff, "SELECT o.id, b.city, s.city FROM al_orders o JOIN al_addresses b ON o.billing_id = b.id "
-                            "JOIN al_addresses s ON o.shipping_id = s.id WHERE b.city <> s.city ORDER BY o.id")
-    assert await _rows(staff, stmt) == raw and raw
+    raw = await raw_sql(staff, "SELECT o.id, b.city, s.city FROM al_orders o "
+                               "JOIN al_addresses b ON o.billing_id = b.id "
+                               "JOIN al_addresses s ON o.shipping_id = s.id WHERE b.city <> s.city ORDER BY o.id")
+    assert await orm_rows(staff, stmt) == raw and raw
     async with AsyncSession(staff) as s:
         rows = (await s.execute(select(AlOrder, bill, ship).join(bill, AlOrder.billing_id == bill.id)
                                 .join(ship, AlOrder.shipping_id == ship.id).order_by(AlOrder.id))).all()
@@ -231,9 +224,9 @@ async def test_alias_of_a_model_with_database_column_names(db: Engine) -> None:
         await s.commit()
     up = aliased(AlPart, name="up")
     stmt = select(AlPart.label, up.label).join(AlPart.parent.of_type(up)).order_by(AlPart.id)
-    raw = await _raw(db, 'SELECT p."Label", u."Label" FROM al_parts p JOIN al_parts u ON p."ParentId" = u."PartId" '
+    raw = await raw_sql(db, 'SELECT p."Label", u."Label" FROM al_parts p JOIN al_parts u ON p."ParentId" = u."PartId" '
                          "ORDER BY p.\"PartId\"")
-    assert await _rows(db, stmt) == raw == [("wheel", "frame"), ("spoke", "wheel")]
+    assert await orm_rows(db, stmt) == raw == [("wheel", "frame"), ("spoke", "wheel")]
     async with AsyncSession(db) as s:
         row = (await s.execute(select(AlPart, up).join(up, AlPart.parent_id == up.id).where(up.label == "wheel"))).one()
         assert (row[0].label, row[1].label) == ("spoke", "wheel")

@@ -13,6 +13,8 @@ import pytest
 from aiouow import AsyncSession, Engine, ForeignKey, Model, column, func, select
 from aiouow import types as T
 
+from .query_support import money, orm_rows, raw_sql
+
 D = Decimal
 
 
@@ -50,39 +52,25 @@ async def shop(db: Engine) -> Engine:
     return db
 
 
-async def _raw(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
-    async with engine.connect() as conn:
-        return [tuple(r) for r in await conn.exec_driver_sql(sql)]
-
-
-async def _rows(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:
-    async with AsyncSession(engine) as s:
-        return [tuple(r) for r in (await s.execute(stmt)).all()]
-
-
-def _money(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    return [tuple(D(str(v)).quantize(D("0.01")) if isinstance(v, (D, float)) else v for v in r) for r in rows]
-
-
 # -- add_columns ---------------------------------------------------------------------------------
 async def test_add_columns_appends_expressions(shop: Engine) -> None:
     base = select(QcCustomer.country).group_by(QcCustomer.country).order_by(QcCustomer.country)
     stmt = base.add_columns(func.count(QcCustomer.id).label("n"))
-    raw = await _raw(shop, "SELECT country, count(id) AS n FROM qc_customers GROUP BY country ORDER BY country")
-    assert await _rows(shop, stmt) == raw and len(raw) == 4
+    raw = await raw_sql(shop, "SELECT country, count(id) AS n FROM qc_customers GROUP BY country ORDER BY country")
+    assert await orm_rows(shop, stmt) == raw and len(raw) == 4
     async with AsyncSession(shop) as s:
         assert [r.n for r in await s.execute(stmt)] == [r[1] for r in raw]
-    assert await _rows(shop, base) == [(r[0],) for r in raw]  # the original statement is unchanged
+    assert await orm_rows(shop, base) == [(r[0],) for r in raw]  # the original statement is unchanged
 
 
 async def test_add_columns_with_a_model_loads_identity_mapped_objects(shop: Engine) -> None:
     stmt = (select(QcOrder.id, QcOrder.total).where(QcOrder.total > 850).order_by(QcOrder.id)
             .add_columns(QcCustomer).join(QcCustomer, QcCustomer.id == QcOrder.customer_id))
-    raw = await _raw(shop, "SELECT o.id, o.total, c.id, c.name FROM qc_orders o JOIN qc_customers c "
+    raw = await raw_sql(shop, "SELECT o.id, o.total, c.id, c.name FROM qc_orders o JOIN qc_customers c "
                            "ON c.id = o.customer_id WHERE o.total > 850 ORDER BY o.id")
     async with AsyncSession(shop) as s:
         rows = (await s.execute(stmt)).all()
-        assert _money([(oid, total, c.id, c.name) for oid, total, c in rows]) == _money(raw) and raw
+        assert money([(oid, total, c.id, c.name) for oid, total, c in rows]) == money(raw) and raw
         first = rows[0][2]
         assert await s.get(QcCustomer, first.id) is first
         same = [c for _, _, c in rows if c.id == first.id]
@@ -94,42 +82,42 @@ async def test_add_columns_of_a_second_table_joins_it_by_the_on_clause(shop: Eng
             .join(QcOrder, QcOrder.customer_id == QcCustomer.id)
             .add_columns(func.sum(QcOrder.total).label("spent"))
             .group_by(QcCustomer.id, QcCustomer.name, QcCustomer.country).order_by(QcCustomer.id))
-    raw = await _raw(shop, "SELECT c.id, sum(o.total) FROM qc_customers c JOIN qc_orders o ON o.customer_id = c.id "
+    raw = await raw_sql(shop, "SELECT c.id, sum(o.total) FROM qc_customers c JOIN qc_orders o ON o.customer_id = c.id "
                            "WHERE c.country = 'IT' GROUP BY c.id, c.name, c.country ORDER BY c.id")
     async with AsyncSession(shop) as s:
         got = [(c.id, spent) for c, spent in await s.execute(stmt)]
-    assert _money(got) == _money(raw) and raw
+    assert money(got) == money(raw) and raw
 
 
 # -- with_only_columns ----------------------------------------------------------------------------
 async def test_with_only_columns_keeps_where_order_and_limit(shop: Engine) -> None:
     base = select(QcOrder).where(QcOrder.total > 500).order_by(QcOrder.total.desc(), QcOrder.id).limit(7)
     stmt = base.with_only_columns(QcOrder.id, QcOrder.customer_id)
-    raw = await _raw(shop, "SELECT id, customer_id FROM qc_orders WHERE total > 500 "
+    raw = await raw_sql(shop, "SELECT id, customer_id FROM qc_orders WHERE total > 500 "
                            "ORDER BY total DESC, id LIMIT 7")
-    assert await _rows(shop, stmt) == raw and len(raw) == 7
+    assert await orm_rows(shop, stmt) == raw and len(raw) == 7
     as_list = base.with_only_columns([QcOrder.id, QcOrder.customer_id])
-    assert await _rows(shop, as_list) == raw
+    assert await orm_rows(shop, as_list) == raw
 
 
 async def test_with_only_columns_derives_the_from_list_from_the_new_columns(shop: Engine) -> None:
     # the old column's table leaves the FROM list (no cross join), as in SQLAlchemy 2.x
     stmt = select(QcOrder.id).with_only_columns(func.count(QcCustomer.id))
-    assert await _rows(shop, stmt) == [(len(CUSTOMERS),)]
+    assert await orm_rows(shop, stmt) == [(len(CUSTOMERS),)]
     # maintain_column_froms keeps it: a cross join of both tables
     kept = select(QcOrder.id).with_only_columns(func.count(QcCustomer.id), maintain_column_froms=True)
-    assert await _rows(shop, kept) == [(len(CUSTOMERS) * len(ORDERS),)]
+    assert await orm_rows(shop, kept) == [(len(CUSTOMERS) * len(ORDERS),)]
     # select_from() and the joins stay
     joined = (select(QcCustomer.name).join(QcOrder, QcOrder.customer_id == QcCustomer.id)
               .where(QcCustomer.country == "FR").with_only_columns(func.count()))
-    raw = await _raw(shop, "SELECT count(*) FROM qc_customers c JOIN qc_orders o ON o.customer_id = c.id "
+    raw = await raw_sql(shop, "SELECT count(*) FROM qc_customers c JOIN qc_orders o ON o.customer_id = c.id "
                            "WHERE c.country = 'FR'")
-    assert await _rows(shop, joined) == raw
+    assert await orm_rows(shop, joined) == raw
 
 
 async def test_with_only_columns_to_a_model_loads_objects(shop: Engine) -> None:
     stmt = select(QcCustomer.id).where(QcCustomer.country == "DE").order_by(QcCustomer.id).with_only_columns(QcCustomer)
-    raw = await _raw(shop, "SELECT id, name FROM qc_customers WHERE country = 'DE' ORDER BY id")
+    raw = await raw_sql(shop, "SELECT id, name FROM qc_customers WHERE country = 'DE' ORDER BY id")
     async with AsyncSession(shop) as s:
         objs = (await s.scalars(stmt)).all()
         assert [(c.id, c.name) for c in objs] == raw and raw
@@ -142,15 +130,15 @@ async def test_where_and_order_by_on_a_subquery_in_from(shop: Engine) -> None:
           .group_by(QcOrder.customer_id).subquery("per_customer"))
     stmt = (select(sq.c.customer_id, sq.c.n).select_from(sq)
             .where(sq.c.spent > 6000, sq.c.n >= 12).order_by(sq.c.spent.desc(), sq.c.customer_id))
-    raw = await _raw(shop, "SELECT customer_id, n FROM (SELECT customer_id, sum(total) AS spent, count(*) AS n "
+    raw = await raw_sql(shop, "SELECT customer_id, n FROM (SELECT customer_id, sum(total) AS spent, count(*) AS n "
                            "FROM qc_orders GROUP BY customer_id) AS per_customer "
                            "WHERE spent > 6000 AND n >= 12 ORDER BY spent DESC, customer_id")
-    assert await _rows(shop, stmt) == raw and raw
+    assert await orm_rows(shop, stmt) == raw and raw
     # the same with the subquery's columns implied by select(sq.c.x) alone
     implied = select(sq.c.customer_id, sq.c.n).where(sq.c.spent > 6000, sq.c.n >= 12) \
         .order_by(sq.c.spent.desc(), sq.c.customer_id)
-    assert await _rows(shop, implied) == raw
-    assert await _rows(shop, stmt.limit(3)) == raw[:3]
+    assert await orm_rows(shop, implied) == raw
+    assert await orm_rows(shop, stmt.limit(3)) == raw[:3]
 
 
 # -- pagination: one page plus the total ---------------------------------------------------------
@@ -163,20 +151,20 @@ async def test_page_and_total_count(shop: Engine, page: int) -> None:
              .order_by(QcOrder.total.desc(), QcOrder.id))
     where = ("FROM qc_orders o JOIN qc_customers c ON c.id = o.customer_id "
              "WHERE c.country IN ('DE', 'US') AND o.total > 100")
-    raw_page = await _raw(shop, f"SELECT o.id, c.name, o.total {where} "
+    raw_page = await raw_sql(shop, f"SELECT o.id, c.name, o.total {where} "
                                 f"ORDER BY o.total DESC, o.id LIMIT {size} OFFSET {page * size}")
-    raw_total = await _raw(shop, f"SELECT count(*) {where}")
+    raw_total = await raw_sql(shop, f"SELECT count(*) {where}")
     async with AsyncSession(shop) as s:
         got = [tuple(r) for r in await s.execute(query.limit(size).offset(page * size))]
         total = await s.scalar(select(func.count()).select_from(query.subquery()))
-    assert _money(got) == _money(raw_page)
+    assert money(got) == money(raw_page)
     assert total == raw_total[0][0] and isinstance(total, int)
     assert (len(got) == size) == (page * size + size <= total)
 
 
 async def test_total_count_of_a_model_query_beyond_the_last_page(shop: Engine) -> None:
     query = select(QcOrder).where(QcOrder.total < 50).order_by(QcOrder.id)
-    raw_total = (await _raw(shop, "SELECT count(*) FROM qc_orders WHERE total < 50"))[0][0]
+    raw_total = (await raw_sql(shop, "SELECT count(*) FROM qc_orders WHERE total < 50"))[0][0]
     async with AsyncSession(shop) as s:
         total = await s.scalar(select(func.count()).select_from(query.subquery()))
         past = (await s.scalars(query.limit(10).offset(raw_total))).all()

@@ -15,6 +15,8 @@ from aiouow import types as T
 from aiouow.exc import ArgumentError
 from aiouow.sql import CTE
 
+from .query_support import money, orm_rows, raw_sql
+
 D = Decimal
 
 
@@ -80,20 +82,6 @@ async def company(db: Engine) -> Engine:
     return db
 
 
-async def _raw(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
-    async with engine.connect() as conn:
-        return [tuple(r) for r in await conn.exec_driver_sql(sql)]
-
-
-async def _rows(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:
-    async with AsyncSession(engine) as s:
-        return [tuple(r) for r in (await s.execute(stmt)).all()]
-
-
-def _money(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    return [tuple(D(str(v)).quantize(D("0.01")) if isinstance(v, (D, float)) else v for v in r) for r in rows]
-
-
 E = CteEmployee
 
 RAW_TREE = ("WITH RECURSIVE tree(id, reports_to, depth) AS ("
@@ -114,10 +102,10 @@ async def test_cte_in_from_with_its_columns(company: Engine) -> None:
     spent = (select(CteOrder.customer_id, func.sum(CteOrder.total).label("spent"))
              .group_by(CteOrder.customer_id).cte("spent"))
     stmt = select(spent.c.customer_id, spent.c.spent).where(spent.c.spent > 2000).order_by(spent.c.customer_id)
-    raw = await _raw(company, "WITH spent AS (SELECT customer_id, sum(total) AS spent FROM cte_orders "
+    raw = await raw_sql(company, "WITH spent AS (SELECT customer_id, sum(total) AS spent FROM cte_orders "
                               "GROUP BY customer_id) SELECT customer_id, spent FROM spent "
                               "WHERE spent > 2000 ORDER BY customer_id")
-    assert _money(await _rows(company, stmt)) == _money(raw) and 0 < len(raw) < 80
+    assert money(await orm_rows(company, stmt)) == money(raw) and 0 < len(raw) < 80
 
 
 async def test_cte_joined_to_a_model_returns_objects(company: Engine) -> None:
@@ -125,13 +113,13 @@ async def test_cte_joined_to_a_model_returns_objects(company: Engine) -> None:
              .group_by(CteOrder.customer_id).cte())  # anonymous
     stmt = (select(CteCustomer, spent.c.spent).join(spent, spent.c.customer_id == CteCustomer.id)
             .where(CteCustomer.country == "DE").order_by(spent.c.spent.desc(), CteCustomer.id).limit(5))
-    raw = await _raw(company, "WITH s AS (SELECT customer_id, sum(total) AS spent FROM cte_orders "
+    raw = await raw_sql(company, "WITH s AS (SELECT customer_id, sum(total) AS spent FROM cte_orders "
                               "GROUP BY customer_id) SELECT c.id, s.spent FROM cte_customers c "
                               "JOIN s ON s.customer_id = c.id WHERE c.country = 'DE' "
                               "ORDER BY s.spent DESC, c.id LIMIT 5")
     async with AsyncSession(company) as s:
         rows = (await s.execute(stmt)).all()
-        assert _money([(c.id, v) for c, v in rows]) == _money(raw) and len(raw) == 5
+        assert money([(c.id, v) for c, v in rows]) == money(raw) and len(raw) == 5
         assert await s.get(CteCustomer, raw[0][0]) is rows[0][0]
 
 
@@ -141,12 +129,12 @@ async def test_several_ctes_one_referring_to_another_and_bound_values_in_order(c
            .where(big.c.total < 800).group_by(big.c.customer_id).cte("per"))
     stmt = (select(CteCustomer.id, per.c.n).join(per, per.c.customer_id == CteCustomer.id)
             .where(CteCustomer.country != "JP", per.c.n >= 2).order_by(CteCustomer.id))
-    raw = await _raw(company, "WITH big AS (SELECT id, customer_id, total FROM cte_orders WHERE total > 250), "
+    raw = await raw_sql(company, "WITH big AS (SELECT id, customer_id, total FROM cte_orders WHERE total > 250), "
                               "per AS (SELECT customer_id, count(id) AS n FROM big WHERE total < 800 "
                               "GROUP BY customer_id) SELECT c.id, per.n FROM cte_customers c "
                               "JOIN per ON per.customer_id = c.id WHERE c.country != 'JP' AND per.n >= 2 "
                               "ORDER BY c.id")
-    assert await _rows(company, stmt) == raw and raw
+    assert await orm_rows(company, stmt) == raw and raw
     compiled, _ = company.dialect.compile(stmt)
     assert compiled.sql.count("WITH ") == 1 and compiled.sql.index('"big"(') < compiled.sql.index('"per"(')
 
@@ -157,9 +145,9 @@ async def test_a_cte_referenced_twice_renders_once(company: Engine) -> None:
             .where(CteOrder.customer_id.in_(select(de.c.id))).order_by(CteOrder.id))
     compiled, _ = company.dialect.compile(stmt)
     assert compiled.sql.count('"de"("id") AS') == 1
-    raw = await _raw(company, "SELECT o.id FROM cte_orders o JOIN cte_customers c ON c.id = o.customer_id "
+    raw = await raw_sql(company, "SELECT o.id FROM cte_orders o JOIN cte_customers c ON c.id = o.customer_id "
                               "WHERE c.country = 'DE' ORDER BY o.id")
-    assert await _rows(company, stmt) == raw and raw
+    assert await orm_rows(company, stmt) == raw and raw
 
 
 async def test_cache_key_tells_ctes_apart(company: Engine) -> None:
@@ -168,8 +156,8 @@ async def test_cache_key_tells_ctes_apart(company: Engine) -> None:
         return select(func.count()).select_from(c)
 
     counts = {k: sum(1 for c in CUSTOMERS if c[2] == k) for k in ("DE", "FR")}
-    assert await _rows(company, stmt("DE", "x")) == [(counts["DE"],)]
-    assert await _rows(company, stmt("FR", "x")) == [(counts["FR"],)]
+    assert await orm_rows(company, stmt("DE", "x")) == [(counts["DE"],)]
+    assert await orm_rows(company, stmt("FR", "x")) == [(counts["FR"],)]
     key_x = stmt("DE", "x")._ck([])
     assert key_x == stmt("FR", "x")._ck([]) and key_x != stmt("DE", "y")._ck([])
     assert _tree()._ck([]) != (select(E.id, E.reports_to, literal(0).label("depth")).cte("tree"))._ck([])
@@ -188,27 +176,28 @@ async def test_recursive_cte_compiles_once_per_shape_with_values_in_order(compan
                 f"WHERE s.depth < {max_depth}) SELECT id FROM sub WHERE id >= {min_id} ORDER BY id")
 
     cache = company.dialect.cache
-    assert await _rows(company, under(1, 2, 0)) == await _raw(company, raw(1, 2, 0))
+    assert await orm_rows(company, under(1, 2, 0)) == await raw_sql(company, raw(1, 2, 0))
     before = cache.compilations
     for args in ((2, 3, 10), (5, 1, 0), (3, 9, 50)):
-        got = await _rows(company, under(*args))
-        assert got == await _raw(company, raw(*args)), args
+        got = await orm_rows(company, under(*args))
+        assert got == await raw_sql(company, raw(*args)), args
     assert cache.compilations == before  # other values, one shape: compiled once
-    assert len(await _rows(company, under(1, 1, 0))) < len(await _rows(company, under(1, 3, 0)))
+    assert len(await orm_rows(company, under(1, 1, 0))) < len(await orm_rows(company, under(1, 3, 0)))
 
 
 async def test_cte_in_a_delete(company: Engine) -> None:
     sub = select(E.id).where(E.id == 100).cte("sub", recursive=True)
     sub = sub.union_all(select(E.id).join(sub, E.reports_to == sub.c.id))
-    below = {r[0] for r in await _raw(company, "WITH RECURSIVE sub(id) AS (SELECT id FROM cte_employees WHERE id = 100 "
-                                               "UNION ALL SELECT e.id "
-                                               "FROM cte_employees e JOIN sub ON e.reports_to = sub.id) "
-                                               "SELECT id FROM sub")}
+    below = {r[0] for r in await raw_sql(company, "WITH RECURSIVE sub(id) AS ("
+                                                  "SELECT id FROM cte_employees WHERE id = 100 "
+                                                  "UNION ALL SELECT e.id "
+                                                  "FROM cte_employees e JOIN sub ON e.reports_to = sub.id) "
+                                                  "SELECT id FROM sub")}
     assert len(below) > 3  # employee 100 has reports, and they have theirs
     async with AsyncSession(company) as s:
         await s.execute(delete(E).where(E.id.in_(select(sub.c.id)), E.id != 100))
         await s.commit()
-    left = {r[0] for r in await _raw(company, "SELECT id FROM cte_employees")}
+    left = {r[0] for r in await raw_sql(company, "SELECT id FROM cte_employees")}
     assert left == {e[0] for e in EMPLOYEES} - (below - {100})
 
 
@@ -225,8 +214,8 @@ def test_two_ctes_with_one_name_are_refused() -> None:
 async def test_recursive_employee_hierarchy_with_depth(company: Engine) -> None:
     tree = _tree()
     stmt = select(tree.c.id, tree.c.depth).order_by(tree.c.depth, tree.c.id)
-    raw = await _raw(company, RAW_TREE + "SELECT id, depth FROM tree ORDER BY depth, id")
-    rows = await _rows(company, stmt)
+    raw = await raw_sql(company, RAW_TREE + "SELECT id, depth FROM tree ORDER BY depth, id")
+    rows = await orm_rows(company, stmt)
     assert rows == raw and len(rows) == 300 and max(d for _, d in rows) >= 4
 
 
@@ -236,7 +225,7 @@ async def test_recursive_cte_returns_identity_mapped_objects(company: Engine) ->
     sub = sub.union_all(select(E.id, (sub.c.depth + 1).label("depth")).join(sub, E.reports_to == sub.c.id))
     stmt = (select(E, sub.c.depth).join(sub, E.id == sub.c.id)
             .where(sub.c.depth > 0).order_by(sub.c.depth, E.id))
-    raw = await _raw(company, "WITH RECURSIVE sub(id, depth) AS (SELECT id, 0 FROM cte_employees WHERE id = 7 "
+    raw = await raw_sql(company, "WITH RECURSIVE sub(id, depth) AS (SELECT id, 0 FROM cte_employees WHERE id = 7 "
                               "UNION ALL SELECT e.id, s.depth + 1 FROM cte_employees e JOIN sub s "
                               "ON e.reports_to = s.id) SELECT e.id, e.name, s.depth FROM cte_employees e "
                               "JOIN sub s ON e.id = s.id WHERE s.depth > 0 ORDER BY s.depth, e.id")
@@ -258,8 +247,8 @@ async def test_with_holds_the_completed_cte_when_the_anchor_is_named_first(compa
     # are "t", and WITH must hold the whole walk
     deepest = select(func.max(anchor.c.depth)).scalar_subquery()
     stmt = select(func.count(full.c.id), deepest).select_from(full)
-    raw = await _raw(company, RAW_TREE.replace("tree", "t") + "SELECT count(id), (SELECT max(depth) FROM t) FROM t")
-    assert await _rows(company, stmt) == raw and raw[0][0] == 300 and raw[0][1] >= 4
+    raw = await raw_sql(company, RAW_TREE.replace("tree", "t") + "SELECT count(id), (SELECT max(depth) FROM t) FROM t")
+    assert await orm_rows(company, stmt) == raw and raw[0][0] == 300 and raw[0][1] >= 4
 
 
 async def test_recursive_comment_thread(company: Engine) -> None:
@@ -270,10 +259,11 @@ async def test_recursive_comment_thread(company: Engine) -> None:
         select(C.id, (thread.c.level + 1).label("level")).join(thread, C.parent_id == thread.c.id)
         .where(thread.c.level < 50))
     stmt = select(C, thread.c.level).join(thread, thread.c.id == C.id).order_by(C.id)
-    raw = await _raw(company, f"WITH RECURSIVE thread(id, level) AS (SELECT id, 1 FROM cte_comments WHERE id = {root} "
-                              "UNION ALL SELECT c.id, t.level + 1 FROM cte_comments c JOIN thread t "
-                              "ON c.parent_id = t.id WHERE t.level < 50) SELECT c.id, c.body, t.level "
-                              "FROM cte_comments c JOIN thread t ON t.id = c.id ORDER BY c.id")
+    raw = await raw_sql(company, "WITH RECURSIVE thread(id, level) AS ("
+                                 f"SELECT id, 1 FROM cte_comments WHERE id = {root} "
+                                 "UNION ALL SELECT c.id, t.level + 1 FROM cte_comments c JOIN thread t "
+                                 "ON c.parent_id = t.id WHERE t.level < 50) SELECT c.id, c.body, t.level "
+                                 "FROM cte_comments c JOIN thread t ON t.id = c.id ORDER BY c.id")
     async with AsyncSession(company) as s:
         rows = (await s.execute(stmt)).all()
     assert [(c.id, c.body, lv) for c, lv in rows] == raw and len(raw) >= 3
@@ -282,22 +272,22 @@ async def test_recursive_comment_thread(company: Engine) -> None:
 async def test_recursive_cte_aggregated_per_level(company: Engine) -> None:
     tree = _tree()
     stmt = (select(tree.c.depth, func.count().label("n")).group_by(tree.c.depth).order_by(tree.c.depth))
-    raw = await _raw(company, RAW_TREE + "SELECT depth, count(*) AS n FROM tree GROUP BY depth ORDER BY depth")
-    assert await _rows(company, stmt) == raw and sum(n for _, n in raw) == 300
+    raw = await raw_sql(company, RAW_TREE + "SELECT depth, count(*) AS n FROM tree GROUP BY depth ORDER BY depth")
+    assert await orm_rows(company, stmt) == raw and sum(n for _, n in raw) == 300
     # the salary bill under each of the CEO's direct reports
     stmt = (select(E.name, func.sum(E.salary)).join(tree, tree.c.id == E.id)
             .where(tree.c.depth >= 1).group_by(E.name).order_by(E.name))
-    raw = await _raw(company, RAW_TREE + "SELECT e.name, sum(e.salary) FROM cte_employees e "
+    raw = await raw_sql(company, RAW_TREE + "SELECT e.name, sum(e.salary) FROM cte_employees e "
                                          "JOIN tree ON tree.id = e.id WHERE tree.depth >= 1 "
                                          "GROUP BY e.name ORDER BY e.name")
-    assert _money(await _rows(company, stmt)) == _money(raw) and len(raw) == 299
+    assert money(await orm_rows(company, stmt)) == money(raw) and len(raw) == 299
 
 
 async def test_cte_of_a_set_operation(company: Engine) -> None:
     ends = select(E.id).where(E.id < 5).union(select(E.id).where(E.id > 296)).cte("ends")
     stmt = select(E.name).join(ends, ends.c.id == E.id).order_by(E.name)
-    raw = await _raw(company, "SELECT name FROM cte_employees WHERE id < 5 OR id > 296 ORDER BY name")
-    assert await _rows(company, stmt) == raw and len(raw) == 8
+    raw = await raw_sql(company, "SELECT name FROM cte_employees WHERE id < 5 OR id > 296 ORDER BY name")
+    assert await orm_rows(company, stmt) == raw and len(raw) == 8
 
 
 # -- a window function in a subquery ----------------------------------------------------------
@@ -310,13 +300,13 @@ async def test_best_customer_per_country(company: Engine) -> None:
               .group_by(CteCustomer.country, CteCustomer.id).subquery("ranked"))
     stmt = (select(ranked.c.country, ranked.c.customer_id, ranked.c.spent)
             .where(ranked.c.rn == 1).order_by(ranked.c.country))
-    raw = await _raw(company, "SELECT country, customer_id, spent FROM (SELECT c.country, c.id AS customer_id, "
+    raw = await raw_sql(company, "SELECT country, customer_id, spent FROM (SELECT c.country, c.id AS customer_id, "
                               "sum(o.total) AS spent, row_number() OVER (PARTITION BY c.country "
                               "ORDER BY sum(o.total) DESC, c.id) AS rn FROM cte_customers c "
                               "JOIN cte_orders o ON o.customer_id = c.id GROUP BY c.country, c.id) r "
                               "WHERE rn = 1 ORDER BY country")
-    rows = await _rows(company, stmt)
-    assert _money(rows) == _money(raw) and len(rows) == 4
+    rows = await orm_rows(company, stmt)
+    assert money(rows) == money(raw) and len(rows) == 4
     assert all(isinstance(r[2], Decimal) for r in rows)
     # the same answer as objects: the customers joined to the ranking
     objs = (select(CteCustomer, ranked.c.spent).join(ranked, ranked.c.customer_id == CteCustomer.id)

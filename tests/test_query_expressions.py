@@ -34,6 +34,7 @@ from aiouow import types as T
 from aiouow.exc import ArgumentError
 
 from .conftest import capture_sql
+from .query_support import orm_rows
 
 D = Decimal
 
@@ -89,11 +90,6 @@ async def shop(db: Engine) -> Engine:
     return db
 
 
-async def _rows(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:
-    async with AsyncSession(engine) as s:
-        return [tuple(r) for r in (await s.execute(stmt)).all()]
-
-
 def _num(v: Any) -> Any:
     """A raw driver value as a comparable number (SQLite hands NUMERIC arithmetic back as float)."""
     if isinstance(v, float):
@@ -111,8 +107,8 @@ def _norm(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 async def test_case_buckets_match_raw_sql(shop: Engine) -> None:
     size = case((XOrder.total > 100, "big"), (XOrder.total > 10, "mid"), else_="small").label("size")
-    got = await _rows(shop, select(XOrder.id, size).order_by(XOrder.id))
-    raw = await _rows(shop, text(
+    got = await orm_rows(shop, select(XOrder.id, size).order_by(XOrder.id))
+    raw = await orm_rows(shop, text(
         "SELECT id, CASE WHEN total > 100 THEN 'big' WHEN total > 10 THEN 'mid' ELSE 'small' END "
         "FROM xp_orders ORDER BY id"))
     assert got == raw
@@ -124,8 +120,8 @@ async def test_case_inside_an_aggregate_reads_decimal(shop: Engine) -> None:
     stmt = (select(XCustomer.country, paid.label("paid"))
             .join(XOrder, XOrder.customer_id == XCustomer.id)
             .group_by(XCustomer.country).order_by(XCustomer.country))
-    got = await _rows(shop, stmt)
-    raw = await _rows(shop, text(
+    got = await orm_rows(shop, stmt)
+    raw = await orm_rows(shop, text(
         "SELECT c.country, sum(CASE WHEN o.status = 'paid' THEN o.total ELSE 0 END) FROM xp_customers c "
         "JOIN xp_orders o ON o.customer_id = c.id GROUP BY c.country ORDER BY c.country"))
     assert got == _norm(raw)
@@ -141,7 +137,7 @@ async def test_case_without_else_is_null_and_values_are_bound(shop: Engine) -> N
     odd = "O'Brien; DROP TABLE xp_orders"
     stmt = select(XOrder.id, case((XOrder.qty == 6, odd))).where(XOrder.id <= 20).order_by(XOrder.id)
     with capture_sql(shop) as log:
-        got = await _rows(shop, stmt)
+        got = await orm_rows(shop, stmt)
     sqls = [r.split("\n[")[0] for r in log.statements if r.startswith("SELECT")]
     assert sqls and not any("O'Brien" in sql for sql in sqls)
     assert got == [(o, odd if q == 6 else None) for o, _, _, _, q, *_ in ORDERS[:20]]
@@ -159,14 +155,14 @@ async def test_cast_reads_back_as_the_target_type(shop: Engine) -> None:
     stmt = (select(XOrder.id, cast(XOrder.id, str), cast(XOrder.total, int), cast(XOrder.qty, Decimal),
                    cast(XOrder.qty, float), cast(XOrder.total, T.Numeric(12, 1)))
             .where(XOrder.id.in_(ids)).order_by(XOrder.id))
-    got = await _rows(shop, stmt)
+    got = await orm_rows(shop, stmt)
     assert got == [(o, str(o), int(t), D(q), float(q), t.quantize(D("0.1"))) for o, _, _, t, q, *_ in whole]
     assert [type(v) for v in got[0]] == [int, str, int, D, float, D]
-    raw = await _rows(shop, text(
+    raw = await orm_rows(shop, text(
         f"SELECT id, CAST(total AS INTEGER) FROM xp_orders WHERE id IN ({', '.join(map(str, ids))}) ORDER BY id"))
     assert [(r[0], r[2]) for r in got] == raw
     # a bound value cast: sent as a parameter, converted by the database
-    assert await _rows(shop, select(cast(literal("42"), int), cast(literal(7), str))) == [(42, "7")]
+    assert await orm_rows(shop, select(cast(literal("42"), int), cast(literal(7), str))) == [(42, "7")]
 
 
 async def test_cast_type_is_part_of_the_statement_shape(shop: Engine) -> None:
@@ -175,11 +171,11 @@ async def test_cast_type_is_part_of_the_statement_shape(shop: Engine) -> None:
     as_num = select(cast(XOrder.total, T.Numeric(10, 0))).where(XOrder.id == 5)
     as_num2 = select(cast(XOrder.total, T.Numeric(10, 2))).where(XOrder.id == 5)
     q = ORDERS[0][4]
-    assert await _rows(shop, as_str) == [(str(q),)]
-    assert await _rows(shop, as_int) == [(q,)]
+    assert await orm_rows(shop, as_str) == [(str(q),)]
+    assert await orm_rows(shop, as_int) == [(q,)]
     total5 = ORDERS[4][3]
-    assert await _rows(shop, as_num2) == [(total5,)]
-    assert await _rows(shop, as_num) == [(total5.quantize(D(1)),)]
+    assert await orm_rows(shop, as_num2) == [(total5,)]
+    assert await orm_rows(shop, as_num) == [(total5.quantize(D(1)),)]
     with pytest.raises(ArgumentError):
         cast(XOrder.qty, object)
 
@@ -187,15 +183,15 @@ async def test_cast_type_is_part_of_the_statement_shape(shop: Engine) -> None:
 # -- NULL, TRUE, FALSE -----------------------------------------------------------------------------
 
 async def test_constants(shop: Engine) -> None:
-    assert await _rows(shop, select(true(), false(), null())) == [(True, False, None)]
+    assert await orm_rows(shop, select(true(), false(), null())) == [(True, False, None)]
     n = len(ORDERS)
-    assert await _rows(shop, select(func.count(XOrder.id)).where(true())) == [(n,)]
-    assert await _rows(shop, select(func.count(XOrder.id)).where(false())) == [(0,)]
-    assert await _rows(shop, select(func.count(XOrder.id)).where(~false())) == [(n,)]
+    assert await orm_rows(shop, select(func.count(XOrder.id)).where(true())) == [(n,)]
+    assert await orm_rows(shop, select(func.count(XOrder.id)).where(false())) == [(0,)]
+    assert await orm_rows(shop, select(func.count(XOrder.id)).where(~false())) == [(n,)]
     flagged = case((XOrder.discount.is_not(None), true()), else_=false())
-    got = await _rows(shop, select(XOrder.id, flagged).order_by(XOrder.id))
+    got = await orm_rows(shop, select(XOrder.id, flagged).order_by(XOrder.id))
     assert got == [(o[0], o[6] is not None) for o in ORDERS]
-    got = await _rows(shop, select(XOrder.id, case((XOrder.qty > 3, XOrder.qty), else_=null()))
+    got = await orm_rows(shop, select(XOrder.id, case((XOrder.qty > 3, XOrder.qty), else_=null()))
                       .order_by(XOrder.id))
     assert got == [(o[0], o[4] if o[4] > 3 else None) for o in ORDERS]
 
@@ -205,8 +201,8 @@ async def test_constants(shop: Engine) -> None:
 async def test_distinct_in_aggregates_matches_raw_sql(shop: Engine) -> None:
     stmt = select(func.count(distinct(XOrder.customer_id)), func.count(XOrder.status.distinct()),
                   func.sum(distinct(XOrder.qty)), func.count(XOrder.id))
-    got = await _rows(shop, stmt)
-    raw = await _rows(shop, text(
+    got = await orm_rows(shop, stmt)
+    raw = await orm_rows(shop, text(
         "SELECT count(DISTINCT customer_id), count(DISTINCT status), sum(DISTINCT qty), count(id) FROM xp_orders"))
     assert got == raw
     assert got == [(len({o[1] for o in ORDERS}), 3, sum({o[4] for o in ORDERS}), len(ORDERS))]
@@ -215,10 +211,10 @@ async def test_distinct_in_aggregates_matches_raw_sql(shop: Engine) -> None:
     stmt2 = (select(XCustomer.country, func.count(distinct(XOrder.customer_id)))
              .join(XOrder, XOrder.customer_id == XCustomer.id).group_by(XCustomer.country)
              .order_by(XCustomer.country))
-    raw2 = await _rows(shop, text(
+    raw2 = await orm_rows(shop, text(
         "SELECT c.country, count(DISTINCT o.customer_id) FROM xp_customers c JOIN xp_orders o "
         "ON o.customer_id = c.id GROUP BY c.country ORDER BY c.country"))
-    assert await _rows(shop, stmt2) == raw2
+    assert await orm_rows(shop, stmt2) == raw2
 
 
 # -- window functions ------------------------------------------------------------------------------
@@ -237,8 +233,8 @@ async def test_ranking_window_functions_match_raw_sql(shop: Engine) -> None:
                    func.rank().over(partition_by=XCustomer.country, order_by=XOrder.qty.desc()),
                    func.dense_rank().over(partition_by=[XCustomer.country], order_by=XOrder.qty.desc()))
             .join(XCustomer, XCustomer.id == XOrder.customer_id).order_by(XOrder.id))
-    got = await _rows(shop, stmt)
-    assert got == await _rows(shop, text(RANKS_SQL))
+    got = await orm_rows(shop, stmt)
+    assert got == await orm_rows(shop, text(RANKS_SQL))
     assert all(type(v) is int for r in got for v in r)
     # row_number is 1..n within each country, in total order
     country = {i: c for i, _, c in CUSTOMERS}
@@ -256,8 +252,8 @@ async def test_running_sum_and_lag_lead_match_raw_sql(shop: Engine) -> None:
                    func.lead(XOrder.qty, 2).over(order_by=XOrder.id),
                    func.count(XOrder.id).over())
             .order_by(XOrder.id))
-    got = await _rows(shop, stmt)
-    raw = await _rows(shop, text(
+    got = await orm_rows(shop, stmt)
+    raw = await orm_rows(shop, text(
         "SELECT id, sum(total) OVER (PARTITION BY customer_id ORDER BY id), "
         "sum(total) OVER (PARTITION BY customer_id), "
         "lag(total) OVER (PARTITION BY customer_id ORDER BY id), lead(qty, 2) OVER (ORDER BY id), "
@@ -278,9 +274,9 @@ async def test_window_partition_and_order_are_part_of_the_statement_shape(shop: 
     by_status = select(XOrder.id, func.row_number().over(partition_by=XOrder.status, order_by=XOrder.id))
     by_status_desc = select(XOrder.id, func.row_number().over(partition_by=XOrder.status,
                                                               order_by=XOrder.id.desc()))
-    a = dict(await _rows(shop, by_customer.order_by(XOrder.id)))
-    b = dict(await _rows(shop, by_status.order_by(XOrder.id)))
-    c = dict(await _rows(shop, by_status_desc.order_by(XOrder.id)))
+    a = dict(await orm_rows(shop, by_customer.order_by(XOrder.id)))
+    b = dict(await orm_rows(shop, by_status.order_by(XOrder.id)))
+    c = dict(await orm_rows(shop, by_status_desc.order_by(XOrder.id)))
     first = ORDERS[0]
     assert a[1] == 1 and b[1] == 1
     n_status = sum(1 for o in ORDERS if o[5] == first[5])
@@ -303,7 +299,7 @@ def _field(at: dt.datetime, field: str) -> int:
 
 async def test_extract_on_both_backends(shop: Engine) -> None:
     stmt = select(XOrder.id, *[extract(f, XOrder.placed_at) for f in FIELDS]).order_by(XOrder.id)
-    got = await _rows(shop, stmt)
+    got = await orm_rows(shop, stmt)
     assert got == [(o[0], *[_field(o[2], f) for f in FIELDS]) for o in ORDERS]
     assert all(type(v) is int for r in got for v in r)
     if shop.dialect.name == "postgresql":
@@ -312,9 +308,9 @@ async def test_extract_on_both_backends(shop: Engine) -> None:
         raw_year = "CAST(strftime('%Y', placed_at) AS INTEGER)"
     by_year = (select(extract("year", XOrder.placed_at).label("y"), func.count(XOrder.id))
                .group_by(extract("year", XOrder.placed_at)).order_by("y"))
-    raw = await _rows(shop, text(f"SELECT {raw_year} AS y, count(id) FROM xp_orders GROUP BY {raw_year} ORDER BY y"))
-    assert await _rows(shop, by_year) == raw
-    got_2022 = await _rows(shop, select(func.count(XOrder.id)).where(extract("YEAR", XOrder.placed_at) == 2022))
+    raw = await orm_rows(shop, text(f"SELECT {raw_year} AS y, count(id) FROM xp_orders GROUP BY {raw_year} ORDER BY y"))
+    assert await orm_rows(shop, by_year) == raw
+    got_2022 = await orm_rows(shop, select(func.count(XOrder.id)).where(extract("YEAR", XOrder.placed_at) == 2022))
     assert got_2022 == [(sum(1 for o in ORDERS if o[2].year == 2022),)]
     with pytest.raises(ArgumentError):
         extract("fortnight", XOrder.placed_at)
@@ -326,7 +322,7 @@ async def test_aggregate_result_types_are_the_same_on_both_backends(shop: Engine
     stmt = select(func.sum(XOrder.total), func.count(XOrder.id), func.count(), func.avg(XOrder.total),
                   func.avg(XOrder.qty), func.sum(XOrder.qty), func.max(func.coalesce(XOrder.discount, XOrder.total)),
                   func.min(func.coalesce(None, XOrder.total)))
-    (s, n, n2, avg_total, avg_qty, sum_qty, mx, mn), = await _rows(shop, stmt)
+    (s, n, n2, avg_total, avg_qty, sum_qty, mx, mn), = await orm_rows(shop, stmt)
     totals = [o[3] for o in ORDERS]
     assert s == sum(totals) and type(s) is D
     assert n == n2 == len(ORDERS) and type(n) is int
@@ -336,7 +332,7 @@ async def test_aggregate_result_types_are_the_same_on_both_backends(shop: Engine
     assert sum_qty == sum(o[4] for o in ORDERS) and type(sum_qty) is int
     assert mx == max(o[6] if o[6] is not None else o[3] for o in ORDERS) and type(mx) is D
     assert mn == min(totals) and type(mn) is D
-    raw = await _rows(shop, text("SELECT sum(total), count(id), avg(qty) FROM xp_orders"))
+    raw = await orm_rows(shop, text("SELECT sum(total), count(id), avg(qty) FROM xp_orders"))
     assert (_num(raw[0][0]), raw[0][1]) == (s, n)
     assert float(raw[0][2]) == pytest.approx(avg_qty)
 

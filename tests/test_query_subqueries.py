@@ -25,6 +25,8 @@ from aiouow import (
 )
 from aiouow import types as T
 
+from .query_support import money, orm_rows, raw_sql
+
 D = Decimal
 
 
@@ -91,29 +93,15 @@ async def shop(db: Engine) -> Engine:
     return db
 
 
-async def _raw(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
-    async with engine.connect() as conn:
-        return [tuple(r) for r in await conn.exec_driver_sql(sql)]
-
-
-async def _rows(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:
-    async with AsyncSession(engine) as s:
-        return [tuple(r) for r in (await s.execute(stmt)).all()]
-
-
-def _money(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    return [tuple(D(str(v)).quantize(D("0.01")) if isinstance(v, (D, float)) else v for v in r) for r in rows]
-
-
 # -- IN / NOT IN --------------------------------------------------------------------------------
 async def test_in_and_not_in_a_subquery(shop: Engine) -> None:
     big = select(SqOrder.customer_id).where(SqOrder.total > 300)
     stmt = select(SqCustomer.id).where(SqCustomer.id.in_(big)).order_by(SqCustomer.id)
-    raw = await _raw(shop, "SELECT id FROM sq_customers WHERE id IN "
+    raw = await raw_sql(shop, "SELECT id FROM sq_customers WHERE id IN "
                            "(SELECT customer_id FROM sq_orders WHERE total > 300) ORDER BY id")
-    assert await _rows(shop, stmt) == raw and raw
+    assert await orm_rows(shop, stmt) == raw and raw
     stmt = select(SqCustomer.id).where(SqCustomer.id.not_in(select(SqOrder.customer_id))).order_by(SqCustomer.id)
-    assert await _rows(shop, stmt) == [(i,) for i in NEVER_ORDERED]
+    assert await orm_rows(shop, stmt) == [(i,) for i in NEVER_ORDERED]
 
 
 async def test_in_subquery_returns_identity_mapped_objects(shop: Engine) -> None:
@@ -122,7 +110,7 @@ async def test_in_subquery_returns_identity_mapped_objects(shop: Engine) -> None
         orders = (await s.scalars(select(SqOrder).where(SqOrder.id.in_(bought)).order_by(SqOrder.id))).all()
         again = await s.get(SqOrder, orders[0].id)
         assert again is orders[0]
-    raw = await _raw(shop, "SELECT id FROM sq_orders WHERE id IN "
+    raw = await raw_sql(shop, "SELECT id FROM sq_orders WHERE id IN "
                            "(SELECT order_id FROM sq_order_products WHERE product_id = 7) ORDER BY id")
     assert [(o.id,) for o in orders] == raw and raw
 
@@ -132,24 +120,24 @@ async def test_parameters_bound_in_order_across_nesting(shop: Engine) -> None:
     stmt = (select(SqCustomer.id)
             .where(SqCustomer.country == "DE", SqCustomer.id.in_(inner), SqCustomer.id < 40)
             .order_by(SqCustomer.id).limit(5))
-    raw = await _raw(shop, "SELECT id FROM sq_customers WHERE country = 'DE' AND id IN "
+    raw = await raw_sql(shop, "SELECT id FROM sq_customers WHERE country = 'DE' AND id IN "
                            "(SELECT customer_id FROM sq_orders WHERE total > 100 AND total < 600) "
                            "AND id < 40 ORDER BY id LIMIT 5")
-    assert await _rows(shop, stmt) == raw and raw
+    assert await orm_rows(shop, stmt) == raw and raw
 
 
 # -- EXISTS -------------------------------------------------------------------------------------
 async def test_exists_correlates_to_the_enclosing_query(shop: Engine) -> None:
     has_big = exists(select(SqOrder.id).where(SqOrder.customer_id == SqCustomer.id, SqOrder.total > 400))
     stmt = select(SqCustomer.id).where(has_big).order_by(SqCustomer.id)
-    raw = await _raw(shop, "SELECT c.id FROM sq_customers c WHERE EXISTS (SELECT o.id FROM sq_orders o "
+    raw = await raw_sql(shop, "SELECT c.id FROM sq_customers c WHERE EXISTS (SELECT o.id FROM sq_orders o "
                            "WHERE o.customer_id = c.id AND o.total > 400) ORDER BY c.id")
-    assert await _rows(shop, stmt) == raw
+    assert await orm_rows(shop, stmt) == raw
     assert 0 < len(raw) < 50  # an uncorrelated EXISTS would return every customer
     method = select(SqCustomer.id).where(
         select(SqOrder.id).where(SqOrder.customer_id == SqCustomer.id, SqOrder.total > 400).exists()
     ).order_by(SqCustomer.id)
-    assert await _rows(shop, method) == raw
+    assert await orm_rows(shop, method) == raw
 
 
 async def test_not_exists(shop: Engine) -> None:
@@ -165,9 +153,9 @@ async def test_scalar_subquery_in_the_column_list_and_order_by(shop: Engine) -> 
                 .scalar_subquery())
     stmt = (select(SqCustomer.id, n_orders.label("n"))
             .order_by(n_orders.desc(), SqCustomer.id).limit(10))
-    raw = await _raw(shop, "SELECT c.id, (SELECT count(o.id) FROM sq_orders o WHERE o.customer_id = c.id) AS n "
+    raw = await raw_sql(shop, "SELECT c.id, (SELECT count(o.id) FROM sq_orders o WHERE o.customer_id = c.id) AS n "
                            "FROM sq_customers c ORDER BY 2 DESC, c.id LIMIT 10")
-    rows = await _rows(shop, stmt)
+    rows = await orm_rows(shop, stmt)
     assert rows == raw and rows[0][1] > rows[-1][1] >= 1
     async with AsyncSession(shop) as s:
         row = (await s.execute(stmt)).first()
@@ -177,8 +165,8 @@ async def test_scalar_subquery_in_the_column_list_and_order_by(shop: Engine) -> 
 async def test_scalar_subquery_in_where(shop: Engine) -> None:
     avg = select(func.avg(SqOrder.total)).scalar_subquery()
     stmt = select(SqOrder.id).where(SqOrder.total > avg).order_by(SqOrder.id)
-    raw = await _raw(shop, "SELECT id FROM sq_orders WHERE total > (SELECT avg(total) FROM sq_orders) ORDER BY id")
-    assert await _rows(shop, stmt) == raw and 0 < len(raw) < 200
+    raw = await raw_sql(shop, "SELECT id FROM sq_orders WHERE total > (SELECT avg(total) FROM sq_orders) ORDER BY id")
+    assert await orm_rows(shop, stmt) == raw and 0 < len(raw) < 200
 
 
 async def test_explicit_correlate(shop: Engine) -> None:
@@ -186,13 +174,13 @@ async def test_explicit_correlate(shop: Engine) -> None:
     spent = (select(func.sum(SqOrder.total)).where(SqOrder.customer_id == SqCustomer.id)
              .correlate(SqCustomer).scalar_subquery())
     stmt = select(SqCustomer.id, spent).where(SqCustomer.id <= 5).order_by(SqCustomer.id)
-    raw = await _raw(shop, "SELECT c.id, (SELECT sum(o.total) FROM sq_orders o WHERE o.customer_id = c.id) "
+    raw = await raw_sql(shop, "SELECT c.id, (SELECT sum(o.total) FROM sq_orders o WHERE o.customer_id = c.id) "
                            "FROM sq_customers c WHERE c.id <= 5 ORDER BY c.id")
-    assert _money(await _rows(shop, stmt)) == _money(raw)
+    assert money(await orm_rows(shop, stmt)) == money(raw)
     uncorrelated = (select(func.count()).select_from(SqCustomer).where(SqCustomer.country == "DE")
                     .correlate(None).scalar_subquery())
     n_de = sum(1 for c in CUSTOMERS if c[2] == "DE")
-    assert await _rows(shop, select(SqCustomer.id, uncorrelated).where(SqCustomer.id == 1)) == [(1, n_de)]
+    assert await orm_rows(shop, select(SqCustomer.id, uncorrelated).where(SqCustomer.id == 1)) == [(1, n_de)]
 
 
 # -- subqueries in FROM / JOIN ------------------------------------------------------------------
@@ -203,10 +191,10 @@ async def test_subquery_in_join_with_labelled_columns(shop: Engine) -> None:
     stmt = (select(SqCustomer.name, totals.c.spent, totals.c.n)
             .join(totals, totals.c.customer_id == SqCustomer.id)
             .where(totals.c.n >= 5).order_by(totals.c.spent.desc(), SqCustomer.name))
-    raw = await _raw(shop, "SELECT c.name, t.spent, t.n FROM sq_customers c JOIN (SELECT customer_id, "
+    raw = await raw_sql(shop, "SELECT c.name, t.spent, t.n FROM sq_customers c JOIN (SELECT customer_id, "
                            "sum(total) AS spent, count(id) AS n FROM sq_orders GROUP BY customer_id) t "
                            "ON t.customer_id = c.id WHERE t.n >= 5 ORDER BY t.spent DESC, c.name")
-    assert _money(await _rows(shop, stmt)) == _money(raw) and raw
+    assert money(await orm_rows(shop, stmt)) == money(raw) and raw
     async with AsyncSession(shop) as s:
         row = (await s.execute(stmt)).first()
     assert row is not None and row.name == raw[0][0] and row.n == raw[0][2]
@@ -216,14 +204,14 @@ async def test_subquery_in_join_with_labelled_columns(shop: Engine) -> None:
 async def test_select_from_an_anonymous_subquery_and_objects_joined_to_it(shop: Engine) -> None:
     big = select(SqOrder.customer_id).where(SqOrder.total > 500).distinct().subquery()
     stmt = select(SqCustomer).join(big, big.c.customer_id == SqCustomer.id).order_by(SqCustomer.id)
-    raw = await _raw(shop, "SELECT c.id FROM sq_customers c JOIN (SELECT DISTINCT customer_id FROM sq_orders "
+    raw = await raw_sql(shop, "SELECT c.id FROM sq_customers c JOIN (SELECT DISTINCT customer_id FROM sq_orders "
                            "WHERE total > 500) b ON b.customer_id = c.id ORDER BY c.id")
     async with AsyncSession(shop) as s:
         objs = (await s.scalars(stmt)).all()
         assert objs and objs[0] is await s.get(SqCustomer, objs[0].id)
     assert [(c.id,) for c in objs] == raw
-    assert await _rows(shop, select(big.c.customer_id).order_by(big.c.customer_id)) == raw
-    assert await _rows(shop, select(big).order_by(big.c.customer_id)) == raw
+    assert await orm_rows(shop, select(big.c.customer_id).order_by(big.c.customer_id)) == raw
+    assert await orm_rows(shop, select(big).order_by(big.c.customer_id)) == raw
 
 
 async def test_count_idiom_for_pagination(shop: Engine) -> None:
@@ -231,7 +219,7 @@ async def test_count_idiom_for_pagination(shop: Engine) -> None:
     async with AsyncSession(shop) as s:
         total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
         page = (await s.scalars(stmt.limit(10).offset(20))).all()
-    raw = await _raw(shop, "SELECT count(*) FROM sq_orders WHERE total > 200")
+    raw = await raw_sql(shop, "SELECT count(*) FROM sq_orders WHERE total > 200")
     assert total == raw[0][0] and total > 30
     assert [o.id for o in page] == [o[0] for o in ORDERS if o[2] > 200][20:30]
 
@@ -242,10 +230,10 @@ async def test_where_on_a_subquery_built_from_a_join(shop: Engine) -> None:
              .join(SqProduct, SqProduct.id == SqOrderProduct.product_id)).subquery("lines")
     stmt = (select(lines.c.customer_id, func.sum(lines.c.amount).label("amount"))
             .where(lines.c.customer_id < 10).group_by(lines.c.customer_id).order_by(lines.c.customer_id))
-    raw = await _raw(shop, "SELECT o.customer_id, sum(op.qty * p.price) FROM sq_orders o "
+    raw = await raw_sql(shop, "SELECT o.customer_id, sum(op.qty * p.price) FROM sq_orders o "
                            "JOIN sq_order_products op ON op.order_id = o.id JOIN sq_products p ON p.id = op.product_id "
                            "WHERE o.customer_id < 10 GROUP BY o.customer_id ORDER BY o.customer_id")
-    assert _money(await _rows(shop, stmt)) == _money(raw) and raw
+    assert money(await orm_rows(shop, stmt)) == money(raw) and raw
 
 
 # -- set operations -----------------------------------------------------------------------------
@@ -254,25 +242,25 @@ async def test_union_orderable_and_limitable(shop: Engine) -> None:
     rich = (select(SqCustomer.id, SqCustomer.name)
             .where(SqCustomer.id.in_(select(SqOrder.customer_id).where(SqOrder.total > 500))))
     stmt = union(de, rich).order_by(SqCustomer.name.desc()).limit(7)
-    raw = await _raw(shop, "SELECT id, name FROM sq_customers WHERE country = 'DE' UNION SELECT id, name "
+    raw = await raw_sql(shop, "SELECT id, name FROM sq_customers WHERE country = 'DE' UNION SELECT id, name "
                            "FROM sq_customers WHERE id IN (SELECT customer_id FROM sq_orders WHERE total > 500) "
                            "ORDER BY name DESC LIMIT 7")
-    assert await _rows(shop, stmt) == raw and len(raw) == 7
-    assert await _rows(shop, de.union(rich).order_by("name").offset(2).limit(3)) == sorted(
-        (await _rows(shop, union(de, rich))), key=lambda r: r[1])[2:5]
+    assert await orm_rows(shop, stmt) == raw and len(raw) == 7
+    assert await orm_rows(shop, de.union(rich).order_by("name").offset(2).limit(3)) == sorted(
+        (await orm_rows(shop, union(de, rich))), key=lambda r: r[1])[2:5]
 
 
 async def test_union_all_intersect_except(shop: Engine) -> None:
     a = select(SqOrder.customer_id).where(SqOrder.total > 300)
     b = select(SqOrder.customer_id).where(SqOrder.total < 100)
     for op, fn in (("UNION ALL", union_all), ("INTERSECT", intersect), ("EXCEPT", except_)):
-        got = sorted(await _rows(shop, fn(a, b)))
-        raw = sorted(await _raw(shop, f"SELECT customer_id FROM sq_orders WHERE total > 300 {op} "
+        got = sorted(await orm_rows(shop, fn(a, b)))
+        raw = sorted(await raw_sql(shop, f"SELECT customer_id FROM sq_orders WHERE total > 300 {op} "
                                       "SELECT customer_id FROM sq_orders WHERE total < 100"))
         assert got == raw and raw, op
-    assert sorted(await _rows(shop, a.intersect(b))) == sorted(await _rows(shop, intersect(a, b)))
-    assert sorted(await _rows(shop, a.except_(b))) == sorted(await _rows(shop, except_(a, b)))
-    assert len(await _rows(shop, a.union_all(b))) == len(await _rows(shop, union_all(a, b)))
+    assert sorted(await orm_rows(shop, a.intersect(b))) == sorted(await orm_rows(shop, intersect(a, b)))
+    assert sorted(await orm_rows(shop, a.except_(b))) == sorted(await orm_rows(shop, except_(a, b)))
+    assert len(await orm_rows(shop, a.union_all(b))) == len(await orm_rows(shop, union_all(a, b)))
 
 
 async def test_members_with_their_own_order_and_limit(shop: Engine) -> None:
@@ -280,7 +268,7 @@ async def test_members_with_their_own_order_and_limit(shop: Engine) -> None:
     bottom = select(SqOrder.id).order_by(SqOrder.total).limit(2)
     by_total = sorted(ORDERS, key=lambda o: o[2])
     expect = sorted([o[0] for o in by_total[-3:]] + [o[0] for o in by_total[:2]])
-    assert sorted(r[0] for r in await _rows(shop, union(top, bottom))) == expect
+    assert sorted(r[0] for r in await orm_rows(shop, union(top, bottom))) == expect
 
 
 async def test_union_of_objects_and_union_as_subquery(shop: Engine) -> None:
@@ -293,13 +281,13 @@ async def test_union_of_objects_and_union_as_subquery(shop: Engine) -> None:
     both = union(select(SqOrder.customer_id.label("cid")).where(SqOrder.total > 500),
                  select(SqCustomer.id).where(SqCustomer.country == "DE")).subquery("both")
     count = select(func.count()).select_from(both)
-    raw = await _raw(shop, "SELECT count(*) FROM (SELECT customer_id FROM sq_orders WHERE total > 500 UNION "
+    raw = await raw_sql(shop, "SELECT count(*) FROM (SELECT customer_id FROM sq_orders WHERE total > 500 UNION "
                            "SELECT id FROM sq_customers WHERE country = 'DE') b")
-    assert await _rows(shop, count) == raw
+    assert await orm_rows(shop, count) == raw
     names = select(SqCustomer.name).where(SqCustomer.id.in_(select(both.c.cid))).order_by(SqCustomer.name)
-    raw = await _raw(shop, "SELECT name FROM sq_customers WHERE id IN (SELECT customer_id FROM sq_orders "
+    raw = await raw_sql(shop, "SELECT name FROM sq_customers WHERE id IN (SELECT customer_id FROM sq_orders "
                            "WHERE total > 500 UNION SELECT id FROM sq_customers WHERE country = 'DE') ORDER BY name")
-    assert await _rows(shop, names) == raw and raw
+    assert await orm_rows(shop, names) == raw and raw
 
 
 
@@ -313,7 +301,7 @@ async def test_set_operations_stream_like_selects(shop: Engine) -> None:
         ids = union_all(select(SqCustomer.id).where(SqCustomer.country == "DE"),
                         select(SqOrder.customer_id).where(SqOrder.total > 500))
         rows = [tuple(r) async for r in await s.stream(ids, chunk_size=5)]
-    raw = await _raw(shop, "SELECT id FROM sq_customers WHERE country = 'DE' UNION ALL "
+    raw = await raw_sql(shop, "SELECT id FROM sq_customers WHERE country = 'DE' UNION ALL "
                            "SELECT customer_id FROM sq_orders WHERE total > 500")
     assert sorted(rows) == sorted(raw) and raw
 async def test_cache_tells_subqueries_and_set_operations_apart(shop: Engine) -> None:
@@ -323,15 +311,15 @@ async def test_cache_tells_subqueries_and_set_operations_apart(shop: Engine) -> 
     one = select(SqCustomer.id, n_orders(SqOrder.total > 300)).where(SqCustomer.id == 1)
     two = select(SqCustomer.id, n_orders(SqOrder.total < 300)).where(SqCustomer.id == 1)
     mine = [o for o in ORDERS if o[1] == 1]
-    assert await _rows(shop, one) == [(1, sum(1 for o in mine if o[2] > 300))]
-    assert await _rows(shop, two) == [(1, sum(1 for o in mine if o[2] < 300))]
+    assert await orm_rows(shop, one) == [(1, sum(1 for o in mine if o[2] > 300))]
+    assert await orm_rows(shop, two) == [(1, sum(1 for o in mine if o[2] < 300))]
     a = select(SqOrder.customer_id).where(SqOrder.total > 300)
     b = select(SqOrder.customer_id).where(SqOrder.total < 100)
-    assert len(await _rows(shop, union(a, b))) != len(await _rows(shop, intersect(a, b)))
+    assert len(await orm_rows(shop, union(a, b))) != len(await orm_rows(shop, intersect(a, b)))
     sq1 = select(SqOrder.id).where(SqOrder.total > 300).subquery()
     sq2 = select(SqOrder.id).where(SqOrder.total > 300, SqOrder.id < 50).subquery()
-    c1 = await _rows(shop, select(func.count()).select_from(sq1))
-    c2 = await _rows(shop, select(func.count()).select_from(sq2))
+    c1 = await orm_rows(shop, select(func.count()).select_from(sq1))
+    c2 = await orm_rows(shop, select(func.count()).select_from(sq2))
     assert c1 == [(sum(1 for o in ORDERS if o[2] > 300),)]
     assert c2 == [(sum(1 for o in ORDERS if o[2] > 300 and o[0] < 50),)]
 
@@ -341,9 +329,9 @@ async def test_cache_tells_one_anonymous_subquery_twice_from_two(shop: Engine) -
     b = select(SqOrder.customer_id).subquery()
     n = len(ORDERS)
     # the same subquery named twice is one FROM entry; two alike ones are a cross product
-    assert await _rows(shop, select(func.count()).select_from(a).where(a.c.customer_id == a.c.customer_id)) == [(n,)]
+    assert await orm_rows(shop, select(func.count()).select_from(a).where(a.c.customer_id == a.c.customer_id)) == [(n,)]
     pairs = sum(1 for x in ORDERS for y in ORDERS if x[1] == y[1])
-    assert await _rows(shop, select(func.count()).select_from(a, b).where(a.c.customer_id == b.c.customer_id)) == [
+    assert await orm_rows(shop, select(func.count()).select_from(a, b).where(a.c.customer_id == b.c.customer_id)) == [
         (pairs,)]
 
 
@@ -351,15 +339,15 @@ async def test_in_a_set_operation_and_exists_of_a_join(shop: Engine) -> None:
     either = union(select(SqOrder.customer_id).where(SqOrder.total > 500),
                    select(SqCustomer.id).where(SqCustomer.country == "FR"))
     stmt = select(SqCustomer.id).where(SqCustomer.id.in_(either)).order_by(SqCustomer.id)
-    raw = await _raw(shop, "SELECT id FROM sq_customers WHERE id IN (SELECT customer_id FROM sq_orders WHERE "
+    raw = await raw_sql(shop, "SELECT id FROM sq_customers WHERE id IN (SELECT customer_id FROM sq_orders WHERE "
                            "total > 500 UNION SELECT id FROM sq_customers WHERE country = 'FR') ORDER BY id")
-    assert await _rows(shop, stmt) == raw and raw
+    assert await orm_rows(shop, stmt) == raw and raw
     # customers who bought a product over 150: the subquery joins two tables and correlates the third
     bought = (select(SqOrder.id).join(SqOrderProduct, SqOrderProduct.order_id == SqOrder.id)
               .join(SqProduct, SqProduct.id == SqOrderProduct.product_id)
               .where(SqOrder.customer_id == SqCustomer.id, SqProduct.price > 150))
     stmt = select(SqCustomer.id).where(bought.exists()).order_by(SqCustomer.id)
-    raw = await _raw(shop, "SELECT c.id FROM sq_customers c WHERE EXISTS (SELECT o.id FROM sq_orders o "
+    raw = await raw_sql(shop, "SELECT c.id FROM sq_customers c WHERE EXISTS (SELECT o.id FROM sq_orders o "
                            "JOIN sq_order_products op ON op.order_id = o.id JOIN sq_products p ON p.id = op.product_id "
                            "WHERE o.customer_id = c.id AND p.price > 150) ORDER BY c.id")
-    assert await _rows(shop, stmt) == raw and 0 < len(raw) < 50
+    assert await orm_rows(shop, stmt) == raw and 0 < len(raw) < 50
