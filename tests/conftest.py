@@ -19,6 +19,7 @@ import aiouow
 from aiouow import Model, create_engine
 
 from . import models  # noqa: F401  (registers the tables)
+from .reliability import ReliabilityLog, log_of, write_report
 
 PG_URL = os.environ.get("AIOUOW_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -123,3 +124,21 @@ def capture_sql(engine: aiouow.Engine) -> Iterator[StatementLog]:
 def sql() -> object:
     """The ``capture_sql`` context manager, as a fixture for convenience."""
     return capture_sql
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--reliability-report", dest="reliability_report", default=None, metavar="PATH",
+                     help="write the figures the reliability tests record to PATH (docs/RELIABILITY.md)")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    write_report(session.config, int(exitstatus))
+
+
+@pytest.fixture
+def reliability(request: pytest.FixtureRequest) -> ReliabilityLog:
+    """Where a reliability test records what it tried and what held (see tests/reliability.py)."""
+    log = log_of(request.config)
+    backend = request.node.callspec.params.get("engine", "-") if hasattr(request.node, "callspec") else "-"
+    log.backend = str(backend)
+    return log
