@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .exc import ArgumentError
+from .mapping.aliased import inspect_alias
 from .mapping.mapper import Mapper
 from .mapping.state import InstanceInspection, state_of
 
@@ -12,7 +13,11 @@ from .mapping.state import InstanceInspection, state_of
 def inspect(subject: Any) -> Any:
     """``inspect(User)`` -> its :class:`Mapper`; ``inspect(user)`` -> its state
     (``.transient .pending .persistent .deleted .detached .modified .identity
-    .session .unloaded .attrs[name].history``)."""
+    .session .unloaded .attrs[name].history``); ``inspect(aliased(User))`` -> the alias
+    (``.mapper .class_ .name .table .columns``)."""
+    alias = inspect_alias(subject)
+    if alias is not None:
+        return alias
     if isinstance(subject, type):
         mapper = subject.__dict__.get("__aiouow_mapper__")
         if isinstance(mapper, Mapper):

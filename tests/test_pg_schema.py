@@ -250,3 +250,33 @@ async def test_many_to_many_through_a_schema_table(pg: Engine) -> None:
         lists[1].albums.remove(lists[1].albums[0])
         await s.commit()
     assert await _raw(pg, 'SELECT album_id FROM "music"."playlist_albums" WHERE playlist_id = 2') == [(5,)]
+
+
+async def test_aliases_and_subqueries_of_a_schema_table(pg: Engine) -> None:
+    """aliased() of a schema table renders "music"."albums" AS alias; its columns use the alias."""
+    from aiouow import aliased
+
+    async with AsyncSession(pg) as s:
+        a1, a2 = MsArtist(name="one"), MsArtist(name="two")
+        s.add_all([a1, a2])
+        await s.flush()
+        s.add_all([MsAlbum(artist_id=a.id, title=f"{a.name}-{j}", price=Decimal(j)) for a in (a1, a2)
+                   for j in range(3)])
+        await s.commit()
+    cheap, dear = aliased(MsAlbum, name="cheap"), aliased(MsAlbum, name="dear")
+    stmt = (select(cheap.title, dear.title).join(dear, (dear.artist_id == cheap.artist_id) & (dear.price > cheap.price))
+            .where(cheap.price == 0).order_by(cheap.title, dear.title))
+    with capture_sql(pg) as log:
+        async with AsyncSession(pg) as s:
+            got = [tuple(r) for r in await s.execute(stmt)]
+            albums = (await s.scalars(select(cheap).join(MsArtist, MsArtist.id == cheap.artist_id)
+                                      .where(MsArtist.name == "two").order_by(cheap.id))).all()
+            per = select(MsAlbum.artist_id, func.max(MsAlbum.price).label("top")).group_by(MsAlbum.artist_id).subquery()
+            tops = [tuple(r) for r in await s.execute(
+                select(MsArtist.name, per.c.top).join(per, per.c.artist_id == MsArtist.id).order_by(MsArtist.name))]
+    raw = await _raw(pg, 'SELECT c.title, d.title FROM "music"."albums" c JOIN "music"."albums" d '
+                         "ON d.artist_id = c.artist_id AND d.price > c.price WHERE c.price = 0 ORDER BY 1, 2")
+    assert got == raw and len(raw) == 4
+    assert '"music"."albums" AS "cheap"' in log.statements[0]
+    assert [b.title for b in albums] == ["two-0", "two-1", "two-2"]
+    assert tops == [("one", Decimal("2.00")), ("two", Decimal("2.00"))]

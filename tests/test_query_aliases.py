@@ -241,3 +241,64 @@ def test_errors() -> None:
     m = aliased(AlEmployee, name="m")
     with pytest.raises(AttributeError):
         m.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+async def test_loader_options_through_an_alias(staff: Engine, sql: Any) -> None:
+    """selectinload(m.reports) loads the alias's objects' relationship; the plain option loads
+    the unaliased entity's; joinedload through an alias loads like selectinload."""
+    from aiouow import inspect, joinedload, selectinload
+
+    e = aliased(AlEmployee, name="e")
+    m = aliased(AlEmployee, name="m")
+    expected = {mid: sorted(i for i, _, _, b in STAFF if b == mid) for mid in range(1, 201)}
+    async with AsyncSession(staff) as s:
+        stmt = (select(e, m).join(m, e.reports_to == m.id).where(e.id.between(50, 60))
+                .options(selectinload(m.reports)).order_by(e.id))
+        with sql(staff) as log:
+            pairs = (await s.execute(stmt)).all()
+        assert log.count("SELECT") == 2
+        assert pairs
+        boss_ids = {b.id for _, b in pairs}
+        for emp, boss in pairs:
+            assert sorted(r.id for r in boss.reports) == expected[boss.id]
+            if emp.id not in boss_ids:  # the option loaded the managers' reports only
+                assert "reports" in inspect(emp).unloaded
+
+    async with AsyncSession(staff) as s:
+        pairs = (await s.execute(select(e, m).join(m, e.reports_to == m.id).where(e.id.between(50, 60))
+                                 .options(selectinload(AlEmployee.reports)).order_by(e.id))).all()
+        # a plain option applies to the first entity selected from the model (here via alias e)
+        for emp, _ in pairs:
+            assert sorted(r.id for r in emp.reports) == expected[emp.id]
+
+    async with AsyncSession(staff) as s:
+        with sql(staff) as log:
+            bosses = (await s.scalars(select(m).where(m.id <= 10).order_by(m.id)
+                                      .options(joinedload(m.reports)))).all()
+        assert log.count("SELECT") == 2
+        assert [sorted(r.id for r in b.reports) for b in bosses] == [expected[i] for i in range(1, 11)]
+
+
+async def test_loader_option_through_an_alias_not_selected(staff: Engine) -> None:
+    from aiouow import selectinload
+
+    m = aliased(AlEmployee, name="m")
+    async with AsyncSession(staff) as s:
+        with pytest.raises(ArgumentError, match="through 'm' does not apply"):
+            await s.execute(select(AlEmployee).options(selectinload(m.reports)))
+    with pytest.raises(ArgumentError, match="of_type"):
+        selectinload(AlEmployee.manager.of_type(m))
+    with pytest.raises(ArgumentError, match="first step"):
+        selectinload(AlEmployee.reports).selectinload(m.reports)
+
+
+def test_inspect_an_alias() -> None:
+    from aiouow import inspect
+
+    m = aliased(AlPart, name="up")
+    info = inspect(m)
+    assert info.is_aliased_class and info.class_ is AlPart and info.mapper is inspect(AlPart)
+    assert info.name == "up" and info.selectable is info.table
+    assert list(info.columns) == ["id", "label", "parent_id"]
+    assert info.columns["label"] is m.label
+    assert info.columns["label"].name == "Label"

@@ -171,3 +171,29 @@ async def test_total_count_of_a_model_query_beyond_the_last_page(shop: Engine) -
         last = (await s.scalars(query.limit(10).offset(max(raw_total - 3, 0)))).all()
     assert total == raw_total and total > 3
     assert past == [] and len(last) == 3
+
+
+async def test_removing_order_limit_and_group_from_a_query(shop: Engine, sql: Any) -> None:
+    """order_by(None), group_by(None), limit(None), offset(None) undo them (as in SQLAlchemy), so
+    a page query can be counted without its ORDER BY."""
+    page = (select(QcOrder.id).where(QcOrder.total > 100).order_by(QcOrder.total.desc())
+            .limit(5).offset(10))
+    bare = page.order_by(None).limit(None).offset(None)
+    raw = await raw_sql(shop, "SELECT count(*) FROM qc_orders WHERE total > 100")
+    with sql(shop) as log:
+        assert await orm_rows(shop, select(func.count()).select_from(bare.subquery())) == raw
+    assert "ORDER BY" not in log.statements[0] and "LIMIT" not in log.statements[0]
+    grouped = select(QcOrder.customer_id).group_by(QcOrder.customer_id)
+    assert len(await orm_rows(shop, grouped.group_by(None))) == len(ORDERS)
+    union_all = select(QcOrder.id).where(QcOrder.id < 3).union_all(select(QcOrder.id).where(QcOrder.id < 2))
+    assert sorted(await orm_rows(shop, union_all.order_by(QcOrder.id).order_by(None))) == [(1,), (1,), (2,)]
+
+
+@pytest.mark.parametrize("bad", ["10", 2.5, True, -1])
+def test_limit_and_offset_take_a_row_count(bad: Any) -> None:
+    from aiouow.exc import ArgumentError
+
+    with pytest.raises(ArgumentError, match=r"limit\(\)"):
+        select(QcOrder.id).limit(bad)
+    with pytest.raises(ArgumentError, match=r"offset\(\)"):
+        select(QcOrder.id).union(select(QcOrder.id)).offset(bad)

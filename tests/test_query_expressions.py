@@ -34,7 +34,7 @@ from aiouow import types as T
 from aiouow.exc import ArgumentError
 
 from .conftest import capture_sql
-from .query_support import orm_rows
+from .query_support import orm_rows, raw_sql
 
 D = Decimal
 
@@ -335,6 +335,29 @@ async def test_aggregate_result_types_are_the_same_on_both_backends(shop: Engine
     raw = await orm_rows(shop, text("SELECT sum(total), count(id), avg(qty) FROM xp_orders"))
     assert (_num(raw[0][0]), raw[0][1]) == (s, n)
     assert float(raw[0][2]) == pytest.approx(avg_qty)
+
+
+async def test_division_is_true_division_and_floor_division_is_explicit(shop: Engine) -> None:
+    """``/`` of integers does not truncate (a Decimal, as in SQLAlchemy 2.x); ``//`` floors,
+    ``%`` is the remainder; the same answers on both backends, matching Python."""
+    stmt = (select(XOrder.id, XOrder.qty / 4, XOrder.qty // 4, XOrder.qty % 4, XOrder.total // 7,
+                   (XOrder.qty + 1) / (XOrder.qty + 3), func.sum(XOrder.qty).over() / func.count().over())
+            .order_by(XOrder.id))
+    rows = await orm_rows(shop, stmt)
+    mean = D(sum(o[4] for o in ORDERS)) / len(ORDERS)
+    assert len(rows) == len(ORDERS)
+    for (oid, quarter, floor4, rem, floor_total, ratio, avg), o in zip(rows, ORDERS):
+        qty, total = o[4], o[3]
+        assert oid == o[0]
+        assert type(quarter) is D and quarter == D(qty) / 4
+        assert type(floor4) is int and floor4 == qty // 4 and rem == qty % 4 and type(rem) is int
+        assert floor_total == total // 7  # totals are positive: Python floors like FLOOR()
+        assert type(ratio) is D and abs(ratio - D(qty + 1) / (qty + 3)) < D("1e-12")
+        assert abs(avg - mean) < D("1e-12")
+    # raw SQL truncates integer division: the ORM's answer is the one written with a cast
+    raw = await raw_sql(shop, "SELECT qty / 4, qty / CAST(4 AS REAL) FROM xp_orders ORDER BY id")
+    assert [r[0] for r in raw] == [o[4] // 4 for o in ORDERS]
+    assert [D(repr(float(r[1]))) for r in raw] == [q for _, q, *_ in rows]
 
 
 def test_constructs_move_onto_a_table_alias() -> None:

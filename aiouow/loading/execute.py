@@ -19,7 +19,7 @@ from ..engine.result import AsyncResult, Result, _process, make_row_class
 from ..mapping.mapper import Mapper
 from ..sql.dml import Delete, DMLStatement, Update
 from ..sql.elements import BindParameter, ClauseElement, and_
-from ..sql.selectable import Select
+from ..sql.selectable import EntityClause, Select
 from ..sql.subquery import CompoundSelect
 from .joined import joined_statement, populate_joined, split_options
 from .options import LoaderOption, apply_options
@@ -61,7 +61,7 @@ async def orm_select(session: SessionInternals, conn: Connection, stmt: Select |
         mapper = items[0][1]
         objs = instances(session, mapper, rows, 0, populate, compiled.result_procs)
         if stmt._options:
-            await apply_options(session, stmt._options, [mapper], [objs], populate)
+            await apply_options(session, stmt._options, [mapper], [objs], populate, _entity_tables(stmt))
         return Result(objs, row_class, scalar_rows=True)
     if compiled.result_procs:
         rows = _process(rows, compiled.result_procs)
@@ -76,8 +76,13 @@ async def orm_select(session: SessionInternals, conn: Connection, stmt: Select |
             columns.append([r[start] for r in rows])
     if stmt._options and entity_cols:
         await apply_options(session, stmt._options, [m for m, _ in entity_cols], [o for _, o in entity_cols],
-                            populate)
+                            populate, _entity_tables(stmt))
     return Result(list(zip(*columns)) if rows else [], row_class)
+
+
+def _entity_tables(stmt: Select | CompoundSelect) -> list[Any]:
+    """The FROM item (table or alias) of each entity the statement selects, in order."""
+    return [c.table for c in stmt._columns if isinstance(c, EntityClause)]
 
 
 async def orm_select_joined(session: SessionInternals, conn: Connection, stmt: Select, params: Any, mapper: Mapper,
@@ -93,7 +98,7 @@ async def orm_select_joined(session: SessionInternals, conn: Connection, stmt: S
         if len(opt.path) > 1:
             await apply_options(session, [LoaderOption(opt.path[1:])], [opt.path[0][1].mapper], [objs], populate)
     if rest:
-        await apply_options(session, rest, [mapper], [parents], populate)
+        await apply_options(session, rest, [mapper], [parents], populate, _entity_tables(stmt))
     base, _ = conn.compile(stmt, params)
     return Result(parents, orm_row_class(base), scalar_rows=True)
 

@@ -40,10 +40,14 @@ def split_options(stmt: Select, mapper: Mapper) -> tuple[list[LoaderOption], lis
     """(joined options this query can join, every other option)."""
     joined, rest = [], []
     seen: set[int] = set()
+    from_model = getattr(stmt._columns[0], "table", None) is mapper.table
     for opt in stmt._options:
         if isinstance(opt, LoaderOption) and opt.path[0][0] == "joined":
             rel = opt.path[0][1]
-            if rel.parent is mapper and id(rel) not in seen and joinable(stmt, rel):
+            # through an alias (``joinedload(m.reports)``, or a plain option on ``select(m)``) the
+            # relationship loads like selectinload: the eager join is built from the model's table
+            if rel.parent is mapper and opt.entity is None and from_model and id(rel) not in seen \
+                    and joinable(stmt, rel):
                 seen.add(id(rel))
                 joined.append(opt)
                 continue

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exc import ArgumentError
+from ..mapping.aliased import AliasedRelationship
 from ..mapping.collections import make_collection
 from ..mapping.relationships import Relationship
 from .explicit import load_relationship
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from ..mapping.model import Model
+    from ..sql.schema import TableAlias
     from .protocol import SessionInternals
 
     #: what the options take: ``User.posts``, a ``Relationship`` to the checker under a
@@ -38,15 +40,23 @@ _STRATEGIES = ("selectin", "joined", "raise", "noload")
 
 
 class LoaderOption:
-    """A path of (strategy, relationship) steps; chain with ``.selectinload(...)`` etc."""
+    """A path of (strategy, relationship) steps; chain with ``.selectinload(...)`` etc.
 
-    __slots__ = ("path",)
+    ``entity`` is the alias the path starts from (``selectinload(m.reports)`` for
+    ``m = aliased(Employee)``), None when it starts from the model itself.
+    """
 
-    def __init__(self, path: tuple[tuple[str, Relationship], ...]) -> None:
+    __slots__ = ("path", "entity")
+
+    def __init__(self, path: tuple[tuple[str, Relationship], ...], entity: TableAlias | None = None) -> None:
         self.path = path
+        self.entity = entity
 
     def _then(self, strategy: str, attr: Any) -> LoaderOption:
-        rel = _relationship(attr, f"{strategy}load")
+        rel, alias = _relationship(attr, f"{strategy}load")
+        if alias is not None:
+            raise ArgumentError(f"{strategy}load({attr!r}): only the first step of a loader path may start "
+                                f"from an alias; use {rel} here")
         last = self.path[-1][1]
         last.resolve()
         if rel.parent is not last.mapper:
@@ -54,7 +64,7 @@ class LoaderOption:
                 f"{strategy}load({rel}) cannot follow {last}: {last} leads to "
                 f"{last.mapper.class_.__name__}, not {rel.parent.class_.__name__}"
             )
-        return LoaderOption((*self.path, (strategy, rel)))
+        return LoaderOption((*self.path, (strategy, rel)), self.entity)
 
     def selectinload(self, attr: RelationshipArg) -> LoaderOption:
         return self._then("selectin", attr)
@@ -72,47 +82,72 @@ class LoaderOption:
         return ".".join(f"{s}load({r})" for s, r in self.path)
 
 
-def _relationship(attr: Any, what: str) -> Relationship:
-    if not isinstance(attr, Relationship):
-        raise ArgumentError(f"{what}() takes a relationship attribute such as User.posts, not {attr!r}")
-    return attr
+def _relationship(attr: Any, what: str) -> tuple[Relationship, TableAlias | None]:
+    """The relationship an option names, and the alias it is reached through (``m.reports``)."""
+    if isinstance(attr, Relationship):
+        return attr, None
+    if isinstance(attr, AliasedRelationship) and attr.target is None and attr.parent is not None:
+        return attr.rel, attr.parent
+    if isinstance(attr, AliasedRelationship):
+        raise ArgumentError(f"{what}({attr!r}): of_type() is for joins; a loader option loads the "
+                            f"relationship's own target: {what}({attr.rel})")
+    raise ArgumentError(f"{what}() takes a relationship attribute such as User.posts, not {attr!r}")
+
+
+def _option(strategy: str, attr: Any) -> LoaderOption:
+    rel, alias = _relationship(attr, f"{strategy}load")
+    return LoaderOption(((strategy, rel),), alias)
 
 
 def selectinload(attr: RelationshipArg) -> LoaderOption:
     """Load a relationship for all loaded objects in one more query."""
-    return LoaderOption((("selectin", _relationship(attr, "selectinload")),))
+    return _option("selectin", attr)
 
 
 def joinedload(attr: RelationshipArg) -> LoaderOption:
-    """Eager-load a relationship in the same query (LEFT OUTER JOIN); parents are de-duplicated."""
-    return LoaderOption((("joined", _relationship(attr, "joinedload")),))
+    """Eager-load a relationship in the same query (LEFT OUTER JOIN); parents are de-duplicated.
+    Through an alias (``joinedload(m.reports)``) it loads like ``selectinload``."""
+    return _option("joined", attr)
 
 
 def raiseload(attr: RelationshipArg) -> LoaderOption:
     """Leave the relationship unloaded: touching it raises ``NotLoadedError``."""
-    return LoaderOption((("raise", _relationship(attr, "raiseload")),))
+    return _option("raise", attr)
 
 
 def noload(attr: RelationshipArg) -> LoaderOption:
     """The relationship reads as empty (or None) without loading."""
-    return LoaderOption((("noload", _relationship(attr, "noload")),))
+    return _option("noload", attr)
+
+
+def _group_of(opt: LoaderOption, mappers: list[Any], tables: list[Any], objs: list[list[Any]]) -> list[Any] | None:
+    """The loaded objects an option applies to: those of its alias, else those of the model
+    itself (selected unaliased first, then through any alias)."""
+    first = opt.path[0][1]
+    candidates = [i for i, m in enumerate(mappers) if m is first.parent]
+    if opt.entity is not None:
+        candidates = [i for i in candidates if tables[i] is opt.entity]
+    else:
+        candidates.sort(key=lambda i: tables[i] is not first.parent.table)
+    if not candidates:
+        return None
+    return [o for o in objs[candidates[0]] if o is not None]
 
 
 async def apply_options(session: SessionInternals, options: Sequence[Any], mappers: list[Any], objs: list[list[Any]],
-                        populate: bool) -> None:
-    """Run the loads the options ask for on freshly loaded objects."""
+                        populate: bool, tables: list[Any] | None = None) -> None:
+    """Run the loads the options ask for on freshly loaded objects; ``tables`` are the FROM
+    items (table or alias) each group of objects was selected from."""
+    if tables is None:
+        tables = [m.table for m in mappers]
     for opt in options:
         if not isinstance(opt, LoaderOption):
             raise ArgumentError(f"unknown loader option {opt!r}; use selectinload(), joinedload(), ...")
-        first = opt.path[0][1]
-        current = None
-        for mapper, group in zip(mappers, objs):
-            if first.parent is mapper:
-                current = [o for o in group if o is not None]
-                break
+        current = _group_of(opt, mappers, tables, objs)
         if current is None:
+            through = f" through {opt.entity.name!r}" if opt.entity is not None else ""
             raise ArgumentError(
-                f"option {opt!r} does not apply to this query, which loads "
+                f"option {opt!r}{through} does not apply to this query, which loads "
                 f"{', '.join(m.class_.__name__ for m in mappers)}"
             )
         last = len(opt.path) - 1

@@ -48,6 +48,47 @@ class AliasedClass:
         return f"aliased({self._aiouow_mapper.class_.__name__}, name={self._aiouow_alias.name!r})"
 
 
+class AliasInspection:
+    """What ``inspect(m)`` returns for ``m = aliased(Employee, name="manager")``."""
+
+    __slots__ = ("mapper", "table")
+    is_aliased_class = True
+
+    def __init__(self, mapper: Mapper, table: TableAlias) -> None:
+        self.mapper = mapper
+        #: the ``employees AS manager`` FROM item (SQLAlchemy calls it ``selectable``)
+        self.table = table
+
+    @property
+    def class_(self) -> type[Any]:
+        """The aliased model class."""
+        return self.mapper.class_
+
+    @property
+    def name(self) -> str:
+        """The alias name used in SQL."""
+        return self.table.name
+
+    @property
+    def selectable(self) -> TableAlias:
+        return self.table
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """Attribute name -> the alias's column, in mapping order."""
+        return {key: self.table.corresponding_column(col) for key, col in self.mapper.columns.items()}
+
+    def __repr__(self) -> str:
+        return f"<AliasInspection {self.class_.__name__} AS {self.name!r}>"
+
+
+def inspect_alias(subject: object) -> AliasInspection | None:
+    """The inspection of an ``aliased()`` class; None for anything else."""
+    if isinstance(subject, AliasedClass):
+        return AliasInspection(subject._aiouow_mapper, subject._aiouow_alias)
+    return None
+
+
 def aliased(element: type[_M], name: str | None = None) -> type[_M]:
     """``m = aliased(Employee, name="manager")``: ``employees AS manager`` in a statement.
 

@@ -129,6 +129,10 @@ class Compiler(ExpressionCompiler):
     def visit_ilike(self, left: str, right: str) -> str:
         return f"lower({left}) LIKE lower({right})"
 
+    def visit_true_division(self, left: str, right: str) -> str:
+        """integer / integer without truncation (NUMERIC on PostgreSQL, REAL on SQLite)."""
+        return f"{left} / CAST({right} AS NUMERIC)"
+
     def limit_clause(self, limit: str | None, offset: str | None) -> str:
         out = ""
         if limit is not None:
@@ -235,6 +239,10 @@ class Compiler(ExpressionCompiler):
             return self.visit_ilike(left, right)
         if b.op == "+" and isinstance(getattr(b.left, "type", None), sqltypes.String):
             return f"{left} || {right}"  # string concatenation, as in SQLAlchemy
+        if b.op == "TRUEDIV":
+            return self.visit_true_division(left, right)
+        if b.op == "FLOORDIV":
+            return f"FLOOR({left} / {right})"
         return f"{left} {b.op} {right}"
 
     def visit_unary(self, u: UnaryExpression) -> str:

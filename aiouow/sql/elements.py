@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, overload
 
 from .. import types as sqltypes
@@ -155,12 +156,36 @@ class ColumnElement(ClauseElement, Generic[_T]):
     def __mul__(self, other: Any) -> BinaryExpression[Any]:
         return self._math("*", other)
 
+    # ``/`` is true division, as in Python and SQLAlchemy 2.x: integer / integer is a Decimal
+    # (the SQL would truncate); ``//`` is floor division, an integer for integers
+    @overload
+    def __truediv__(self: ColumnElement[int], other: ColumnElement[int] | int) -> BinaryExpression[Decimal]: ...
     @overload
     def __truediv__(self, other: ColumnElement[_T] | _T | ColumnElement[int] | int) -> BinaryExpression[_T]: ...
     @overload
     def __truediv__(self, other: Any) -> BinaryExpression[Any]: ...
     def __truediv__(self, other: Any) -> BinaryExpression[Any]:
-        return self._math("/", other)
+        expr = self._math("/", other)
+        if _integral(self.type) and _integral(getattr(expr.right, "type", None)):
+            expr.op, expr.type = "TRUEDIV", _DIVISION
+        return expr
+
+    @overload
+    def __floordiv__(self: ColumnElement[int], other: ColumnElement[int] | int) -> BinaryExpression[int]: ...
+    @overload
+    def __floordiv__(self, other: Any) -> BinaryExpression[Any]: ...
+    def __floordiv__(self, other: Any) -> BinaryExpression[Any]:
+        expr = self._math("/", other)
+        if not (_integral(self.type) and _integral(getattr(expr.right, "type", None))):
+            expr.op = "FLOORDIV"
+        return expr
+
+    @overload
+    def __mod__(self: ColumnElement[int], other: ColumnElement[int] | int) -> BinaryExpression[int]: ...
+    @overload
+    def __mod__(self, other: Any) -> BinaryExpression[Any]: ...
+    def __mod__(self, other: Any) -> BinaryExpression[Any]:
+        return self._math("%", other)
 
     def __neg__(self) -> UnaryExpression[_T]:
         return UnaryExpression(self, "-", prefix=True)
@@ -296,6 +321,11 @@ class Null(ColumnElement[None]):
 
 NULL = Null()
 _BOOLEAN = sqltypes.Boolean()
+_DIVISION = sqltypes.Numeric()
+
+
+def _integral(type_: object) -> bool:
+    return isinstance(type_, sqltypes.Integer)
 
 
 class BinaryExpression(ColumnElement[_T]):

@@ -332,6 +332,10 @@ class SQLiteExpressionCompiler:
     def visit_boolean_constant(self, b: BooleanConstant) -> str:
         return "1" if b.value else "0"
 
+    def visit_true_division(self, left: str, right: str) -> str:
+        # CAST(... AS NUMERIC) gives an INTEGER back for a whole number in SQLite
+        return f"{left} / CAST({right} AS REAL)"
+
     def visit_extract(self, e: Extract) -> str:
         # the format is one of EXTRACT_FIELDS' constants, never a user's value
         return f"CAST(strftime('{EXTRACT_FIELDS[e.field]}', {self._operand(e.element)}) AS INTEGER)"

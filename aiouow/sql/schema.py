@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .. import types as sqltypes
 from ..exc import ArgumentError
@@ -150,28 +150,32 @@ def _coerce_type(type_: Any, name: str) -> sqltypes.TypeEngine:
     return t
 
 
-class ColumnCollection:
-    """Columns of a table by name, in order: ``table.c.name`` or ``table.c["name"]``."""
+_C = TypeVar("_C", bound=ColumnElement[Any])
+
+
+class ColumnCollection(Generic[_C]):
+    r"""Columns by name, in order: ``table.c.name`` or ``table.c["name"]``; a table's hold
+    ``Column``\ s, an alias's ``AliasColumn``\ s, a subquery's ``SubqueryColumn``\ s."""
 
     __slots__ = ("_cols",)
-    _cols: dict[str, Column]
+    _cols: dict[str, _C]
 
-    def __init__(self, cols: Iterable[Column]) -> None:
-        object.__setattr__(self, "_cols", {c.key: c for c in cols})
+    def __init__(self, cols: Iterable[_C]) -> None:
+        object.__setattr__(self, "_cols", {c.key: c for c in cols})  # type: ignore[attr-defined]
 
-    def __getattr__(self, name: str) -> Column:
+    def __getattr__(self, name: str) -> _C:
         try:
             return self._cols[name]
         except KeyError:
             raise AttributeError(name) from None
 
-    def __getitem__(self, name: str) -> Column:
+    def __getitem__(self, name: str) -> _C:
         return self._cols[name]
 
-    def get(self, name: str) -> Column | None:
+    def get(self, name: str) -> _C | None:
         return self._cols.get(name)
 
-    def __iter__(self) -> Iterator[Column]:
+    def __iter__(self) -> Iterator[_C]:
         return iter(self._cols.values())
 
     def __len__(self) -> int:
@@ -322,7 +326,7 @@ class TableAlias:
         self.element = table
         self.name = name
         self.columns: tuple[AliasColumn, ...] = tuple(AliasColumn(self, c) for c in table.columns)
-        self.c = ColumnCollection(self.columns)  # type: ignore[arg-type]
+        self.c = ColumnCollection(self.columns)
         self.primary_key = tuple(c for c in self.columns if c.primary_key)
         #: the mapper of the aliased table's model (None for a plain Table)
         self.mapper = table.mapper

@@ -10,6 +10,7 @@ from .. import types as sqltypes
 from ..exc import ArgumentError, InvalidRequestError
 from .cte import CTE
 from .elements import BindParameter, ClauseElement, ColumnElement, Label, UnaryExpression, and_, coerce
+from .paging import Paged
 from .schema import Column, Table, TableAlias
 from .subquery import CompoundSelect, ScalarSelect, Subquery
 
@@ -34,7 +35,6 @@ _T5 = TypeVar("_T5")
 #: what a FROM clause or JOIN names: a table, or a table under an alias
 FromItem = Table | TableAlias | Subquery
 
-_INT = sqltypes.Integer()
 
 
 class EntityClause(ClauseElement):
@@ -108,7 +108,7 @@ def _infer_onclause(froms: list[FromItem], right: FromItem) -> tuple[FromItem, C
     )
 
 
-class Select(ColumnElement[Any], Generic[_TP]):
+class Select(Paged, ColumnElement[Any], Generic[_TP]):
     """``select(User)``, ``select(User.id, User.name)``: build with chained methods.
 
     ``_TP`` is the row type for the checker; every builder returns a ``Select`` of the same one.
@@ -116,7 +116,7 @@ class Select(ColumnElement[Any], Generic[_TP]):
 
     __slots__ = (
         "_columns", "_where", "_joins", "_order_by", "_group_by", "_having",
-        "_limit", "_offset", "_distinct", "_for_update", "_options",
+        "_distinct", "_for_update", "_options",
         "_execution_options", "_select_from", "_correlate",
     )
     visit_name = "select"
@@ -132,8 +132,7 @@ class Select(ColumnElement[Any], Generic[_TP]):
         self._order_by: tuple[ClauseElement, ...] = ()
         self._group_by: tuple[ClauseElement, ...] = ()
         self._having: tuple[ClauseElement, ...] = ()
-        self._limit: BindParameter | None = None
-        self._offset: BindParameter | None = None
+        super().__init__()
         self._distinct = False
         self._for_update = False
         self._options: tuple[Any, ...] = ()
@@ -143,7 +142,7 @@ class Select(ColumnElement[Any], Generic[_TP]):
         self._correlate: tuple[FromItem, ...] | None = ()
 
     def _copy(self) -> Self:
-        new = type(self).__new__(type(self))
+        new = super()._copy()
         for name in Select.__slots__:
             setattr(new, name, getattr(self, name))
         return new
@@ -212,15 +211,18 @@ class Select(ColumnElement[Any], Generic[_TP]):
 
     def order_by(self, *clauses: Any) -> Self:
         """ORDER BY expressions; a ``.label()`` of the selected columns (or its name as a
-        string) orders by that result column."""
+        string) orders by that result column. ``order_by(None)`` removes the ORDER BY."""
         new = self._copy()
-        new._order_by = self._order_by + tuple(self._by_item(c, "order_by") for c in clauses)
+        new._order_by = () if len(clauses) == 1 and clauses[0] is None else \
+            self._order_by + tuple(self._by_item(c, "order_by") for c in clauses)
         return new
 
     def group_by(self, *clauses: Any) -> Self:
-        """GROUP BY expressions; labels and label names as in :meth:`order_by`."""
+        """GROUP BY expressions; labels and label names as in :meth:`order_by`;
+        ``group_by(None)`` removes the GROUP BY."""
         new = self._copy()
-        new._group_by = self._group_by + tuple(self._by_item(c, "group_by") for c in clauses)
+        new._group_by = () if len(clauses) == 1 and clauses[0] is None else \
+            self._group_by + tuple(self._by_item(c, "group_by") for c in clauses)
         return new
 
     def _by_item(self, item: Any, what: str) -> ClauseElement:
@@ -245,16 +247,6 @@ class Select(ColumnElement[Any], Generic[_TP]):
     def having(self, *clauses: Any) -> Self:
         new = self._copy()
         new._having = self._having + tuple(coerce(c) for c in clauses)
-        return new
-
-    def limit(self, n: int | None) -> Self:
-        new = self._copy()
-        new._limit = None if n is None else BindParameter(int(n), _INT)
-        return new
-
-    def offset(self, n: int | None) -> Self:
-        new = self._copy()
-        new._offset = None if n is None else BindParameter(int(n), _INT)
         return new
 
     def distinct(self) -> Self:  # type: ignore[override]  # SELECT DISTINCT, not DISTINCT expr

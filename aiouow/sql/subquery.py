@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self
 from .. import types as sqltypes
 from ..exc import ArgumentError
 from .elements import BindParameter, ClauseElement, ColumnElement, Label, coerce
+from .paging import Paged
 from .schema import ColumnCollection
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ else:
 
 _T = TypeVar("_T")
 
-_INT = sqltypes.Integer()
 
 
 def _first_select(stmt: Select[Any] | CompoundSelect[Any]) -> Select[Any]:
@@ -96,7 +96,7 @@ class Subquery:
         self.name = name
         self.columns = tuple(SubqueryColumn(self, key, sql, getattr(el, "type", sqltypes.NULLTYPE))
                              for key, sql, el in _selected_columns(element))
-        self.c = ColumnCollection(self.columns)  # type: ignore[arg-type]
+        self.c = ColumnCollection(self.columns)
         # never compiled: its place in the bound values tells one anonymous subquery named twice
         # from two alike ones, which compile as anon_1 and anon_2 (the cache key sees repeats)
         self._marker: BindParameter[None] | None = BindParameter(None, sqltypes.NULLTYPE) if name is None else None
@@ -137,14 +137,14 @@ class ScalarSelect(ColumnElement[_T]):
 _SET_OPS = ("UNION", "UNION ALL", "INTERSECT", "EXCEPT")
 
 
-class CompoundSelect(ColumnElement[Any], Generic[_TP]):
+class CompoundSelect(Paged, ColumnElement[Any], Generic[_TP]):
     """``union(a, b)`` and friends: orderable, limitable, executable, usable as a subquery.
 
     ``order_by`` takes the first SELECT's columns or labels (or their names as strings): a set
     operation's result is ordered by its result columns.
     """
 
-    __slots__ = ("keyword", "selects", "_order_by", "_limit", "_offset", "_options", "_execution_options")
+    __slots__ = ("keyword", "selects", "_order_by", "_options", "_execution_options")
     visit_name = "compound_select"
 
     def __init__(self, keyword: str, selects: tuple[Select[Any] | CompoundSelect[Any], ...]) -> None:
@@ -161,8 +161,7 @@ class CompoundSelect(ColumnElement[Any], Generic[_TP]):
         self.keyword = keyword
         self.selects = selects
         self._order_by: tuple[ClauseElement, ...] = ()
-        self._limit: BindParameter[Any] | None = None
-        self._offset: BindParameter[Any] | None = None
+        super().__init__()
         # what the ORM execution path reads of a SELECT
         self._options: tuple[Any, ...] = ()
         self._execution_options: dict[str, Any] = {}
@@ -177,27 +176,21 @@ class CompoundSelect(ColumnElement[Any], Generic[_TP]):
         return self.selects[0].type
 
     def _copy(self) -> Self:
-        new = type(self).__new__(type(self))
+        new = super()._copy()
         for name in CompoundSelect.__slots__:
             setattr(new, name, getattr(self, name))
         return new
 
     def order_by(self, *clauses: Any) -> Self:
-        """ORDER BY result columns: a selected column or label of the first SELECT, or its name."""
+        """ORDER BY result columns: a selected column or label of the first SELECT, or its name;
+        ``order_by(None)`` removes the ORDER BY."""
         first = _first_select(self)
         new = self._copy()
+        if len(clauses) == 1 and clauses[0] is None:
+            new._order_by = ()
+            return new
         new._order_by = self._order_by + tuple(
             first._by_item(c, "order_by") if isinstance(c, str) else coerce(c) for c in clauses)
-        return new
-
-    def limit(self, n: int | None) -> Self:
-        new = self._copy()
-        new._limit = None if n is None else BindParameter(int(n), _INT)
-        return new
-
-    def offset(self, n: int | None) -> Self:
-        new = self._copy()
-        new._offset = None if n is None else BindParameter(int(n), _INT)
         return new
 
     def subquery(self, name: str | None = None) -> Subquery:

@@ -46,10 +46,14 @@ from aiouow.sql import CTE, CompoundSelect, ScalarSelect, Select, Subquery
 from aiouow.sql.dml import Delete, Insert, Update
 from aiouow.sql.elements import Label
 from aiouow.sql.expressions import Cast
+from aiouow.sql.subquery import SubqueryColumn
 from tests.typing.models_mapped import Post, Tag, User
 
 if TYPE_CHECKING:
+    from decimal import Decimal  # noqa: F401
+
     from aiouow.mapping.attributes import InstrumentedAttribute  # noqa: F401
+    from aiouow.sql.elements import BinaryExpression  # noqa: F401
 
 # -- select() is generic in its row type --------------------------------------------------------
 assert_type(select(User), Select[tuple[User]])
@@ -256,6 +260,18 @@ sq = select(Post.author_id, func.count(Post.id).label("n")).group_by(Post.author
 assert_type(sq, Subquery)
 assert_type(select(User).join(sq, sq.c.author_id == User.id), Select[tuple[User]])
 assert_type(select(func.count()).select_from(select(User).subquery()), Select[tuple[Any]])
+# true division of integers is a Decimal; floor division and remainder stay integers
+assert_type(User.id / 2, "BinaryExpression[Decimal]")
+assert_type(User.id // 2, "BinaryExpression[int]")
+assert_type(User.id % 2, "BinaryExpression[int]")
+assert_type(select(User.id / User.id), "Select[tuple[Decimal]]")
+# a subquery's columns are SubqueryColumns (column expressions), not the tables' Columns
+assert_type(sq.c.n, SubqueryColumn)
+assert_type(sq.c["author_id"], SubqueryColumn)
+# the total-count idiom for pagination
+page = select(User).order_by(User.id).limit(20).offset(40)
+assert_type(select(func.count()).select_from(page.order_by(None).limit(None).offset(None).subquery()),
+            Select[tuple[Any]])
 assert_type(union(select(User.id), select(Post.id)), CompoundSelect[tuple[int]])
 assert_type(union(select(Post.author_id), select(Post.author_id)), CompoundSelect[tuple[int | None]])
 assert_type(union_all(select(User.id), select(Post.id)).order_by(User.id).limit(3), CompoundSelect[tuple[int]])
@@ -299,6 +315,8 @@ assert_type(select(User, boss), Select[tuple[User, User]])
 assert_type(select(Post.title, boss.name).join(boss, Post.author_id == boss.id), Select[tuple[str, str]])
 assert_type(select(Post).join(Post.author.of_type(boss)).where(boss.name == "a"), Select[tuple[Post]])
 assert_type(select(Post).join(boss, Post.author), Select[tuple[Post]])
+assert_type(select(boss).options(selectinload(boss.posts)), Select[tuple[User]])
+assert_type(Post.author.of_type(boss), Any)
 
 
 async def alias_results(session: AsyncSession) -> None:
