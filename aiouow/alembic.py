@@ -197,12 +197,19 @@ def run_migrations(metadata: MetaData, *, url: str | None = None, **configure: A
                             "in alembic.ini, or pass url=")
     backend = make_url(url).backend
     target = to_sqlalchemy(metadata, backend)
+    schemas = {t.schema for t in target.tables.values() if t.schema is not None}
+
+    def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+        # with schemas, Alembic reflects every schema of the database: look at the metadata's only
+        return type_ != "schema" or name is None or name in schemas
+
     options: dict[str, Any] = {
         "target_metadata": target,
         "compare_type": compare_type,
         "render_item": render_item,
         "render_as_batch": backend == "sqlite",
-        "include_schemas": any(t.schema is not None for t in target.tables.values()),
+        "include_schemas": bool(schemas),
+        "include_name": include_name,
         **configure,
     }
     if context.is_offline_mode():

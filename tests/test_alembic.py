@@ -274,3 +274,48 @@ def test_no_environment_url_is_a_clear_error(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(ArgumentError, match="AIOUOW_DATABASE_URL"):
         command.upgrade(cfg, "head")
     assert os.environ.get("AIOUOW_DATABASE_URL") is None
+
+
+async def test_postgresql_schemas_are_migrated(fresh: Any, engine: Engine, tmp_path: Path) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("schemas are PostgreSQL-only")
+    from aiouow import Model, column
+
+    shop = MetaData()
+
+    class ShopBase(Model):
+        metadata = shop
+
+    class MigItem(ShopBase):
+        __tablename__ = "items"
+        __table_args__ = {"schema": "shop"}
+        id: int = column(primary_key=True)
+        sku: str = column(unique=True)
+
+    migrated = await fresh()
+    eng = create_engine(migrated)
+    try:
+        async with eng.begin() as conn:
+            for ddl in ("CREATE SCHEMA shop", "CREATE SCHEMA other", "CREATE TABLE other.unrelated (x int)"):
+                await conn.exec_driver_sql(ddl)
+    finally:
+        await eng.dispose()
+    cfg = _config(tmp_path, migrated, shop)
+    await _alembic(command.revision, cfg, "first", autogenerate=True)
+    script = _revision(tmp_path, "first")
+    assert _upgrade_ops(script) == ["create_table"] and "schema='shop'" in script.read_text()
+    assert "unrelated" not in script.read_text()  # another schema's tables are left alone
+    await _alembic(command.upgrade, cfg, "head")
+    assert await _rows(migrated, "SELECT table_schema, table_name FROM information_schema.tables "
+                                 "WHERE table_schema IN ('shop', 'other') ORDER BY 1, 2") == [
+        ("other", "unrelated"), ("shop", "items")]
+    eng = create_engine(migrated)
+    try:
+        from aiouow import AsyncSession
+
+        async with AsyncSession(eng) as s:
+            s.add(MigItem(sku="a-1"))
+            await s.commit()
+    finally:
+        await eng.dispose()
+    assert await _rows(migrated, "SELECT id, sku FROM shop.items") == [(1, "a-1")]
