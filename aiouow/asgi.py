@@ -1,4 +1,4 @@
-"""ASGI middleware: one scoped session per request.
+"""Web frameworks: a session per request, as ASGI middleware or as a FastAPI dependency.
 
 ```python
 from aiouow import scoped_session, sessionmaker
@@ -24,10 +24,12 @@ session through ``db()``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .session.maker import sessionmaker
 from .session.scoping import scoped_session
+from .session.session import AsyncSession
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -37,7 +39,43 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SCOPE_KEY = "aiouow.session"
 
-__all__ = ["SCOPE_KEY", "SessionMiddleware"]
+__all__ = ["SCOPE_KEY", "SessionMiddleware", "session_dependency"]
+
+
+def session_dependency(factory: sessionmaker | scoped_session) -> Callable[[], AsyncIterator[AsyncSession]]:
+    """A FastAPI dependency (``Depends(get_session)``) giving each request a session of its own.
+
+    ``get_session = session_dependency(sessionmaker(engine))``; with a ``scoped_session`` the
+    request's session is also what ``db()`` returns in the request's task. The session is closed
+    after the response; if the endpoint (or a later dependency) raised, it is rolled back first
+    and the exception goes on to FastAPI's handlers, as its rules for dependencies with ``yield``
+    require. Nothing is committed for you: endpoints commit explicitly.
+    """
+    if isinstance(factory, scoped_session):
+        db = factory
+
+        async def get_scoped_session() -> AsyncIterator[AsyncSession]:
+            async with db.scope() as session:
+                try:
+                    yield session
+                except BaseException:
+                    await session.rollback()
+                    raise
+
+        return get_scoped_session
+    if not isinstance(factory, sessionmaker):
+        raise TypeError(f"session_dependency() takes a sessionmaker or a scoped_session, not {factory!r}")
+    maker = factory
+
+    async def get_session() -> AsyncIterator[AsyncSession]:
+        async with maker() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+
+    return get_session
 
 
 class SessionMiddleware:

@@ -125,7 +125,13 @@ def mapper_for_name(name: str, rel: Relationship) -> Mapper:
     if not found:
         raise ArgumentError(f"relationship {rel}: no mapped class named {name!r} is defined")
     if len(found) > 1:
-        raise ArgumentError(f"relationship {rel}: several mapped classes are named {name!r}; pass the class")
+        # as an annotation would be read: a class of that name in the relationship's own module
+        home = [m for m in found if m.class_.__module__ == rel.parent.class_.__module__]
+        if len(home) == 1:
+            return home[0]
+        modules = ", ".join(sorted(f"{m.class_.__module__}.{m.class_.__name__}" for m in found))
+        raise ArgumentError(f"relationship {rel}: several mapped classes are named {name!r} ({modules}), none "
+                            "of them in this model's module; pass the class itself")
     return found[0]
 
 

@@ -389,7 +389,14 @@ class Relationship(Generic[_T]):
             if isinstance(item, str):
                 desc = item.strip().lower().endswith(" desc")
                 name = item.strip().split()[0]
-                col = self._lookup_column(name, "order_by") if "." in name else self.mapper.columns[name]
+                if "." in name:
+                    col = self._lookup_column(name, "order_by")
+                elif name in self.mapper.columns:
+                    col = self.mapper.columns[name]
+                else:
+                    raise ArgumentError(
+                        f"relationship {self}: order_by={item!r} names no column of "
+                        f"{self.mapper.class_.__name__} (it has {', '.join(self.mapper.columns)})")
                 out.append(col.desc() if desc else col)
             else:
                 out.append(item)
