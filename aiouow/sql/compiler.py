@@ -32,7 +32,7 @@ from .elements import (
 from .expressions import ExpressionCompiler
 from .schema import Column, Table, TableAlias
 from .selectable import EntityClause, FromItem, Select
-from .subquery import CompoundSelect, ScalarSelect, Subquery, SubqueryColumn
+from .subquery import CompoundSelect, ScalarSelect, Subquery, SubqueryColumn, column_names
 
 if TYPE_CHECKING:
     from .dml import Delete, Insert, Update
@@ -269,12 +269,17 @@ class Compiler(ExpressionCompiler):
                 return self.quote(lbl.name)
         return self._operand(lbl.element)
 
-    def _column_sql(self, item: ClauseElement, named: bool = False) -> str:
-        """One item of a column list; ``named``: of a subquery in FROM, where an expression
-        needs the name its ``sq.c`` column has."""
-        if named and not isinstance(item, (Label, EntityClause)) and \
-                getattr(item, "visit_name", "") not in ("column", "subquery_column"):
-            return f"{self._column_sql(item)} AS {self.quote(getattr(item, 'result_name', 'value'))}"
+    def _named_column_sql(self, item: ClauseElement, name: str) -> str:
+        """One column of a subquery's (or CTE's) column list, under the name its ``sq.c``
+        column has (see ``subquery.column_names``)."""
+        if getattr(item, "visit_name", "") in ("column", "subquery_column") and \
+                item.name == name:  # type: ignore[attr-defined]
+            return item._compile(self)
+        inner = item.element if isinstance(item, Label) else item
+        return f"{self._column_sql(inner)} AS {self.quote(name)}"
+
+    def _column_sql(self, item: ClauseElement) -> str:
+        """One item of a column list."""
         if isinstance(item, Label):
             inner = item.element
             sql = self.typed_bind(inner) if isinstance(inner, BindParameter) and _bare_bind(inner) \
@@ -330,6 +335,8 @@ class Compiler(ExpressionCompiler):
         parts = []
         procs = []
         pos = 0
+        # in a subquery or CTE, every column has the name its sq.c column has
+        sq_names = iter(column_names(cols)) if named else None
         for item in cols:
             if isinstance(item, EntityClause):
                 start = pos
@@ -340,7 +347,8 @@ class Compiler(ExpressionCompiler):
                         procs.append((pos, proc))
                     pos += 1
                 c.items.append(("entity", item.entity, start, pos))
-                parts.append(self.visit_entity(item))
+                parts.append(self.visit_entity(item) if sq_names is None else ", ".join(
+                    self._named_column_sql(col, next(sq_names)[1]) for col in item.columns))
             else:
                 c.names.append(getattr(item, "result_name", "value"))
                 type_ = getattr(item, "type", sqltypes.NULLTYPE)
@@ -350,7 +358,8 @@ class Compiler(ExpressionCompiler):
                     procs.append((pos, proc))
                 c.items.append(("column", None, pos, pos + 1))
                 pos += 1
-                parts.append(self._column_sql(item, named))
+                parts.append(self._column_sql(item) if sq_names is None
+                             else self._named_column_sql(item, next(sq_names)[1]))
         c.result_procs = tuple(procs)
         c.returns_rows = True
         return ", ".join(parts)
@@ -455,6 +464,10 @@ class Compiler(ExpressionCompiler):
             head = next((t for t in tables if t not in joined), None)
             if head is None:
                 raise ArgumentError("cannot tell the left side of the JOIN; use select_from()")
+        # the FROM entries outside the JOIN chain come first in the text, so they compile first:
+        # SQLite's "?" placeholders take their values in the order they are compiled
+        in_chain = {head, *(j.right for j in s._joins)}
+        others = [self._from_item(t) for t in tables if t not in in_chain]
         chain = self._from_item(head)
         in_chain = {head}
         for j in s._joins:
@@ -470,7 +483,6 @@ class Compiler(ExpressionCompiler):
             kind = " LEFT OUTER JOIN " if j.isouter else " JOIN "
             chain += f"{kind}{self._from_item(j.right)} ON {j.onclause._compile(self)}"
             in_chain.add(j.right)
-        others = [self._from_item(t) for t in tables if t not in in_chain]
         return ", ".join([*others, chain])
 
     def _from_item(self, t: FromItem) -> str:

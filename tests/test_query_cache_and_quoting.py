@@ -1,0 +1,180 @@
+"""The statement-shape cache, bound parameters and result types of the query constructs
+(subqueries, CTEs, set operations, aliases, expressions), on SQLite and PostgreSQL.
+
+Each statement runs twice with different values, the second time served from the cache, and is
+compared with the same query in raw SQL; statements that share a cache key must share their SQL
+(checked against a compile that bypasses the cache).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from aiouow import (
+    AsyncSession,
+    Engine,
+    ForeignKey,
+    Model,
+    aliased,
+    and_,
+    column,
+    distinct,
+    exc,
+    func,
+    select,
+)
+from aiouow import types as T
+
+from .query_support import orm_rows, raw_sql
+
+D = Decimal
+
+
+class QcColor(enum.Enum):
+    red = 1
+    green = 2
+
+
+class QcEmp(Model):
+    """Existing-schema style names: the attribute and the column name differ."""
+
+    __tablename__ = "qc_emps"
+    id: int = column("EmpId", primary_key=True)
+    name: str = column("Name")
+    boss_id: int | None = column("BossId", ForeignKey("qc_emps.EmpId"), nullable=True)
+    salary: Decimal = column(type_=T.Numeric(10, 2))
+    hired: dt.datetime = column()
+    active: bool = column()
+    color: QcColor = column()
+    doc: Any = column(type_=T.JSON())
+    uid: uuid.UUID = column()
+
+
+class QcOrder(Model):
+    __tablename__ = "qc_orders"
+    id: int = column(primary_key=True)
+    emp_id: int = column(ForeignKey("qc_emps.EmpId"))
+    total: Decimal = column(type_=T.Numeric(10, 2))
+
+
+EMPS = [(i, f"e'{i}", None if i == 1 else (i - 1) // 2 + 1, D(i * 100 + 25) / 100,
+         dt.datetime(2020 + i % 5, 1 + i % 12, 3, 4, 5, 6), i % 2 == 0,
+         QcColor.red if i % 3 else QcColor.green, {"k": i}, uuid.UUID(int=i)) for i in range(1, 21)]
+ORDERS = [(i, 1 + i * 7 % 20, D(i * 37 % 500) + D("0.10")) for i in range(1, 81)]
+
+
+@pytest.fixture
+async def qc(db: Engine) -> Engine:
+    async with AsyncSession(db) as s:
+        for e in EMPS:
+            s.add(QcEmp(id=e[0], name=e[1], boss_id=e[2], salary=e[3], hired=e[4], active=e[5],
+                        color=e[6], doc=e[7], uid=e[8]))
+            await s.flush()  # each boss before the employees reporting to it
+        s.add_all([QcOrder(id=i, emp_id=e, total=t) for i, e, t in ORDERS])
+        await s.commit()
+    return db
+
+
+def uncached(engine: Engine, stmt: Any) -> tuple[str, list[Any]]:
+    """The statement's SQL and parameters compiled afresh, bypassing the cache."""
+    d = engine.dialect
+    compiled, binds = d.compile(stmt)
+    fresh = d.compiler_class(d, binds).process(stmt)
+    assert (compiled.sql, d.params_for(compiled, binds, None)) == (fresh.sql, d.params_for(fresh, binds, None)), \
+        "the cache served another statement's SQL"
+    return fresh.sql, d.params_for(fresh, binds, None)
+
+
+async def twice(engine: Engine, build: Callable[[Any], Any], raw: Callable[[Any], str],
+                values: tuple[Any, Any]) -> None:
+    """``build(v)`` for two values: the second run is a cache hit; both match the raw SQL."""
+    results = []
+    for v in values:
+        stmt = build(v)
+        uncached(engine, stmt)
+        got = sorted(await orm_rows(engine, stmt))
+        assert got == sorted(await raw_sql(engine, raw(v))), (v, uncached(engine, stmt))
+        results.append(got)
+    assert results[0] != results[1], "the two values must give different rows, or the test cannot fail"
+
+
+# -- bound values in text order -------------------------------------------------------------------
+async def test_a_from_entry_outside_the_join_chain_takes_its_own_values(qc: Engine) -> None:
+    # the subquery is listed before the JOIN chain: on SQLite its "?" came after the ON clause's
+    def build(v: Any) -> Any:
+        sq = select(QcOrder.emp_id.label("x")).where(QcOrder.total > v[0]).subquery("sq")
+        return select(QcEmp.id, sq.c.x).join(QcOrder, and_(QcOrder.emp_id == QcEmp.id, QcOrder.total < v[1]))
+
+    def raw(v: Any) -> str:
+        return (f'SELECT e."EmpId", sq.x FROM (SELECT emp_id AS x FROM qc_orders WHERE total > {v[0]}) AS sq, '
+                f'qc_emps e JOIN qc_orders o ON o.emp_id = e."EmpId" AND o.total < {v[1]}')
+
+    await twice(qc, build, raw, ((480, 20), (470, 30)))
+
+
+# -- one name, two subqueries ---------------------------------------------------------------------
+async def test_two_subqueries_of_one_name_never_share_cached_sql(qc: Engine) -> None:
+    def named() -> Any:  # no bound values inside: their repeats do not tell the two apart
+        return select(QcOrder.emp_id, QcOrder.total).subquery("t")
+
+    one = named()
+    good = select(func.count()).select_from(one).where(one.c.emp_id > 5, one.c.total > 300)
+    bad = select(func.count()).select_from(one).where(one.c.emp_id > 5, named().c.total > 300)
+    n = sum(1 for o in ORDERS if o[2] > 300 and o[1] > 5)
+    # either order: a cached good shape must not serve the bad statement, nor the reverse
+    assert await orm_rows(qc, good) == [(n,)]
+    with pytest.raises(exc.DBAPIError):
+        await orm_rows(qc, bad)
+    qc.dialect.cache.clear()
+    with pytest.raises(exc.DBAPIError):
+        await orm_rows(qc, bad)
+    assert await orm_rows(qc, good) == [(n,)]
+
+
+async def test_two_ctes_of_one_name_are_refused_even_after_a_cached_shape(qc: Engine) -> None:
+    def named() -> Any:
+        return select(QcOrder.emp_id, QcOrder.total).cte("t")
+
+    one, other = named(), named()
+    good = select(one.c.emp_id, one.c.total).where(one.c.emp_id > 5)
+    bad = select(one.c.emp_id, other.c.total).where(one.c.emp_id > 5)
+    assert len(await orm_rows(qc, good)) == sum(1 for o in ORDERS if o[1] > 5)
+    with pytest.raises(exc.ArgumentError, match="two different CTEs are named 't'"):
+        await orm_rows(qc, bad)
+
+
+# -- column names of a subquery -------------------------------------------------------------------
+async def test_columns_of_one_name_in_a_subquery_are_told_apart(qc: Engine) -> None:
+    sq = select(QcOrder.emp_id, func.count(QcOrder.id), func.count(distinct(QcOrder.total))) \
+        .group_by(QcOrder.emp_id).subquery()
+    assert sq.c.keys() == ["emp_id", "count", "count_1"]
+    got = await orm_rows(qc, select(sq.c.emp_id, sq.c.count, sq.c.count_1).order_by(sq.c.emp_id))
+    raw = await raw_sql(qc, "SELECT emp_id, count(id), count(DISTINCT total) FROM qc_orders "
+                            "GROUP BY emp_id ORDER BY emp_id")
+    assert got == raw
+    # two tables' "id" (one spelled "EmpId" in the database): sq.c.id and sq.c.id_1
+    pairs = select(QcEmp.id, QcOrder.id, QcOrder.total).join(QcOrder, QcOrder.emp_id == QcEmp.id).subquery()
+    assert pairs.c.keys() == ["id", "id_1", "total"]
+    got = await orm_rows(qc, select(pairs.c.id, pairs.c.id_1).where(pairs.c.total > 400))
+    raw = await raw_sql(qc, 'SELECT e."EmpId", o.id FROM qc_emps e JOIN qc_orders o ON o.emp_id = e."EmpId" '
+                            "WHERE o.total > 400")
+    assert sorted(got) == sorted(raw) and any(a != b for a, b in raw)
+    # a CTE's column list is the subquery's: PostgreSQL refuses a name listed twice
+    cte = select(QcEmp.id, QcOrder.id).join(QcOrder, QcOrder.emp_id == QcEmp.id).cte("pairs")
+    got = await orm_rows(qc, select(cte.c.id, cte.c.id_1).where(cte.c.id_1 < 10))
+    assert sorted(got) == sorted((e, i) for i, e, _ in ORDERS if i < 10)
+
+
+async def test_an_aliased_model_with_database_names_in_a_subquery(qc: Engine) -> None:
+    m = aliased(QcEmp, name="boss")
+    sq = select(QcEmp, m.id, m.salary).join(m, QcEmp.boss_id == m.id).subquery()
+    assert sq.c.keys()[:2] == ["id", "name"] and sq.c.keys()[-2:] == ["id_1", "salary_1"]
+    got = await orm_rows(qc, select(sq.c.id, sq.c.id_1, sq.c.salary_1, sq.c.hired).where(sq.c.id > 17))
+    assert sorted(got) == [(e[0], e[2], EMPS[e[2] - 1][3], e[4]) for e in EMPS if e[0] > 17]
