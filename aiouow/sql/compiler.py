@@ -32,7 +32,7 @@ from .elements import (
 from .expressions import ExpressionCompiler
 from .schema import Column, Table, TableAlias
 from .selectable import EntityClause, FromItem, Select
-from .subquery import CompoundSelect, ScalarSelect, Subquery, SubqueryColumn, column_names
+from .subquery import CompoundSelect, ScalarSelect, Subquery, SubqueryColumn, column_names, compound_types
 
 if TYPE_CHECKING:
     from .dml import Delete, Insert, Update
@@ -166,6 +166,8 @@ class Compiler(ExpressionCompiler):
         self._anon: dict[int, str] = {}
         #: set while the next SELECT compiles as a subquery in FROM: every column gets a name
         self._name_columns = False
+        #: set while a set operation's first SELECT compiles: the result columns' types
+        self._column_types: list[sqltypes.TypeEngine] | None = None
         self._binds = binds
         #: the CTEs a statement refers to, by their anchor, in the order WITH lists them
         self._ctes: dict[int, CTE] = {}
@@ -331,6 +333,7 @@ class Compiler(ExpressionCompiler):
     # -- statements --------------------------------------------------------
     def _result_columns(self, cols: tuple[ClauseElement, ...]) -> str:
         named, self._name_columns = self._name_columns, False
+        types, self._column_types = self._column_types, None
         c = self.compiled
         parts = []
         procs = []
@@ -351,7 +354,7 @@ class Compiler(ExpressionCompiler):
                     self._named_column_sql(col, next(sq_names)[1]) for col in item.columns))
             else:
                 c.names.append(getattr(item, "result_name", "value"))
-                type_ = getattr(item, "type", sqltypes.NULLTYPE)
+                type_ = getattr(item, "type", sqltypes.NULLTYPE) if types is None else types[pos]
                 proc = (self.dialect.result_processor(type_) if isinstance(item, Column)
                         else self.dialect.computed_result_processor(type_))
                 if proc is not None:
@@ -554,6 +557,8 @@ class Compiler(ExpressionCompiler):
             # the first SELECT gives the result columns (and their names, in a subquery)
             self._name_columns = named and i == 0
             if i == 0:
+                if self._column_types is None:  # the outermost set operation's
+                    self._column_types = compound_types(cs)
                 sql = self._select_sql(s) if isinstance(s, Select) else self._compound_sql(s)
             else:
                 sql = self._nested(s)

@@ -39,6 +39,31 @@ def _selected_columns(stmt: Select[Any] | CompoundSelect[Any]) -> list[tuple[str
     return column_names(_first_select(stmt)._columns)
 
 
+def _leaf_selects(stmt: Select[Any] | CompoundSelect[Any]) -> list[Select[Any]]:
+    if isinstance(stmt, CompoundSelect):
+        return [leaf for s in stmt.selects for leaf in _leaf_selects(s)]
+    return [stmt]
+
+
+def compound_types(stmt: CompoundSelect[Any]) -> list[sqltypes.TypeEngine]:
+    """The type of each result column of a set operation: the first SELECT's, else (where that
+    is a ``null()``) the first typed one of the others, so that ``union(select(null()),
+    select(Order.placed_at))`` reads datetimes on SQLite too; integers with decimals or floats
+    are decimals or floats, as PostgreSQL's UNION makes them (``select(literal(0))`` first)."""
+    types: list[sqltypes.TypeEngine] = []
+    for leaf in _leaf_selects(stmt):
+        els = [el for item in leaf._columns
+               for el in (getattr(item, "columns", ()) if item.visit_name == "entity" else (item,))]
+        for i, el in enumerate(els):
+            t = getattr(el, "type", sqltypes.NULLTYPE)
+            if i == len(types):
+                types.append(t)
+            elif i < len(types) and (types[i].visit_name == "null" or (
+                    isinstance(types[i], sqltypes.Integer) and isinstance(t, (sqltypes.Numeric, sqltypes.Float)))):
+                types[i] = t
+    return types
+
+
 def column_names(columns: tuple[ClauseElement, ...]) -> list[tuple[str, str, Any]]:
     """``(key, sql name, element)`` of each column of a column list in a subquery or CTE.
 
@@ -113,8 +138,10 @@ class Subquery:
             raise ArgumentError(f"subquery(name=...): a non-empty string or None, not {name!r}")
         self.element = element
         self.name = name
-        self.columns = tuple(SubqueryColumn(self, key, sql, getattr(el, "type", sqltypes.NULLTYPE))
-                             for key, sql, el in _selected_columns(element))
+        types = compound_types(element) if isinstance(element, CompoundSelect) else None
+        self.columns = tuple(SubqueryColumn(self, key, sql, getattr(el, "type", sqltypes.NULLTYPE)
+                                            if types is None else types[i])
+                             for i, (key, sql, el) in enumerate(_selected_columns(element)))
         self.c = ColumnCollection(self.columns)
         # never compiled: its place in the bound values tells one subquery named twice from two
         # alike ones (the cache key sees repeats), which compile as anon_1 and anon_2, or, when
