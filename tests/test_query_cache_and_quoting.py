@@ -51,10 +51,10 @@ class QcColor(enum.Enum):
 class QcEmp(Model):
     """Existing-schema style names: the attribute and the column name differ."""
 
-    __tablename__ = "qc_emps"
+    __tablename__ = "qk_emps"
     id: int = column("EmpId", primary_key=True)
     name: str = column("Name")
-    boss_id: int | None = column("BossId", ForeignKey("qc_emps.EmpId"), nullable=True)
+    boss_id: int | None = column("BossId", ForeignKey("qk_emps.EmpId"), nullable=True)
     salary: Decimal = column(type_=T.Numeric(10, 2))
     hired: dt.datetime = column()
     active: bool = column()
@@ -64,9 +64,9 @@ class QcEmp(Model):
 
 
 class QcOrder(Model):
-    __tablename__ = "qc_orders"
+    __tablename__ = "qk_orders"
     id: int = column(primary_key=True)
-    emp_id: int = column(ForeignKey("qc_emps.EmpId"))
+    emp_id: int = column(ForeignKey("qk_emps.EmpId"))
     total: Decimal = column(type_=T.Numeric(10, 2))
 
 
@@ -119,8 +119,8 @@ async def test_a_from_entry_outside_the_join_chain_takes_its_own_values(qc: Engi
         return select(QcEmp.id, sq.c.x).join(QcOrder, and_(QcOrder.emp_id == QcEmp.id, QcOrder.total < v[1]))
 
     def raw(v: Any) -> str:
-        return (f'SELECT e."EmpId", sq.x FROM (SELECT emp_id AS x FROM qc_orders WHERE total > {v[0]}) AS sq, '
-                f'qc_emps e JOIN qc_orders o ON o.emp_id = e."EmpId" AND o.total < {v[1]}')
+        return (f'SELECT e."EmpId", sq.x FROM (SELECT emp_id AS x FROM qk_orders WHERE total > {v[0]}) AS sq, '
+                f'qk_emps e JOIN qk_orders o ON o.emp_id = e."EmpId" AND o.total < {v[1]}')
 
     await twice(qc, build, raw, ((480, 20), (470, 30)))
 
@@ -162,14 +162,14 @@ async def test_columns_of_one_name_in_a_subquery_are_told_apart(qc: Engine) -> N
         .group_by(QcOrder.emp_id).subquery()
     assert sq.c.keys() == ["emp_id", "count", "count_1"]
     got = await orm_rows(qc, select(sq.c.emp_id, sq.c.count, sq.c.count_1).order_by(sq.c.emp_id))
-    raw = await raw_sql(qc, "SELECT emp_id, count(id), count(DISTINCT total) FROM qc_orders "
+    raw = await raw_sql(qc, "SELECT emp_id, count(id), count(DISTINCT total) FROM qk_orders "
                             "GROUP BY emp_id ORDER BY emp_id")
     assert got == raw
     # two tables' "id" (one spelled "EmpId" in the database): sq.c.id and sq.c.id_1
     pairs = select(QcEmp.id, QcOrder.id, QcOrder.total).join(QcOrder, QcOrder.emp_id == QcEmp.id).subquery()
     assert pairs.c.keys() == ["id", "id_1", "total"]
     got = await orm_rows(qc, select(pairs.c.id, pairs.c.id_1).where(pairs.c.total > 400))
-    raw = await raw_sql(qc, 'SELECT e."EmpId", o.id FROM qc_emps e JOIN qc_orders o ON o.emp_id = e."EmpId" '
+    raw = await raw_sql(qc, 'SELECT e."EmpId", o.id FROM qk_emps e JOIN qk_orders o ON o.emp_id = e."EmpId" '
                             "WHERE o.total > 400")
     assert sorted(got) == sorted(raw) and any(a != b for a, b in raw)
     # a CTE's column list is the subquery's: PostgreSQL refuses a name listed twice
