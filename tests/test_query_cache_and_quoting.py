@@ -259,3 +259,23 @@ async def test_odd_names_are_quoted_and_odd_strings_bound(qc: Engine) -> None:
         got = await orm_rows(qc, select(case((QcEmp.id > 1, name), else_=name + "'"), literal(name + "--"),
                                         cast(literal(name), str)).where(QcEmp.id < 3))
         assert sorted(got) == [(name, name + "--", name), (name + "'", name + "--", name)]
+
+
+# -- the cache stays one entry per shape -------------------------------------------------------------
+async def test_a_statement_built_per_call_with_an_anonymous_alias_compiles_once(qc: Engine) -> None:
+    def bosses_of(limit: int) -> Any:
+        e, m = aliased(QcEmp), aliased(QcEmp)  # new anonymous aliases per call
+        return select(e.id, m.name).join(m, e.boss_id == m.id).where(e.id > limit)
+
+    want = {lim: sorted((e[0], EMPS[e[2] - 1][1]) for e in EMPS if e[2] is not None and e[0] > lim)
+            for lim in range(10, 16)}
+    await orm_rows(qc, bosses_of(9))
+    before = qc.dialect.cache.compilations
+    for lim in range(10, 16):
+        assert sorted(await orm_rows(qc, bosses_of(lim))) == want[lim]
+    assert qc.dialect.cache.compilations == before, "each call's new alias name was a new cache entry"
+    # one anonymous alias named twice is one FROM entry; two are a cross product of their rows
+    a, b = aliased(QcEmp), aliased(QcEmp)
+    assert await orm_rows(qc, select(func.count()).select_from(a).where(a.id == a.id)) == [(20,)]
+    assert await orm_rows(qc, select(func.count(a.id)).where(a.id == b.id)) == [(20,)]
+    assert await orm_rows(qc, select(func.count(a.id), func.count(b.id))) == [(400, 400)]

@@ -164,6 +164,8 @@ class Compiler(ExpressionCompiler):
         self._label_refs: dict[str, Label] | None = None
         #: names of anonymous subqueries, given in order of appearance
         self._anon: dict[int, str] = {}
+        #: names of anonymous aliases by table name, then by alias (its marker)
+        self._alias_names: dict[str, dict[int, str]] = {}
         #: set while the next SELECT compiles as a subquery in FROM: every column gets a name
         self._name_columns = False
         #: set while a set operation's first SELECT compiles: the result columns' types
@@ -209,7 +211,10 @@ class Compiler(ExpressionCompiler):
 
     # -- expressions -------------------------------------------------------
     def visit_column(self, col: Column) -> str:
-        return f"{quote_table(col.table)}.{self.quote(col.name)}"
+        table = col.table
+        if isinstance(table, TableAlias) and table._marker is not None:
+            return f"{self.quote(self._alias_name(table))}.{self.quote(col.name)}"
+        return f"{quote_table(table)}.{self.quote(col.name)}"
 
     def visit_bind(self, bind: BindParameter) -> str:
         return self._add_param(bind, self.bind_processor(bind.type))
@@ -494,7 +499,7 @@ class Compiler(ExpressionCompiler):
         if isinstance(t, Subquery):
             return self.visit_subquery_from(t)
         if isinstance(t, TableAlias):
-            return f"{quote_table(t.element)} AS {self.quote(t.name)}"
+            return f"{quote_table(t.element)} AS {self.quote(self._alias_name(t))}"
         return quote_table(t)
 
     # -- subqueries and set operations ---------------------------------------
@@ -505,6 +510,16 @@ class Compiler(ExpressionCompiler):
         name = self._anon.get(key)
         if name is None:
             name = self._anon[key] = f"anon_{len(self._anon) + 1}"
+        return name
+
+    def _alias_name(self, t: TableAlias) -> str:
+        """An alias's name in SQL; an anonymous one's is ``<table>_alias_<n>`` by appearance."""
+        if t._marker is None:
+            return t.name
+        names = self._alias_names.setdefault(t.element.name, {})
+        name = names.get(id(t._marker))
+        if name is None:
+            name = names[id(t._marker)] = f"{t.element.name}_alias_{len(names) + 1}"
         return name
 
     def visit_subquery_column(self, col: SubqueryColumn) -> str:
