@@ -279,3 +279,13 @@ async def test_a_statement_built_per_call_with_an_anonymous_alias_compiles_once(
     assert await orm_rows(qc, select(func.count()).select_from(a).where(a.id == a.id)) == [(20,)]
     assert await orm_rows(qc, select(func.count(a.id)).where(a.id == b.id)) == [(20,)]
     assert await orm_rows(qc, select(func.count(a.id), func.count(b.id))) == [(400, 400)]
+
+
+async def test_order_by_a_label_of_the_same_name_but_other_values_orders_by_its_own(qc: Engine) -> None:
+    # both labels are "k" with one shape: ORDER BY "k" sorted by the selected one's values
+    shown = case((QcEmp.id > 10, "a"), else_="b").label("k")
+    order = case((QcEmp.id > 10, "b"), else_="a").label("k")
+    got = await orm_rows(qc, select(QcEmp.id, shown).order_by(order, QcEmp.id))
+    assert [r[0] for r in got] == list(range(1, 21))
+    got = await orm_rows(qc, select(QcEmp.id, shown).order_by("k", QcEmp.id))
+    assert [r[0] for r in got] == [*range(11, 21), *range(1, 11)]

@@ -272,7 +272,7 @@ class Compiler(ExpressionCompiler):
         refs = self._label_refs
         if refs is not None:
             own = refs.get(lbl.name)
-            if own is not None and (own is lbl or own.element._ck([]) == lbl.element._ck([])):
+            if own is not None and (own is lbl or _same_shape_no_values(own.element, lbl.element)):
                 return self.quote(lbl.name)
         return self._operand(lbl.element)
 
@@ -686,6 +686,13 @@ class Compiler(ExpressionCompiler):
 
     def visit_table(self, t: Table) -> str:
         return quote_table(t)
+
+
+def _same_shape_no_values(a: ClauseElement, b: ClauseElement) -> bool:
+    """Whether two expressions are the same one: same shape and no bound values (which the cache
+    key leaves out: ``case(..., "a")`` and ``case(..., "b")`` have one shape)."""
+    binds: list[BindParameter] = []
+    return a._ck(binds) == b._ck(binds) and not binds
 
 
 def _bare_bind(el: ClauseElement) -> bool:
