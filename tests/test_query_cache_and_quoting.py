@@ -29,6 +29,7 @@ from aiouow import (
     column,
     distinct,
     exc,
+    exists,
     extract,
     func,
     literal,
@@ -289,3 +290,15 @@ async def test_order_by_a_label_of_the_same_name_but_other_values_orders_by_its_
     assert [r[0] for r in got] == list(range(1, 21))
     got = await orm_rows(qc, select(QcEmp.id, shown).order_by("k", QcEmp.id))
     assert [r[0] for r in got] == [*range(11, 21), *range(1, 11)]
+
+
+async def test_exists_in_the_column_list_reads_as_a_bool(qc: Engine) -> None:
+    # typed as the SELECT's first column, SQLite read EXISTS as the integers 0 / 1
+    has = select(QcOrder.id).where(QcOrder.emp_id == QcEmp.id, QcOrder.total > 400)
+    stmt = select(QcEmp.id, exists(has).label("has"), ~exists(has), has.exists()).where(QcEmp.id < 6)
+    got = await orm_rows(qc, stmt)
+    want = {e[0]: any(o[1] == e[0] and o[2] > 400 for o in ORDERS) for e in EMPS if e[0] < 6}
+    assert sorted(got) == sorted((k, v, not v, v) for k, v in want.items()) and len(set(want.values())) == 2
+    assert all(type(v) is bool for r in got for v in r[1:])
+    sq = select(QcEmp.id, exists(has).label("has")).subquery()
+    assert all(type(r[0]) is bool for r in await orm_rows(qc, select(sq.c.has)))
