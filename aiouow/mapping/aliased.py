@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 _M = TypeVar("_M")
 
-# anonymous aliases are numbered once, when made (not per statement): make them once, at
-# import time or per use site, since each new name is a new shape for the statement cache
+# anonymous aliases get a unique name when made (they are told apart by it), but compile as
+# <table>_alias_<n> in order of appearance, so a statement built per call keeps one cache entry
 _anon_numbers = itertools.count(1)
 
 
@@ -25,8 +25,8 @@ class AliasedClass:
     """What ``aliased(Employee)`` returns: ``m.id``, ``m.name`` are the alias's columns and
     ``select(m)`` loads ``Employee`` objects (identity-mapped with the unaliased ones)."""
 
-    def __init__(self, mapper: Mapper, name: str) -> None:
-        alias = TableAlias(mapper.table, name)
+    def __init__(self, mapper: Mapper, name: str, anonymous: bool = False) -> None:
+        alias = TableAlias(mapper.table, name, anonymous)
         self._aiouow_mapper = mapper
         self._aiouow_alias = alias
         self._aiouow_clause = EntityClause(alias, alias.columns, mapper)
@@ -94,13 +94,14 @@ def aliased(element: type[_M], name: str | None = None) -> type[_M]:
 
     Typed as the model class itself (as SQLAlchemy does), so ``m.id`` is a column expression
     and ``select(e, m)`` a ``Select[tuple[Employee, Employee]]``.  Without a name the alias
-    is ``<table>_alias_<n>`` (not ``<table>_<n>``, the names of automatic and eager-join aliases).
+    is ``<table>_alias_<n>`` in SQL, numbered in order of appearance per statement (not
+    ``<table>_<n>``, the names of automatic and eager-join aliases).
     """
     mapper = element.__dict__.get("__aiouow_mapper__") if isinstance(element, type) else None
     if mapper is None:
         raise ArgumentError(f"aliased(): expected a mapped model class, not {element!r}")
     if name is None:
-        name = f"{mapper.table.name}_alias_{next(_anon_numbers)}"
+        return cast("type[_M]", AliasedClass(mapper, f"{mapper.table.name}_alias_{next(_anon_numbers)}", True))
     return cast("type[_M]", AliasedClass(mapper, name))
 
 

@@ -32,7 +32,7 @@ from .elements import (
 from .expressions import ExpressionCompiler
 from .schema import Column, Table, TableAlias
 from .selectable import EntityClause, FromItem, Select
-from .subquery import CompoundSelect, ScalarSelect, Subquery, SubqueryColumn
+from .subquery import CompoundSelect, ScalarSelect, Subquery, SubqueryColumn, column_names, compound_types
 
 if TYPE_CHECKING:
     from .dml import Delete, Insert, Update
@@ -164,8 +164,12 @@ class Compiler(ExpressionCompiler):
         self._label_refs: dict[str, Label] | None = None
         #: names of anonymous subqueries, given in order of appearance
         self._anon: dict[int, str] = {}
+        #: names of anonymous aliases by table name, then by alias (its marker)
+        self._alias_names: dict[str, dict[int, str]] = {}
         #: set while the next SELECT compiles as a subquery in FROM: every column gets a name
         self._name_columns = False
+        #: set while a set operation's first SELECT compiles: the result columns' types
+        self._column_types: list[sqltypes.TypeEngine] | None = None
         self._binds = binds
         #: the CTEs a statement refers to, by their anchor, in the order WITH lists them
         self._ctes: dict[int, CTE] = {}
@@ -207,7 +211,10 @@ class Compiler(ExpressionCompiler):
 
     # -- expressions -------------------------------------------------------
     def visit_column(self, col: Column) -> str:
-        return f"{quote_table(col.table)}.{self.quote(col.name)}"
+        table = col.table
+        if isinstance(table, TableAlias) and table._marker is not None:
+            return f"{self.quote(self._alias_name(table))}.{self.quote(col.name)}"
+        return f"{quote_table(table)}.{self.quote(col.name)}"
 
     def visit_bind(self, bind: BindParameter) -> str:
         return self._add_param(bind, self.bind_processor(bind.type))
@@ -265,16 +272,21 @@ class Compiler(ExpressionCompiler):
         refs = self._label_refs
         if refs is not None:
             own = refs.get(lbl.name)
-            if own is not None and (own is lbl or own.element._ck([]) == lbl.element._ck([])):
+            if own is not None and (own is lbl or _same_shape_no_values(own.element, lbl.element)):
                 return self.quote(lbl.name)
         return self._operand(lbl.element)
 
-    def _column_sql(self, item: ClauseElement, named: bool = False) -> str:
-        """One item of a column list; ``named``: of a subquery in FROM, where an expression
-        needs the name its ``sq.c`` column has."""
-        if named and not isinstance(item, (Label, EntityClause)) and \
-                getattr(item, "visit_name", "") not in ("column", "subquery_column"):
-            return f"{self._column_sql(item)} AS {self.quote(getattr(item, 'result_name', 'value'))}"
+    def _named_column_sql(self, item: ClauseElement, name: str) -> str:
+        """One column of a subquery's (or CTE's) column list, under the name its ``sq.c``
+        column has (see ``subquery.column_names``)."""
+        if getattr(item, "visit_name", "") in ("column", "subquery_column") and \
+                item.name == name:  # type: ignore[attr-defined]
+            return item._compile(self)
+        inner = item.element if isinstance(item, Label) else item
+        return f"{self._column_sql(inner)} AS {self.quote(name)}"
+
+    def _column_sql(self, item: ClauseElement) -> str:
+        """One item of a column list."""
         if isinstance(item, Label):
             inner = item.element
             sql = self.typed_bind(inner) if isinstance(inner, BindParameter) and _bare_bind(inner) \
@@ -326,10 +338,13 @@ class Compiler(ExpressionCompiler):
     # -- statements --------------------------------------------------------
     def _result_columns(self, cols: tuple[ClauseElement, ...]) -> str:
         named, self._name_columns = self._name_columns, False
+        types, self._column_types = self._column_types, None
         c = self.compiled
         parts = []
         procs = []
         pos = 0
+        # in a subquery or CTE, every column has the name its sq.c column has
+        sq_names = iter(column_names(cols)) if named else None
         for item in cols:
             if isinstance(item, EntityClause):
                 start = pos
@@ -340,17 +355,19 @@ class Compiler(ExpressionCompiler):
                         procs.append((pos, proc))
                     pos += 1
                 c.items.append(("entity", item.entity, start, pos))
-                parts.append(self.visit_entity(item))
+                parts.append(self.visit_entity(item) if sq_names is None else ", ".join(
+                    self._named_column_sql(col, next(sq_names)[1]) for col in item.columns))
             else:
                 c.names.append(getattr(item, "result_name", "value"))
-                type_ = getattr(item, "type", sqltypes.NULLTYPE)
+                type_ = getattr(item, "type", sqltypes.NULLTYPE) if types is None else types[pos]
                 proc = (self.dialect.result_processor(type_) if isinstance(item, Column)
                         else self.dialect.computed_result_processor(type_))
                 if proc is not None:
                     procs.append((pos, proc))
                 c.items.append(("column", None, pos, pos + 1))
                 pos += 1
-                parts.append(self._column_sql(item, named))
+                parts.append(self._column_sql(item) if sq_names is None
+                             else self._named_column_sql(item, next(sq_names)[1]))
         c.result_procs = tuple(procs)
         c.returns_rows = True
         return ", ".join(parts)
@@ -455,6 +472,10 @@ class Compiler(ExpressionCompiler):
             head = next((t for t in tables if t not in joined), None)
             if head is None:
                 raise ArgumentError("cannot tell the left side of the JOIN; use select_from()")
+        # the FROM entries outside the JOIN chain come first in the text, so they compile first:
+        # SQLite's "?" placeholders take their values in the order they are compiled
+        in_chain = {head, *(j.right for j in s._joins)}
+        others = [self._from_item(t) for t in tables if t not in in_chain]
         chain = self._from_item(head)
         in_chain = {head}
         for j in s._joins:
@@ -470,7 +491,6 @@ class Compiler(ExpressionCompiler):
             kind = " LEFT OUTER JOIN " if j.isouter else " JOIN "
             chain += f"{kind}{self._from_item(j.right)} ON {j.onclause._compile(self)}"
             in_chain.add(j.right)
-        others = [self._from_item(t) for t in tables if t not in in_chain]
         return ", ".join([*others, chain])
 
     def _from_item(self, t: FromItem) -> str:
@@ -479,7 +499,7 @@ class Compiler(ExpressionCompiler):
         if isinstance(t, Subquery):
             return self.visit_subquery_from(t)
         if isinstance(t, TableAlias):
-            return f"{quote_table(t.element)} AS {self.quote(t.name)}"
+            return f"{quote_table(t.element)} AS {self.quote(self._alias_name(t))}"
         return quote_table(t)
 
     # -- subqueries and set operations ---------------------------------------
@@ -490,6 +510,16 @@ class Compiler(ExpressionCompiler):
         name = self._anon.get(key)
         if name is None:
             name = self._anon[key] = f"anon_{len(self._anon) + 1}"
+        return name
+
+    def _alias_name(self, t: TableAlias) -> str:
+        """An alias's name in SQL; an anonymous one's is ``<table>_alias_<n>`` by appearance."""
+        if t._marker is None:
+            return t.name
+        names = self._alias_names.setdefault(t.element.name, {})
+        name = names.get(id(t._marker))
+        if name is None:
+            name = names[id(t._marker)] = f"{t.element.name}_alias_{len(names) + 1}"
         return name
 
     def visit_subquery_column(self, col: SubqueryColumn) -> str:
@@ -542,6 +572,8 @@ class Compiler(ExpressionCompiler):
             # the first SELECT gives the result columns (and their names, in a subquery)
             self._name_columns = named and i == 0
             if i == 0:
+                if self._column_types is None:  # the outermost set operation's
+                    self._column_types = compound_types(cs)
                 sql = self._select_sql(s) if isinstance(s, Select) else self._compound_sql(s)
             else:
                 sql = self._nested(s)
@@ -654,6 +686,13 @@ class Compiler(ExpressionCompiler):
 
     def visit_table(self, t: Table) -> str:
         return quote_table(t)
+
+
+def _same_shape_no_values(a: ClauseElement, b: ClauseElement) -> bool:
+    """Whether two expressions are the same one: same shape and no bound values (which the cache
+    key leaves out: ``case(..., "a")`` and ``case(..., "b")`` have one shape)."""
+    binds: list[BindParameter] = []
+    return a._ck(binds) == b._ck(binds) and not binds
 
 
 def _bare_bind(el: ClauseElement) -> bool:

@@ -60,9 +60,7 @@ class CTE(Subquery):
         return self._set_op("UNION", others)
 
     def _ck(self, binds: list[BindParameter]) -> Any:
-        root = self._root
-        if root._marker is not None:
-            binds.append(root._marker)
+        binds.append(self._root._marker)
         if self._restates is not None:
             # the element refers to the anchor CTE, whose key holds the anchor SELECT
             return ("cte", self.name, self.recursive, "restated", self.element._ck(binds))

@@ -212,14 +212,24 @@ class ColumnElement(ClauseElement, Generic[_T]):
         return BinaryExpression(self, "IS NOT", NULL if other is None else coerce(other, self.type), _BOOLEAN)
 
     def in_(self, values: Any) -> BinaryExpression[bool]:
-        if isinstance(values, ClauseElement) or hasattr(values, "__clause_element__"):
-            return BinaryExpression(self, "IN", coerce(values), _BOOLEAN)
-        return BinaryExpression(self, "IN", ExpandingBind(list(values), self.type), _BOOLEAN)
+        return self._in("IN", values)
 
     def not_in(self, values: Any) -> BinaryExpression[bool]:
+        return self._in("NOT IN", values)
+
+    def _in(self, op: str, values: Any) -> BinaryExpression[bool]:
         if isinstance(values, ClauseElement) or hasattr(values, "__clause_element__"):
-            return BinaryExpression(self, "NOT IN", coerce(values), _BOOLEAN)
-        return BinaryExpression(self, "NOT IN", ExpandingBind(list(values), self.type), _BOOLEAN)
+            return BinaryExpression(self, op, coerce(values), _BOOLEAN)
+        if getattr(values, "visit_name", None) in ("subquery", "cte"):
+            # a FROM item, not a value list (it was iterated as one: "not iterable")
+            raise ArgumentError(f"{'in_' if op == 'IN' else 'not_in'}({values!r}): pass a SELECT, "
+                                f"not a subquery: select(sq.c.<column>), or the statement before .subquery()")
+        try:
+            items = list(values)
+        except TypeError:
+            raise ArgumentError(f"{'in_' if op == 'IN' else 'not_in'}() takes a list of values or a "
+                                f"select(), not {values!r}") from None
+        return BinaryExpression(self, op, ExpandingBind(items, self.type), _BOOLEAN)
 
     def like(self, pattern: Any) -> BinaryExpression[bool]:
         return self._bin("LIKE", pattern)

@@ -317,7 +317,8 @@ class ExpressionCompiler:
         return f"{self._sql(o.element)} OVER ({' '.join(window)})"
 
     def visit_extract(self, e: Extract) -> str:
-        inner = self._operand(e.element)
+        # a bare value is typed: PostgreSQL cannot tell EXTRACT(... FROM $1)'s overloads apart
+        inner = self._value(e.element)
         if e.field == "second":  # the fraction would round up in the cast
             return f"CAST(floor(EXTRACT(SECOND FROM {inner})) AS INTEGER)"
         return f"CAST(EXTRACT({e.field.upper()} FROM {inner}) AS INTEGER)"
@@ -328,6 +329,7 @@ class SQLiteExpressionCompiler:
 
     if TYPE_CHECKING:
         def _operand(self, el: ClauseElement) -> str: ...
+        def _value(self, el: ClauseElement) -> str: ...
 
     def visit_boolean_constant(self, b: BooleanConstant) -> str:
         return "1" if b.value else "0"
@@ -338,4 +340,4 @@ class SQLiteExpressionCompiler:
 
     def visit_extract(self, e: Extract) -> str:
         # the format is one of EXTRACT_FIELDS' constants, never a user's value
-        return f"CAST(strftime('{EXTRACT_FIELDS[e.field]}', {self._operand(e.element)}) AS INTEGER)"
+        return f"CAST(strftime('{EXTRACT_FIELDS[e.field]}', {self._value(e.element)}) AS INTEGER)"

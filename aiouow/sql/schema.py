@@ -292,6 +292,10 @@ class AliasColumn(ColumnElement):
         self.nullable = element.nullable
 
     def _ck(self, binds: list[BindParameter]) -> Any:
+        marker = self.table._marker
+        if marker is not None:
+            binds.append(marker)
+            return ("ac", None, self.element._ckid)
         return ("ac", self.table.name, self.element._ckid)
 
     def _tables(self) -> Iterable[Any]:
@@ -313,12 +317,12 @@ class TableAlias:
     name are the same FROM entry.
     """
 
-    __slots__ = ("element", "name", "columns", "c", "primary_key", "mapper", "_by_column", "_ckid")
+    __slots__ = ("element", "name", "columns", "c", "primary_key", "mapper", "_by_column", "_ckid", "_marker")
     visit_name = "table_alias"
     #: an alias is never schema-qualified (its columns are ``"alias"."name"``)
     schema: str | None = None
 
-    def __init__(self, table: Table, name: str) -> None:
+    def __init__(self, table: Table, name: str, anonymous: bool = False) -> None:
         if not isinstance(table, Table):
             raise ArgumentError(f"alias: expected a Table, not {table!r}")
         if not isinstance(name, str) or not name:
@@ -332,7 +336,12 @@ class TableAlias:
         self.mapper = table.mapper
         self._by_column = {id(c.element): c for c in self.columns}
         #: the cache key, as a Table's is its _ckid: statements key FROM items by it
-        self._ckid = ("alias", table._ckid, name)
+        self._ckid = ("alias", table._ckid, None if anonymous else name)
+        #: an anonymous alias (``aliased(Model)``) is named in order of appearance when a statement
+        #: compiles, as an anonymous subquery is, so that a statement built per call with a new
+        #: alias keeps one cache entry; its place in the bound values (never compiled) tells one
+        #: alias named twice from two
+        self._marker: BindParameter[None] | None = BindParameter(None, sqltypes.NULLTYPE) if anonymous else None
 
     def corresponding_column(self, col: Any) -> AliasColumn | None:
         """This alias's column for a column of the aliased table (None for any other)."""
@@ -345,6 +354,8 @@ class TableAlias:
         return hash((id(self.element), self.name))
 
     def _ck(self, binds: list[BindParameter]) -> Any:
+        if self._marker is not None:
+            binds.append(self._marker)
         return self._ckid
 
     def _tables(self) -> Iterable[Any]:

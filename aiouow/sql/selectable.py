@@ -25,6 +25,7 @@ else:
 
     _TP = TypeVar("_TP", bound=tuple[Any, ...])
 
+_BOOLEAN = sqltypes.Boolean()
 _T0 = TypeVar("_T0")
 _T1 = TypeVar("_T1")
 _T2 = TypeVar("_T2")
@@ -460,7 +461,9 @@ def select(*columns: Any) -> Select[Any]:
 def exists(stmt: Select[Any]) -> UnaryExpression[bool]:
     """``EXISTS (subquery)``, correlated to the enclosing statement as a scalar subquery is;
     ``~exists(...)`` is ``NOT EXISTS``."""
-    return UnaryExpression(stmt, "EXISTS", prefix=True)
+    expr: UnaryExpression[bool] = UnaryExpression(stmt, "EXISTS", prefix=True)
+    expr.type = _BOOLEAN  # not the SELECT's first column's: SQLite read 0 / 1 as integers
+    return expr
 
 
 __all__ = ["EntityClause", "Join", "Select", "and_", "exists", "select"]

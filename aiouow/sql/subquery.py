@@ -36,18 +36,62 @@ def _first_select(stmt: Select[Any] | CompoundSelect[Any]) -> Select[Any]:
 
 def _selected_columns(stmt: Select[Any] | CompoundSelect[Any]) -> list[tuple[str, str, Any]]:
     """``(key, sql name, element)`` of each result column of a SELECT or a set operation."""
+    return column_names(_first_select(stmt)._columns)
+
+
+def _leaf_selects(stmt: Select[Any] | CompoundSelect[Any]) -> list[Select[Any]]:
+    if isinstance(stmt, CompoundSelect):
+        return [leaf for s in stmt.selects for leaf in _leaf_selects(s)]
+    return [stmt]
+
+
+def compound_types(stmt: CompoundSelect[Any]) -> list[sqltypes.TypeEngine]:
+    """The type of each result column of a set operation: the first SELECT's, else (where that
+    is a ``null()``) the first typed one of the others, so that ``union(select(null()),
+    select(Order.placed_at))`` reads datetimes on SQLite too; integers with decimals or floats
+    are decimals or floats, as PostgreSQL's UNION makes them (``select(literal(0))`` first)."""
+    types: list[sqltypes.TypeEngine] = []
+    for leaf in _leaf_selects(stmt):
+        els = [el for item in leaf._columns
+               for el in (getattr(item, "columns", ()) if item.visit_name == "entity" else (item,))]
+        for i, el in enumerate(els):
+            t = getattr(el, "type", sqltypes.NULLTYPE)
+            if i == len(types):
+                types.append(t)
+            elif i < len(types) and (types[i].visit_name == "null" or (
+                    isinstance(types[i], sqltypes.Integer) and isinstance(t, (sqltypes.Numeric, sqltypes.Float)))):
+                types[i] = t
+    return types
+
+
+def column_names(columns: tuple[ClauseElement, ...]) -> list[tuple[str, str, Any]]:
+    """``(key, sql name, element)`` of each column of a column list in a subquery or CTE.
+
+    A name seen before (``select(A.id, B.id)``, two ``count()``) becomes ``<key>_1``, ... in both
+    ``sq.c`` and the SQL, as in SQLAlchemy: with two columns of one name, SQLite would silently
+    read the first for both. Names compare case-insensitively, as SQLite resolves them.
+    """
     out: list[tuple[str, str, Any]] = []
-    for item in _first_select(stmt)._columns:
+    keys: set[str] = set()
+    names: set[str] = set()
+    for item in columns:
         els: tuple[Any, ...] = getattr(item, "columns", ()) if item.visit_name == "entity" else (item,)
         for el in els:
             if isinstance(el, Label):
-                out.append((el.name, el.name, el))
+                key = name = el.name
             elif el.visit_name in ("column", "subquery_column"):
-                out.append((el.key, el.name, el))
+                key, name = el.key, el.name
             else:
                 # the compiler names it ``AS "<result name>"`` inside the subquery
-                name = getattr(el, "result_name", "value")
-                out.append((name, name, el))
+                key = name = getattr(el, "result_name", "value")
+            if key in keys or name.lower() in names:
+                n = 1
+                while f"{key}_{n}" in keys or f"{key}_{n}".lower() in names:
+                    n += 1
+                key = name = f"{key}_{n}"
+            keys.add(key)
+            names.add(name.lower())
+            out.append((key, name, el))
     return out
 
 
@@ -94,16 +138,19 @@ class Subquery:
             raise ArgumentError(f"subquery(name=...): a non-empty string or None, not {name!r}")
         self.element = element
         self.name = name
-        self.columns = tuple(SubqueryColumn(self, key, sql, getattr(el, "type", sqltypes.NULLTYPE))
-                             for key, sql, el in _selected_columns(element))
+        types = compound_types(element) if isinstance(element, CompoundSelect) else None
+        self.columns = tuple(SubqueryColumn(self, key, sql, getattr(el, "type", sqltypes.NULLTYPE)
+                                            if types is None else types[i])
+                             for i, (key, sql, el) in enumerate(_selected_columns(element)))
         self.c = ColumnCollection(self.columns)
-        # never compiled: its place in the bound values tells one anonymous subquery named twice
-        # from two alike ones, which compile as anon_1 and anon_2 (the cache key sees repeats)
-        self._marker: BindParameter[None] | None = BindParameter(None, sqltypes.NULLTYPE) if name is None else None
+        # never compiled: its place in the bound values tells one subquery named twice from two
+        # alike ones (the cache key sees repeats), which compile as anon_1 and anon_2, or, when
+        # both have one name, as two FROM entries (refused by the database; two CTEs of one
+        # name are refused by the compiler) instead of silently sharing one's SQL and values
+        self._marker: BindParameter[None] = BindParameter(None, sqltypes.NULLTYPE)
 
     def _ck(self, binds: list[BindParameter]) -> Any:
-        if self._marker is not None:
-            binds.append(self._marker)
+        binds.append(self._marker)
         return ("subq", self.name, self.element._ck(binds))
 
     def _tables(self) -> Iterable[Any]:
