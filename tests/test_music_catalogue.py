@@ -411,6 +411,405 @@ async def test_in_and_not_in_a_select(music: Engine) -> None:
     assert got[0][0] == 1500 - len({t for _, t in SEED.playlist_track})
 
 
+# -- CTEs -------------------------------------------------------------------------------------------
+
+RAW_TREE = ('WITH RECURSIVE tree(id, depth) AS (SELECT "EmployeeId", 0 FROM "mcEmployee" WHERE "ReportsTo" IS NULL '
+            'UNION ALL SELECT e."EmployeeId", t.depth + 1 FROM "mcEmployee" e JOIN tree t ON e."ReportsTo" = t.id) ')
+
+
+def _tree() -> Any:
+    tree = (select(Employee.employee_id.label("id"), literal(0).label("depth")).where(Employee.reports_to.is_(None))
+            .cte("tree", recursive=True))
+    return tree.union_all(select(Employee.employee_id, (tree.c.depth + 1).label("depth"))
+                          .join(tree, Employee.reports_to == tree.c.id))
+
+
+async def test_recursive_cte_employee_hierarchy_returns_objects(music: Engine) -> None:
+    tree = _tree()
+    stmt = select(Employee, tree.c.depth).join(tree, Employee.employee_id == tree.c.id).order_by(tree.c.depth,
+                                                                                                  Employee.employee_id)
+    raw = await raw_sql(music, RAW_TREE + 'SELECT e."EmployeeId", e."LastName", t.depth FROM "mcEmployee" e '
+                                          'JOIN tree t ON e."EmployeeId" = t.id ORDER BY t.depth, e."EmployeeId"')
+    async with AsyncSession(music) as s:
+        rows = (await s.execute(stmt)).all()
+        assert [(e.employee_id, e.last_name, d) for e, d in rows] == raw and len(raw) == 30
+        assert max(d for _, d in rows) >= 3 and all(type(d) is int for _, d in rows)
+        depth = {e.employee_id: d for e, d in rows}
+        for e, d in rows:
+            assert d == 0 if e.reports_to is None else d == depth[e.reports_to] + 1
+        assert rows[0][0] is await s.get(Employee, 1)
+
+
+async def test_recursive_cte_walks_up_to_the_root(music: Engine) -> None:
+    chain = (select(Employee.employee_id.label("id"), Employee.reports_to.label("up"), literal(0).label("hops"))
+             .where(Employee.employee_id == 30).cte("chain", recursive=True))
+    chain = chain.union_all(select(Employee.employee_id, Employee.reports_to, (chain.c.hops + 1).label("hops"))
+                            .join(chain, Employee.employee_id == chain.c.up))
+    stmt = select(Employee).join(chain, chain.c.id == Employee.employee_id).order_by(chain.c.hops.desc())
+    raw = await raw_sql(music, 'WITH RECURSIVE chain(id, up, hops) AS (SELECT "EmployeeId", "ReportsTo", 0 '
+                               'FROM "mcEmployee" WHERE "EmployeeId" = 30 UNION ALL SELECT e."EmployeeId", '
+                               'e."ReportsTo", c.hops + 1 FROM "mcEmployee" e JOIN chain c ON e."EmployeeId" = c.up) '
+                               'SELECT id FROM chain ORDER BY hops DESC')
+    async with AsyncSession(music) as s:
+        bosses = (await s.scalars(stmt)).all()
+    assert [(e.employee_id,) for e in bosses] == raw and raw[0] == (1,) and raw[-1] == (30,)
+
+
+async def test_plain_cte_used_twice(music: Engine) -> None:
+    sales = (select(Track.genre_id, func.sum(InvoiceLine.unit_price * InvoiceLine.quantity).label("revenue"))
+             .join(Track, Track.track_id == InvoiceLine.track_id).group_by(Track.genre_id).cte("sales"))
+    best = select(func.max(sales.c.revenue)).scalar_subquery()
+    stmt = (select(Genre.name, sales.c.revenue, (sales.c.revenue == best).label("top"))
+            .join(sales, sales.c.genre_id == Genre.genre_id).order_by(sales.c.revenue.desc()))
+    got = await same(music, stmt, 'WITH sales AS (SELECT t."GenreId" AS genre_id, sum(l."UnitPrice" * l."Quantity") '
+                                  'AS revenue FROM "mcInvoiceLine" l JOIN "mcTrack" t ON t."TrackId" = l."TrackId" '
+                                  'GROUP BY t."GenreId") SELECT g."Name", s.revenue, s.revenue = (SELECT '
+                                  'max(revenue) FROM sales) AS top FROM "mcGenre" g JOIN sales s ON s.genre_id = '
+                                  'g."GenreId" ORDER BY s.revenue DESC', at_least=10, as_money=True)
+    assert got[0][2] is True and all(r[2] is False for r in got[1:]) and type(got[0][1]) is D
+
+
+# -- set operations -------------------------------------------------------------------------------
+
+async def test_union_ordered_and_limited(music: Engine) -> None:
+    stmt = union(select(Customer.country.label("country")), select(Employee.country)).order_by("country").limit(5)
+    await same(music, stmt, 'SELECT "Country" AS country FROM "mcCustomer" UNION SELECT "Country" FROM "mcEmployee" '
+                            "ORDER BY country LIMIT 5", at_least=5)
+
+
+async def test_union_all_counts_every_row(music: Engine) -> None:
+    people = union_all(select(Customer.last_name, literal("customer").label("kind")),
+                       select(Employee.last_name, literal("employee").label("kind"))).subquery("people")
+    stmt = select(people.c.kind, func.count().label("n")).group_by(people.c.kind).order_by(people.c.kind)
+    got = await same(music, stmt, "SELECT kind, count(*) AS n FROM (SELECT \"LastName\", 'customer' AS kind "
+                                  "FROM \"mcCustomer\" UNION ALL SELECT \"LastName\", 'employee' FROM \"mcEmployee\") p "
+                                  "GROUP BY kind ORDER BY kind", at_least=2)
+    assert got == [("customer", 200), ("employee", 30)]
+
+
+async def test_intersect_and_except(music: Engine) -> None:
+    bought = select(InvoiceLine.track_id)
+    listed = select(playlist_track.c.TrackId.label("track_id"))
+    both = intersect(bought, listed).order_by("track_id").limit(20).offset(5)
+    await same(music, both, 'SELECT "TrackId" FROM "mcInvoiceLine" INTERSECT SELECT "TrackId" AS track_id FROM '
+                            '"mcPlaylistTrack" ORDER BY 1 LIMIT 20 OFFSET 5', at_least=20)
+    never_bought = except_(select(Track.track_id), bought).order_by(Track.track_id.desc()).limit(10)
+    await same(music, never_bought, 'SELECT "TrackId" FROM "mcTrack" EXCEPT SELECT "TrackId" FROM "mcInvoiceLine" '
+                                    'ORDER BY 1 DESC LIMIT 10', at_least=10)
+    # as a method, and of objects: artists whose every album is short, minus those with no album at all
+    stmt = select(Artist).except_(select(Artist).join(Album, Album.artist_id == Artist.artist_id)
+                                  .where(Album.album_id < 60)).order_by(Artist.artist_id)
+    raw = await raw_sql(music, 'SELECT "ArtistId" FROM "mcArtist" EXCEPT SELECT a."ArtistId" FROM "mcArtist" a '
+                               'JOIN "mcAlbum" al ON al."ArtistId" = a."ArtistId" WHERE al."AlbumId" < 60 ORDER BY 1')
+    async with AsyncSession(music) as s:
+        rows = (await s.execute(stmt)).all()
+        assert [(r[0].artist_id,) for r in rows] == raw and raw
+        assert rows[0][0] is await s.get(Artist, raw[0][0])
+
+
+# -- expressions ----------------------------------------------------------------------------------
+
+async def test_case_buckets_grouped_by_their_label(music: Engine) -> None:
+    length = case((Track.milliseconds < 180_000, "short"), (Track.milliseconds < 360_000, "medium"),
+                  else_="long").label("length")
+    stmt = select(length, func.count(Track.track_id).label("n")).group_by(length).order_by(length)
+    got = await same(music, stmt, 'SELECT CASE WHEN "Milliseconds" < 180000 THEN \'short\' WHEN "Milliseconds" < '
+                                  '360000 THEN \'medium\' ELSE \'long\' END AS length, count("TrackId") AS n '
+                                  'FROM "mcTrack" GROUP BY length ORDER BY length', at_least=3)
+    assert sum(n for _, n in got) == 1500
+
+
+async def test_case_inside_sum_reads_money(music: Engine) -> None:
+    cheap = func.sum(case((InvoiceLine.unit_price < 1, InvoiceLine.unit_price * InvoiceLine.quantity), else_=0))
+    stmt = (select(Invoice.billing_country, cheap.label("cheap"))
+            .join(InvoiceLine, InvoiceLine.invoice_id == Invoice.invoice_id)
+            .group_by(Invoice.billing_country).order_by(Invoice.billing_country))
+    got = await same(music, stmt, 'SELECT i."Billing Country", sum(CASE WHEN l."UnitPrice" < 1 THEN l."UnitPrice" * '
+                                  'l."Quantity" ELSE 0 END) AS cheap FROM "mcInvoice" i JOIN "mcInvoiceLine" l ON '
+                                  'l."InvoiceId" = i."InvoiceId" GROUP BY i."Billing Country" '
+                                  'ORDER BY i."Billing Country"', at_least=8, as_money=True)
+    assert all(type(v) is D for _, v in got)
+
+
+async def test_cast_literal_null_true_false(music: Engine) -> None:
+    stmt = (select(Track.track_id, cast(Track.milliseconds, str), cast(Track.genre_id, T.Numeric(10, 2)),
+                   literal("track").label("kind"), null().label("empty"), true(), false())
+            .where(Track.track_id <= 40).order_by(Track.track_id))
+    got = await same(music, stmt, 'SELECT "TrackId", CAST("Milliseconds" AS VARCHAR), CAST("GenreId" AS NUMERIC(10, 2)), '
+                                  "'track' AS kind, NULL AS empty, "
+                                  + ("true, false" if pg(music) else "1, 0")
+                                  + ' FROM "mcTrack" WHERE "TrackId" <= 40 ORDER BY "TrackId"', at_least=40,
+                     as_money=True)
+    for _, ms, genre, kind, empty, yes, no in got:
+        assert type(ms) is str and (genre is None or type(genre) is D) and kind == "track"
+        assert empty is None and yes is True and no is False
+    stmt2 = select(Track.track_id).where(or_(Track.genre_id == null(), false())).order_by(Track.track_id)
+    assert await orm_rows(music, stmt2) == []  # = NULL is never true
+    stmt3 = select(Track.track_id).where(and_(Track.genre_id.is_(null()), true())).order_by(Track.track_id)
+    await same(music, stmt3, 'SELECT "TrackId" FROM "mcTrack" WHERE "GenreId" IS NULL ORDER BY "TrackId"',
+               at_least=20)
+
+
+async def test_count_distinct_both_spellings(music: Engine) -> None:
+    stmt = (select(Invoice.billing_country, func.count(distinct(Invoice.customer_id)).label("buyers"),
+                   func.count(Invoice.customer_id.distinct()).label("again"), func.count().label("invoices"))
+            .group_by(Invoice.billing_country).order_by(Invoice.billing_country))
+    got = await same(music, stmt, 'SELECT "Billing Country", count(DISTINCT "CustomerId") AS buyers, '
+                                  'count(DISTINCT "CustomerId") AS again, count(*) AS invoices FROM "mcInvoice" '
+                                  'GROUP BY "Billing Country" ORDER BY "Billing Country"', at_least=8)
+    assert all(type(b) is int and b == a and b < n for _, b, a, n in got)
+
+
+async def test_extract_year_and_month(music: Engine) -> None:
+    year = extract("year", Invoice.invoice_date).label("y")
+    stmt = (select(year, extract("month", Invoice.invoice_date).label("m"), func.sum(Invoice.total).label("revenue"))
+            .group_by(year, extract("month", Invoice.invoice_date)).order_by("y", "m"))
+    if pg(music):
+        y, m = 'CAST(EXTRACT(YEAR FROM "InvoiceDate") AS INTEGER)', 'CAST(EXTRACT(MONTH FROM "InvoiceDate") AS INTEGER)'
+    else:
+        y, m = "CAST(strftime('%Y', \"InvoiceDate\") AS INTEGER)", "CAST(strftime('%m', \"InvoiceDate\") AS INTEGER)"
+    got = await same(music, stmt, f'SELECT {y} AS y, {m} AS m, sum("Total") AS revenue FROM "mcInvoice" '
+                                  f"GROUP BY {y}, {m} ORDER BY y, m", at_least=36, as_money=True)
+    truth: dict[tuple[int, int], Decimal] = defaultdict(D)
+    for inv in SEED.invoices:
+        truth[inv[2].year, inv[2].month] += inv[4]
+    assert {(yy, mm): v for yy, mm, v in got} == truth  # exact Decimals on both backends
+    assert all(type(yy) is int and type(v) is D for yy, _, v in got)
+
+
+async def test_coalesce_and_string_concatenation(music: Engine) -> None:
+    who = func.coalesce(Track.composer, "unknown").label("who")
+    stmt = select(who, func.count().label("n")).group_by(who).order_by(func.count().desc(), who)
+    await same(music, stmt, 'SELECT coalesce("Composer", \'unknown\') AS who, count(*) AS n FROM "mcTrack" '
+                            'GROUP BY who ORDER BY count(*) DESC, who', at_least=5)
+    full = (Customer.last_name + ", " + Customer.first_name + " <" + func.coalesce(Customer.email, "-") + ">")
+    stmt2 = (select(Customer.customer_id, full.label("full")).where(Customer.customer_id.between(5, 25))
+             .order_by(Customer.customer_id))
+    got = await same(music, stmt2, 'SELECT "CustomerId", "LastName" || \', \' || "FirstName" || \' <\' || '
+                                   'coalesce("Email", \'-\') || \'>\' AS full FROM "mcCustomer" '
+                                   'WHERE "CustomerId" BETWEEN 5 AND 25 ORDER BY "CustomerId"', at_least=21)
+    assert got[6] == (11, "Last011, First011 <->")
+
+
+async def test_arithmetic_and_aggregate_result_types(music: Engine) -> None:
+    stmt = select(func.sum(InvoiceLine.unit_price * InvoiceLine.quantity), func.sum(InvoiceLine.quantity),
+                  func.count(), func.avg(InvoiceLine.unit_price), func.avg(InvoiceLine.quantity),
+                  func.max(InvoiceLine.unit_price), func.min(Track.milliseconds / 1000).label("secs"))
+    stmt = stmt.select_from(InvoiceLine).join(Track, Track.track_id == InvoiceLine.track_id)
+    (revenue, qty, n, avg_price, avg_qty, top, secs), = await orm_rows(music, stmt)
+    raw, = await raw_sql(music, 'SELECT sum(l."UnitPrice" * l."Quantity"), sum(l."Quantity"), count(*), '
+                                'avg(l."UnitPrice"), avg(l."Quantity"), max(l."UnitPrice"), min(t."Milliseconds" / 1000) '
+                                'FROM "mcInvoiceLine" l JOIN "mcTrack" t ON t."TrackId" = l."TrackId"')
+    assert revenue == sum(inv[4] for inv in SEED.invoices) and type(revenue) is D
+    assert money([raw[:1]]) == [(revenue,)]  # SQLite's driver sums doubles: equal at cents
+    assert (qty, n, secs) == (raw[1], raw[2], raw[6]) and type(qty) is int and type(n) is int and type(secs) is int
+    # avg of Numeric(10, 2): a Decimal at the column's scale on both backends; of integers: a float
+    exact = sum(line[3] for line in SEED.lines) / len(SEED.lines)
+    assert type(avg_price) is D and avg_price == exact.quantize(CENT, ROUND_HALF_UP)
+    assert type(avg_qty) is float and avg_qty == pytest.approx(float(raw[4]))
+    assert top == D("10.00") and type(top) is D
+
+
+# -- window functions ------------------------------------------------------------------------------
+
+async def test_ranking_functions_per_genre(music: Engine) -> None:
+    order = (Track.unit_price.desc(), Track.milliseconds.desc())
+    stmt = (select(Track.track_id,
+                   func.row_number().over(partition_by=Track.genre_id, order_by=[*order, Track.track_id]).label("rn"),
+                   func.rank().over(partition_by=Track.genre_id, order_by=Track.unit_price.desc()).label("rk"),
+                   func.dense_rank().over(partition_by=Track.genre_id, order_by=Track.unit_price.desc()).label("dr"))
+            .where(Track.genre_id.is_not(None)).order_by(Track.genre_id, "rn"))
+    got = await same(music, stmt, 'SELECT "TrackId", row_number() OVER (PARTITION BY "GenreId" ORDER BY "UnitPrice" '
+                                  'DESC, "Milliseconds" DESC, "TrackId") AS rn, rank() OVER (PARTITION BY "GenreId" '
+                                  'ORDER BY "UnitPrice" DESC) AS rk, dense_rank() OVER (PARTITION BY "GenreId" ORDER '
+                                  'BY "UnitPrice" DESC) AS dr FROM "mcTrack" WHERE "GenreId" IS NOT NULL '
+                                  'ORDER BY "GenreId", rn', at_least=1000)
+    assert any(rk != dr for _, _, rk, dr in got) and all(type(v) is int for r in got for v in r)
+
+
+async def test_running_total_lag_and_lead(music: Engine) -> None:
+    w = {"partition_by": Invoice.customer_id, "order_by": [Invoice.invoice_date, Invoice.invoice_id]}
+    stmt = (select(Invoice.invoice_id, func.sum(Invoice.total).over(**w).label("running"),
+                   func.lag(Invoice.total).over(**w).label("before"), func.lead(Invoice.total).over(**w).label("after"),
+                   func.count().over(partition_by=Invoice.customer_id).label("n"))
+            .where(Invoice.customer_id <= 20).order_by(Invoice.customer_id, Invoice.invoice_date, Invoice.invoice_id))
+    o = 'OVER (PARTITION BY "CustomerId" ORDER BY "InvoiceDate", "InvoiceId")'
+    got = await same(music, stmt, f'SELECT "InvoiceId", sum("Total") {o} AS running, lag("Total") {o} AS before, '
+                                  f'lead("Total") {o} AS after, count(*) OVER (PARTITION BY "CustomerId") AS n '
+                                  'FROM "mcInvoice" WHERE "CustomerId" <= 20 '
+                                  'ORDER BY "CustomerId", "InvoiceDate", "InvoiceId"', at_least=80, as_money=True)
+    totals = {inv[0]: inv[4] for inv in SEED.invoices}
+    running: dict[int, Decimal] = {}
+    for inv in sorted((i for i in SEED.invoices if i[1] <= 20), key=lambda i: (i[1], i[2], i[0])):
+        running[inv[0]] = running.get(-inv[1], D(0)) + inv[4]
+        running[-inv[1]] = running[inv[0]]
+    for iid, run, before, after, n in got:
+        assert run == running[iid] and type(run) is D and type(n) is int  # exact running sums
+        assert before is None or type(before) is D
+        assert after is None or after in totals.values()
+
+
+async def test_best_customer_per_country(music: Engine) -> None:
+    spent = func.sum(Invoice.total)
+    ranked = (select(Customer.country, Customer.customer_id.label("customer_id"), spent.label("spent"),
+                     func.row_number().over(partition_by=Customer.country,
+                                            order_by=(spent.desc(), Customer.customer_id)).label("rn"))
+              .join(Invoice, Invoice.customer_id == Customer.customer_id)
+              .group_by(Customer.country, Customer.customer_id).subquery("ranked"))
+    stmt = (select(Customer, ranked.c.spent).join(ranked, ranked.c.customer_id == Customer.customer_id)
+            .where(ranked.c.rn == 1).order_by(Customer.country))
+    raw = await raw_sql(music, 'SELECT customer_id, spent FROM (SELECT c."Country" AS country, c."CustomerId" AS '
+                               'customer_id, sum(i."Total") AS spent, row_number() OVER (PARTITION BY c."Country" '
+                               'ORDER BY sum(i."Total") DESC, c."CustomerId") AS rn FROM "mcCustomer" c JOIN '
+                               '"mcInvoice" i ON i."CustomerId" = c."CustomerId" GROUP BY c."Country", '
+                               'c."CustomerId") r WHERE rn = 1 ORDER BY country')
+    async with AsyncSession(music) as s:
+        rows = (await s.execute(stmt)).all()
+        assert money([(c.customer_id, v) for c, v in rows]) == money(raw) and len(raw) == len(COUNTRIES)
+        assert [c.country for c, _ in rows] == COUNTRIES
+        assert all(type(v) is D for _, v in rows)
+
+
+# -- labels, changing the column list, pagination ---------------------------------------------------
+
+async def test_labels_reused_in_order_by_and_group_by(music: Engine) -> None:
+    revenue = func.sum(Invoice.total).label("revenue")
+    country = Invoice.billing_country.label("country")
+    stmt = select(country, revenue, func.count().label("n")).group_by(country).order_by(revenue.desc()).limit(3)
+    await same(music, stmt, 'SELECT "Billing Country" AS country, sum("Total") AS revenue, count(*) AS n '
+                            'FROM "mcInvoice" GROUP BY country ORDER BY revenue DESC LIMIT 3', at_least=3, as_money=True)
+    by_name = select(country, func.count().label("n")).group_by(country).order_by("n", "country")
+    await same(music, by_name, 'SELECT "Billing Country" AS country, count(*) AS n FROM "mcInvoice" '
+                               'GROUP BY country ORDER BY n, country', at_least=8)
+
+
+async def test_add_columns_and_with_only_columns(music: Engine) -> None:
+    base = (select(Track.track_id).join(Album, Album.album_id == Track.album_id)
+            .where(Album.artist_id == 4, Track.milliseconds > 200_000).order_by(Track.track_id))
+    wider = base.add_columns(Album.title, (Track.bytes / 1024).label("kb"))
+    await same(music, wider, 'SELECT t."TrackId", a."Title", t."Bytes" / 1024 AS kb FROM "mcTrack" t JOIN "mcAlbum" a '
+                             'ON a."AlbumId" = t."AlbumId" WHERE a."ArtistId" = 4 AND t."Milliseconds" > 200000 '
+                             'ORDER BY t."TrackId"', at_least=5)
+    names = base.with_only_columns(Track.name)
+    await same(music, names, 'SELECT t."Name" FROM "mcTrack" t JOIN "mcAlbum" a ON a."AlbumId" = t."AlbumId" '
+                             'WHERE a."ArtistId" = 4 AND t."Milliseconds" > 200000 ORDER BY t."TrackId"', at_least=5)
+    async with AsyncSession(music) as s:
+        tracks = (await s.scalars(base.with_only_columns(Track))).all()
+        with_album = (await s.execute(base.add_columns(Album))).all()
+        assert [t.track_id for t in tracks] == [tid for tid, _ in with_album]
+        for t, (tid, album) in zip(tracks, with_album):
+            assert tid == t.track_id and album.album_id == t.album_id
+            assert album is await s.get(Album, t.album_id)
+
+
+async def test_where_and_order_by_on_select_from_a_subquery(music: Engine) -> None:
+    stats = (select(Album.album_id, Album.title, func.avg(Track.milliseconds).label("avg_ms"),
+                    func.max(Track.unit_price).label("top"))
+             .join(Track, Track.album_id == Album.album_id).group_by(Album.album_id, Album.title).subquery("stats"))
+    stmt = (select(stats.c.title, stats.c.top).select_from(stats).where(stats.c.avg_ms > 330_000)
+            .order_by(stats.c.top.desc(), stats.c.title))
+    got = await same(music, stmt, 'SELECT title, top FROM (SELECT a."AlbumId" AS album_id, a."Title" AS title, '
+                                  'avg(t."Milliseconds") AS avg_ms, max(t."UnitPrice") AS top FROM "mcAlbum" a JOIN '
+                                  '"mcTrack" t ON t."AlbumId" = a."AlbumId" GROUP BY a."AlbumId", a."Title") s '
+                                  'WHERE avg_ms > 330000 ORDER BY top DESC, title', at_least=10, as_money=True)
+    assert all(type(top) is D for _, top in got)
+
+
+@pytest.mark.parametrize("page", [0, 3, 40])
+async def test_page_and_total_count(music: Engine, page: int) -> None:
+    query = (select(Track.track_id, Track.name, Album.title).join(Album, Album.album_id == Track.album_id)
+             .where(Track.unit_price < 1).order_by(Album.title, Track.track_id))
+    rows = await same(music, query.limit(25).offset(page * 25),
+                      'SELECT t."TrackId", t."Name", a."Title" FROM "mcTrack" t JOIN "mcAlbum" a '
+                      'ON a."AlbumId" = t."AlbumId" WHERE t."UnitPrice" < 1 ORDER BY a."Title", t."TrackId" '
+                      f"LIMIT 25 OFFSET {page * 25}", at_least=0)
+    async with AsyncSession(music) as s:
+        total = await s.scalar(select(func.count()).select_from(query.subquery()))
+    assert total == sum(1 for t in SEED.tracks if t[8] < 1) and type(total) is int
+    assert len(rows) == max(0, min(25, total - page * 25))
+
+
+# -- many-to-many -----------------------------------------------------------------------------------
+
+async def test_many_to_many_join_through_playlist_track(music: Engine) -> None:
+    stmt = (select(Playlist.name, func.count(Track.track_id).label("n"), func.sum(Track.milliseconds).label("ms"))
+            .join(Playlist.tracks).group_by(Playlist.name).order_by(Playlist.name))
+    got = await same(music, stmt, 'SELECT p."Name", count(t."TrackId") AS n, sum(t."Milliseconds") AS ms '
+                                  'FROM "mcPlaylist" p JOIN "mcPlaylistTrack" pt ON pt."PlaylistId" = p."PlaylistId" '
+                                  'JOIN "mcTrack" t ON t."TrackId" = pt."TrackId" GROUP BY p."Name" ORDER BY p."Name"',
+                     at_least=11)
+    assert "Playlist 12" not in {r[0] for r in got}
+    # the other way round and explicitly through the table, with an outer join keeping the empty one
+    stmt2 = (select(Playlist.playlist_id, func.count(playlist_track.c.TrackId))
+             .outerjoin(playlist_track, playlist_track.c.PlaylistId == Playlist.playlist_id)
+             .group_by(Playlist.playlist_id).order_by(Playlist.playlist_id))
+    got2 = await same(music, stmt2, 'SELECT p."PlaylistId", count(pt."TrackId") FROM "mcPlaylist" p LEFT OUTER JOIN '
+                                    '"mcPlaylistTrack" pt ON pt."PlaylistId" = p."PlaylistId" GROUP BY p."PlaylistId" '
+                                    'ORDER BY p."PlaylistId"', at_least=12)
+    assert got2[-1] == (12, 0)
+    stmt3 = (select(Track.track_id, Playlist.name).join(Track.playlists).where(Track.track_id < 60)
+             .order_by(Track.track_id, Playlist.name))
+    await same(music, stmt3, 'SELECT t."TrackId", p."Name" FROM "mcTrack" t JOIN "mcPlaylistTrack" pt ON '
+                             'pt."TrackId" = t."TrackId" JOIN "mcPlaylist" p ON p."PlaylistId" = pt."PlaylistId" '
+                             'WHERE t."TrackId" < 60 ORDER BY t."TrackId", p."Name"', at_least=10)
+
+
+async def test_many_to_many_loaded_as_collections(music: Engine) -> None:
+    from aiouow import selectinload
+
+    raw = await raw_sql(music, 'SELECT "PlaylistId", "TrackId" FROM "mcPlaylistTrack" ORDER BY 1, 2')
+    async with AsyncSession(music) as s:
+        playlists = (await s.scalars(select(Playlist).options(selectinload(Playlist.tracks))
+                                     .order_by(Playlist.playlist_id))).all()
+        got = sorted((p.playlist_id, t.track_id) for p in playlists for t in p.tracks)
+        assert got == raw and playlists[-1].tracks == []
+        a_track = playlists[0].tracks[0]
+        assert a_track is await s.get(Track, a_track.track_id)
+
+
+async def test_who_bought_from_which_playlist(music: Engine) -> None:
+    # customers, the genre, and the money they spent on tracks of playlist 1: five tables, a m2m hop
+    stmt = (select(Customer.customer_id, Genre.name, func.sum(InvoiceLine.unit_price * InvoiceLine.quantity))
+            .join(Invoice, Invoice.customer_id == Customer.customer_id)
+            .join(InvoiceLine, InvoiceLine.invoice_id == Invoice.invoice_id)
+            .join(Track, Track.track_id == InvoiceLine.track_id).join(Track.playlists).join(Track.genre)
+            .where(Playlist.playlist_id == 1).group_by(Customer.customer_id, Genre.name)
+            .having(func.count() > 1).order_by(Customer.customer_id, Genre.name))
+    await same(music, stmt, 'SELECT c."CustomerId", g."Name", sum(l."UnitPrice" * l."Quantity") FROM "mcCustomer" c '
+                            'JOIN "mcInvoice" i ON i."CustomerId" = c."CustomerId" JOIN "mcInvoiceLine" l ON '
+                            'l."InvoiceId" = i."InvoiceId" JOIN "mcTrack" t ON t."TrackId" = l."TrackId" JOIN '
+                            '"mcPlaylistTrack" pt ON pt."TrackId" = t."TrackId" JOIN "mcPlaylist" p ON '
+                            'p."PlaylistId" = pt."PlaylistId" JOIN "mcGenre" g ON g."GenreId" = t."GenreId" '
+                            'WHERE p."PlaylistId" = 1 GROUP BY c."CustomerId", g."Name" HAVING count(*) > 1 '
+                            'ORDER BY c."CustomerId", g."Name"', at_least=1, as_money=True)
+
+
+# -- money ------------------------------------------------------------------------------------------
+
+async def test_money_totals_are_exact_decimals(music: Engine) -> None:
+    line_sum = func.sum(InvoiceLine.unit_price * InvoiceLine.quantity)
+    stmt = (select(Invoice.invoice_id, Invoice.total, line_sum.label("lines"))
+            .join(InvoiceLine, InvoiceLine.invoice_id == Invoice.invoice_id)
+            .group_by(Invoice.invoice_id, Invoice.total).order_by(Invoice.invoice_id))
+    got = await same(music, stmt, 'SELECT i."InvoiceId", i."Total", sum(l."UnitPrice" * l."Quantity") AS lines '
+                                  'FROM "mcInvoice" i JOIN "mcInvoiceLine" l ON l."InvoiceId" = i."InvoiceId" '
+                                  'GROUP BY i."InvoiceId", i."Total" ORDER BY i."InvoiceId"', at_least=1000,
+                     as_money=True)
+    assert [(iid, total, lines) for iid, total, lines in got] == [(i[0], i[4], i[4]) for i in SEED.invoices]
+    assert all(type(t) is D and type(v) is D for _, t, v in got)
+    per_country = (select(Customer.country, func.sum(Invoice.total).label("revenue"))
+                   .join(Invoice, Invoice.customer_id == Customer.customer_id)
+                   .group_by(Customer.country).order_by(Customer.country))
+    truth: dict[str, Decimal] = defaultdict(D)
+    country = {c[0]: c[4] for c in SEED.customers}
+    for inv in SEED.invoices:
+        truth[country[inv[1]]] += inv[4]
+    assert await orm_rows(music, per_country) == sorted(truth.items())
+    cents = D(str(sum(inv[4] for inv in SEED.invoices)))
+    async with AsyncSession(music) as s:
+        assert await s.scalar(select(func.sum(Invoice.total))) == cents
+
+
 # -- regressions found by this file ----------------------------------------------------------------
 
 class McRegFolder(Model):
