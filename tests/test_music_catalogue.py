@@ -482,7 +482,8 @@ async def test_union_all_counts_every_row(music: Engine) -> None:
                        select(Employee.last_name, literal("employee").label("kind"))).subquery("people")
     stmt = select(people.c.kind, func.count().label("n")).group_by(people.c.kind).order_by(people.c.kind)
     got = await same(music, stmt, "SELECT kind, count(*) AS n FROM (SELECT \"LastName\", 'customer' AS kind "
-                                  "FROM \"mcCustomer\" UNION ALL SELECT \"LastName\", 'employee' FROM \"mcEmployee\") p "
+                                  "FROM \"mcCustomer\" UNION ALL SELECT \"LastName\", 'employee' "
+                                  "FROM \"mcEmployee\") p "
                                   "GROUP BY kind ORDER BY kind", at_least=2)
     assert got == [("customer", 200), ("employee", 30)]
 
@@ -535,7 +536,8 @@ async def test_cast_literal_null_true_false(music: Engine) -> None:
     stmt = (select(Track.track_id, cast(Track.milliseconds, str), cast(Track.genre_id, T.Numeric(10, 2)),
                    literal("track").label("kind"), null().label("empty"), true(), false())
             .where(Track.track_id <= 40).order_by(Track.track_id))
-    got = await same(music, stmt, 'SELECT "TrackId", CAST("Milliseconds" AS VARCHAR), CAST("GenreId" AS NUMERIC(10, 2)), '
+    got = await same(music, stmt, 'SELECT "TrackId", CAST("Milliseconds" AS VARCHAR), '
+                                  'CAST("GenreId" AS NUMERIC(10, 2)), '
                                   "'track' AS kind, NULL AS empty, "
                                   + ("true, false" if pg(music) else "1, 0")
                                   + ' FROM "mcTrack" WHERE "TrackId" <= 40 ORDER BY "TrackId"', at_least=40,
@@ -598,7 +600,8 @@ async def test_arithmetic_and_aggregate_result_types(music: Engine) -> None:
     stmt = stmt.select_from(InvoiceLine).join(Track, Track.track_id == InvoiceLine.track_id)
     (revenue, qty, n, avg_price, avg_qty, top, secs), = await orm_rows(music, stmt)
     raw, = await raw_sql(music, 'SELECT sum(l."UnitPrice" * l."Quantity"), sum(l."Quantity"), count(*), '
-                                'avg(l."UnitPrice"), avg(l."Quantity"), max(l."UnitPrice"), min(t."Milliseconds" / 1000) '
+                                'avg(l."UnitPrice"), avg(l."Quantity"), max(l."UnitPrice"), '
+                                'min(t."Milliseconds" / 1000) '
                                 'FROM "mcInvoiceLine" l JOIN "mcTrack" t ON t."TrackId" = l."TrackId"')
     assert revenue == sum(inv[4] for inv in SEED.invoices) and type(revenue) is D
     assert money([raw[:1]]) == [(revenue,)]  # SQLite's driver sums doubles: equal at cents
@@ -677,7 +680,8 @@ async def test_labels_reused_in_order_by_and_group_by(music: Engine) -> None:
     country = Invoice.billing_country.label("country")
     stmt = select(country, revenue, func.count().label("n")).group_by(country).order_by(revenue.desc()).limit(3)
     await same(music, stmt, 'SELECT "Billing Country" AS country, sum("Total") AS revenue, count(*) AS n '
-                            'FROM "mcInvoice" GROUP BY country ORDER BY revenue DESC LIMIT 3', at_least=3, as_money=True)
+                            'FROM "mcInvoice" GROUP BY country ORDER BY revenue DESC LIMIT 3', at_least=3,
+               as_money=True)
     by_name = select(country, func.count().label("n")).group_by(country).order_by("n", "country")
     await same(music, by_name, 'SELECT "Billing Country" AS country, count(*) AS n FROM "mcInvoice" '
                                'GROUP BY country ORDER BY n, country', at_least=8)
@@ -810,6 +814,101 @@ async def test_money_totals_are_exact_decimals(music: Engine) -> None:
         assert await s.scalar(select(func.sum(Invoice.total))) == cents
 
 
+# -- database names that differ from attribute names, through every construct ------------------
+
+async def test_subquery_and_cte_columns_keep_attribute_names(music: Engine) -> None:
+    sq = select(Album.album_id, Album.artist_id).where(Album.album_id < 30).subquery("sq")
+    stmt = select(sq.c.artist_id, func.count(sq.c.album_id).label("n")).group_by(sq.c.artist_id).order_by(
+        sq.c.artist_id)
+    await same(music, stmt, 'SELECT "ArtistId", count("AlbumId") AS n FROM (SELECT "AlbumId", "ArtistId" FROM '
+                            '"mcAlbum" WHERE "AlbumId" < 30) sq GROUP BY "ArtistId" ORDER BY "ArtistId"', at_least=10)
+    async with AsyncSession(music) as s:
+        row = (await s.execute(stmt)).first()
+        assert row is not None and row.artist_id == row[0]
+        everything = (await s.execute(select(sq).order_by(sq.c.album_id))).first()
+        assert everything is not None and (everything.album_id, everything.artist_id) == (1, SEED.albums[0][2])
+    cte = select(Track.track_id, Track.album_id).where(Track.unit_price > 5).cte("pricey")
+    stmt2 = (select(Album.title, cte.c.track_id).join(cte, cte.c.album_id == Album.album_id)
+             .order_by(cte.c.track_id))
+    await same(music, stmt2, 'WITH pricey AS (SELECT "TrackId", "AlbumId" FROM "mcTrack" WHERE "UnitPrice" > 5) '
+                             'SELECT a."Title", p."TrackId" FROM "mcAlbum" a JOIN pricey p ON p."AlbumId" = '
+                             'a."AlbumId" ORDER BY p."TrackId"', at_least=50)
+
+
+async def test_recursive_cte_of_unlabelled_mapped_columns(music: Engine) -> None:
+    tree = (select(Employee.employee_id, Employee.reports_to).where(Employee.employee_id == 2)
+            .cte("below", recursive=True))
+    tree = tree.union_all(select(Employee.employee_id, Employee.reports_to)
+                          .join(tree, Employee.reports_to == tree.c.employee_id))
+    stmt = select(tree.c.employee_id, tree.c.reports_to).order_by(tree.c.employee_id)
+    await same(music, stmt, 'WITH RECURSIVE below(id, up) AS (SELECT "EmployeeId", "ReportsTo" FROM "mcEmployee" '
+                            'WHERE "EmployeeId" = 2 UNION ALL SELECT e."EmployeeId", e."ReportsTo" FROM "mcEmployee" e '
+                            'JOIN below b ON e."ReportsTo" = b.id) SELECT id, up FROM below ORDER BY id', at_least=2)
+
+
+async def test_set_operation_of_mapped_columns_ordered_by_attribute(music: Engine) -> None:
+    raw = ('SELECT "CustomerId", "Country" FROM "mcCustomer" WHERE "CustomerId" < 20 UNION SELECT "EmployeeId", '
+           '"Country" FROM "mcEmployee" ORDER BY 2 DESC, 1 LIMIT 12')
+    a = select(Customer.customer_id, Customer.country).where(Customer.customer_id < 20)
+    b = select(Employee.employee_id, Employee.country)
+    for stmt in (union(a, b).order_by(Customer.country.desc(), Customer.customer_id),
+                 union(a, b).order_by("country DESC" if False else Customer.country.desc(), "customer_id")):
+        await same(music, stmt.limit(12), raw, at_least=12)
+    sq = union(a, b).subquery("everyone")
+    stmt2 = select(sq.c.country, func.count()).group_by(sq.c.country).order_by(sq.c.country)
+    await same(music, stmt2, 'SELECT "Country", count(*) FROM (SELECT "CustomerId", "Country" FROM "mcCustomer" '
+                             'WHERE "CustomerId" < 20 UNION SELECT "EmployeeId", "Country" FROM "mcEmployee") e '
+                             'GROUP BY "Country" ORDER BY "Country"', at_least=5)
+
+
+async def test_alias_columns_in_filter_by_exists_extract_and_scalar_subqueries(music: Engine) -> None:
+    m = aliased(Employee, name="m")
+    r = aliased(Employee, name="r")
+    n_reports = select(func.count(r.employee_id)).where(r.reports_to == m.employee_id).scalar_subquery()
+    stmt = (select(m.employee_id, n_reports.label("n"), extract("year", m.hire_date).label("y"))
+            .filter_by(title="Sales Manager").where(exists(select(r.employee_id).where(r.reports_to == m.employee_id)))
+            .order_by(m.employee_id))
+    y = ('CAST(EXTRACT(YEAR FROM m."HireDate") AS INTEGER)' if pg(music)
+         else "CAST(strftime('%Y', m.\"HireDate\") AS INTEGER)")
+    await same(music, stmt, f'SELECT m."EmployeeId", (SELECT count(r."EmployeeId") FROM "mcEmployee" r WHERE '
+                            f'r."ReportsTo" = m."EmployeeId") AS n, {y} AS y FROM "mcEmployee" m WHERE '
+                            f'm."Title" = \'Sales Manager\' AND EXISTS (SELECT r."EmployeeId" FROM "mcEmployee" r '
+                            f'WHERE r."ReportsTo" = m."EmployeeId") ORDER BY m."EmployeeId"', at_least=1)
+
+
+async def test_distinct_select_and_window_over_mapped_columns(music: Engine) -> None:
+    stmt = select(Track.composer).distinct().where(Track.composer.is_not(None)).order_by(Track.composer)
+    await same(music, stmt, 'SELECT DISTINCT "Composer" FROM "mcTrack" WHERE "Composer" IS NOT NULL '
+                            'ORDER BY "Composer"', at_least=4)
+    share = (Track.unit_price * 100 / func.sum(Track.unit_price).over(partition_by=Track.album_id)).label("share")
+    stmt2 = (select(Track.track_id, cast(share, T.Numeric(10, 2))).where(Track.album_id == 7)
+             .order_by(Track.track_id))
+    await same(music, stmt2, 'SELECT "TrackId", CAST("UnitPrice" * 100 / sum("UnitPrice") OVER (PARTITION BY '
+                             '"AlbumId") AS NUMERIC(10, 2)) FROM "mcTrack" WHERE "AlbumId" = 7 ORDER BY "TrackId"',
+               at_least=5, as_money=True)
+
+
+async def test_stream_a_cte_and_joinedload_with_a_self_join(music: Engine) -> None:
+    from aiouow import joinedload
+
+    tree = _tree()
+    async with AsyncSession(music) as s:
+        streamed = [(e.employee_id, d) async for e, d in await s.stream(
+            select(Employee, tree.c.depth).join(tree, tree.c.id == Employee.employee_id)
+            .order_by(tree.c.depth, Employee.employee_id))]
+    raw = await raw_sql(music, RAW_TREE + "SELECT id, depth FROM tree ORDER BY depth, id")
+    assert streamed == raw
+    m = aliased(Employee, name="m")
+    stmt = (select(Employee).join(m, Employee.reports_to == m.employee_id).where(m.employee_id == 1)
+            .options(joinedload(Employee.manager)).order_by(Employee.employee_id))
+    async with AsyncSession(music) as s:
+        direct = (await s.scalars(stmt)).all()
+        assert direct and all(e.manager is not None and e.manager.employee_id == 1 for e in direct)
+        assert direct[0].manager is await s.get(Employee, 1)
+    raw2 = await raw_sql(music, 'SELECT "EmployeeId" FROM "mcEmployee" WHERE "ReportsTo" = 1 ORDER BY 1')
+    assert [(e.employee_id,) for e in direct] == raw2
+
+
 # -- regressions found by this file ----------------------------------------------------------------
 
 class McRegFolder(Model):
@@ -832,3 +931,24 @@ async def test_of_type_on_a_relationship_not_resolved_yet(engine: Engine) -> Non
     assert 'JOIN "mcRegFolder" AS "up" ON "mcRegFolder"."ParentId" = "up"."FolderId"' in sql
     assert 'JOIN "mcRegFolder" AS "down" ON "mcRegFolder"."FolderId" = "down"."ParentId"' in sql
     assert await orm_rows(engine, stmt) == []
+
+
+async def test_filter_by_follows_sqlalchemys_entity(music: Engine) -> None:
+    # filter_by() refused a select whose first item is a column, ignored the last join's target
+    # (filtering the first model instead), and raised a bare KeyError for an unknown name
+    m = aliased(Employee, name="m")
+    stmt = select(m.employee_id, m.last_name).filter_by(title="Sales Manager").order_by(m.employee_id)
+    await same(music, stmt, 'SELECT "EmployeeId", "LastName" FROM "mcEmployee" WHERE "Title" = \'Sales Manager\' '
+                            'ORDER BY "EmployeeId"')
+    joined = (select(Album.title, Track.name).join(Album.tracks).filter_by(name="Track 0007")
+              .order_by(Album.album_id))
+    await same(music, joined, 'SELECT a."Title", t."Name" FROM "mcAlbum" a JOIN "mcTrack" t ON t."AlbumId" = '
+                              'a."AlbumId" WHERE t."Name" = \'Track 0007\'')
+    counted = select(func.count()).select_from(Customer).filter_by(country="Norway")
+    await same(music, counted, 'SELECT count(*) FROM "mcCustomer" WHERE "Country" = \'Norway\'')
+    from aiouow.exc import ArgumentError
+
+    with pytest.raises(ArgumentError, match="'mcAlbum' has no column 'nope'"):
+        select(Album).filter_by(nope=1)
+    with pytest.raises(ArgumentError, match="use where"):
+        select(func.count()).filter_by(title="x")
