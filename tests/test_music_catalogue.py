@@ -952,3 +952,32 @@ async def test_filter_by_follows_sqlalchemys_entity(music: Engine) -> None:
         select(Album).filter_by(nope=1)
     with pytest.raises(ArgumentError, match="use where"):
         select(func.count()).filter_by(title="x")
+
+
+async def test_exists_in_the_column_list_reads_a_bool(music: Engine) -> None:
+    # EXISTS took its SELECT's first column's type: SQLite's 0/1 came back as int, PostgreSQL's as bool
+    has_album = exists(select(Album.album_id).where(Album.artist_id == Artist.artist_id))
+    stmt = (select(Artist.artist_id, has_album.label("has_album"), (~has_album).label("none"))
+            .where(Artist.artist_id > 30).order_by(Artist.artist_id))
+    got = await same(music, stmt, 'SELECT a."ArtistId", EXISTS (SELECT 1 FROM "mcAlbum" al WHERE al."ArtistId" = '
+                                  'a."ArtistId"), NOT EXISTS (SELECT 1 FROM "mcAlbum" al WHERE al."ArtistId" = '
+                                  'a."ArtistId") FROM "mcArtist" a WHERE a."ArtistId" > 30 ORDER BY a."ArtistId"',
+                     at_least=10)
+    assert all(type(h) is bool and type(n) is bool and h is not n for _, h, n in got)
+    assert {a for a, h, _ in got if not h} == {36, 37, 38, 39, 40}
+
+
+async def test_cast_of_a_datetime_to_date(music: Engine) -> None:
+    # SQLite's CAST(x AS <text type>) kept the time of day, which a date cannot be read from
+    day = cast(Invoice.invoice_date, dt.date).label("day")
+    stmt = select(day, func.count().label("n")).group_by(day).having(func.count() > 2).order_by(day)
+    as_date = 'CAST("InvoiceDate" AS DATE)' if pg(music) else 'date("InvoiceDate")'
+    got = await orm_rows(music, stmt)
+    raw = await raw_sql(music, f'SELECT {as_date} AS day, count(*) AS n FROM "mcInvoice" GROUP BY {as_date} '
+                               "HAVING count(*) > 2 ORDER BY day")
+    assert [(d.isoformat(), n) for d, n in got] == [(str(d), n) for d, n in raw] and got
+    per_day: dict[dt.date, int] = defaultdict(int)
+    for inv in SEED.invoices:
+        per_day[inv[2].date()] += 1
+    assert got == sorted((d, n) for d, n in per_day.items() if n > 2)
+    assert all(type(d) is dt.date for d, _ in got)

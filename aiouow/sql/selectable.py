@@ -476,10 +476,16 @@ def select(*columns: Any) -> Select[Any]:
     return Select(*columns)
 
 
+_BOOLEAN = sqltypes.Boolean()
+
+
 def exists(stmt: Select[Any]) -> UnaryExpression[bool]:
     """``EXISTS (subquery)``, correlated to the enclosing statement as a scalar subquery is;
     ``~exists(...)`` is ``NOT EXISTS``."""
-    return UnaryExpression(stmt, "EXISTS", prefix=True)
+    found: UnaryExpression[bool] = UnaryExpression(stmt, "EXISTS", prefix=True)
+    # a truth value, not its SELECT's first column (which SQLite would read back as 0/1)
+    found.type = _BOOLEAN
+    return found
 
 
 __all__ = ["EntityClause", "Join", "Select", "and_", "exists", "select"]
