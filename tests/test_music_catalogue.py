@@ -981,3 +981,32 @@ async def test_cast_of_a_datetime_to_date(music: Engine) -> None:
         per_day[inv[2].date()] += 1
     assert got == sorted((d, n) for d, n in per_day.items() if n > 2)
     assert all(type(d) is dt.date for d, _ in got)
+
+
+async def test_subquery_with_two_columns_of_one_name(music: Engine) -> None:
+    # the second "LastName" was dropped from sq.c and rendered unlabelled: PostgreSQL called it
+    # ambiguous, SQLite silently gave the employee's name as the manager's
+    m = aliased(Employee, name="m")
+    pairs = (select(Employee.employee_id, Employee.last_name, m.last_name)
+             .join(m, Employee.reports_to == m.employee_id).subquery("pairs"))
+    assert [c.key for c in pairs.c] == ["employee_id", "last_name", "last_name_1"]
+    stmt = select(pairs).where(pairs.c.last_name_1 == "Last01").order_by(pairs.c.employee_id)
+    await same(music, stmt, 'SELECT e."EmployeeId", e."LastName", m."LastName" FROM "mcEmployee" e JOIN "mcEmployee" m '
+                            'ON e."ReportsTo" = m."EmployeeId" WHERE m."LastName" = \'Last01\' ORDER BY e."EmployeeId"')
+    # two whole entities, and a CTE: every repeated column gets its suffix
+    both = select(Employee, m).join(m, Employee.manager).cte("both")
+    assert len(both.c) == 14 and both.c.employee_id_1.name == "EmployeeId_1"
+    stmt2 = (select(both.c.employee_id, both.c.first_name_1, both.c.country_1)
+             .where(both.c.country != both.c.country_1).order_by(both.c.employee_id))
+    await same(music, stmt2, 'SELECT e."EmployeeId", m."FirstName", m."Country" FROM "mcEmployee" e JOIN "mcEmployee" m '
+                             'ON e."ReportsTo" = m."EmployeeId" WHERE e."Country" <> m."Country" '
+                             'ORDER BY e."EmployeeId"', at_least=20)
+
+
+async def test_set_operation_ordered_by_a_column_its_first_select_labels(music: Engine) -> None:
+    # ORDER BY named the column ("FirstName"), which a set operation's result does not have when the
+    # first SELECT labels it: PostgreSQL refused, SQLite happened to accept
+    names = union(select(Customer.first_name.label("first")), select(Employee.first_name))
+    stmt = names.order_by(Customer.first_name.desc()).limit(4)
+    await same(music, stmt, 'SELECT "FirstName" AS first FROM "mcCustomer" UNION SELECT "FirstName" FROM "mcEmployee" '
+                            "ORDER BY first DESC LIMIT 4", at_least=4)

@@ -32,7 +32,7 @@ from .elements import (
 from .expressions import ExpressionCompiler
 from .schema import Column, Table, TableAlias
 from .selectable import EntityClause, FromItem, Select
-from .subquery import CompoundSelect, ScalarSelect, Subquery, SubqueryColumn
+from .subquery import CompoundSelect, ScalarSelect, Subquery, SubqueryColumn, result_names
 
 if TYPE_CHECKING:
     from .dml import Delete, Insert, Update
@@ -318,6 +318,8 @@ class Compiler(ExpressionCompiler):
     # -- statements --------------------------------------------------------
     def _result_columns(self, cols: tuple[ClauseElement, ...]) -> str:
         named, self._name_columns = self._name_columns, False
+        # in a subquery, a repeated name is labelled as its sq.c column is named (x_1)
+        unique = [name for _, name, _ in result_names(cols)] if named else None
         c = self.compiled
         parts = []
         procs = []
@@ -332,7 +334,19 @@ class Compiler(ExpressionCompiler):
                         procs.append((pos, proc))
                     pos += 1
                 c.items.append(("entity", item.entity, start, pos))
-                parts.append(self.visit_entity(item))
+                if unique is not None and any(unique[start + i] != col.name for i, col in enumerate(item.columns)):
+                    parts.append(", ".join(
+                        self.visit_column(col) if unique[start + i] == col.name
+                        else f"{self.visit_column(col)} AS {self.quote(unique[start + i])}"
+                        for i, col in enumerate(item.columns)))
+                else:
+                    parts.append(self.visit_entity(item))
+            elif unique is not None and unique[pos] != _result_name(item):
+                c.names.append(unique[pos])
+                c.items.append(("column", None, pos, pos + 1))
+                pos += 1
+                inner = item.element if isinstance(item, Label) else item
+                parts.append(f"{self._column_sql(inner)} AS {self.quote(unique[pos - 1])}")
             else:
                 c.names.append(getattr(item, "result_name", "value"))
                 type_ = getattr(item, "type", sqltypes.NULLTYPE)
@@ -541,7 +555,12 @@ class Compiler(ExpressionCompiler):
         self._name_columns = False
         sql = f" {cs.keyword} ".join(parts)
         if cs._order_by:
-            sql += " ORDER BY " + ", ".join(self._result_ref(o) for o in cs._order_by)
+            # a column the first SELECT labels is ordered by by its label: the result has no other name
+            first = cs.selects[0]
+            while isinstance(first, CompoundSelect):
+                first = first.selects[0]
+            labels = {id(lbl.element): lbl.name for lbl in first._columns if isinstance(lbl, Label)}
+            sql += " ORDER BY " + ", ".join(self._result_ref(o, labels) for o in cs._order_by)
         if cs._limit is not None or cs._offset is not None:
             sql += self.limit_clause(
                 cs._limit._compile(self) if cs._limit is not None else None,
@@ -549,14 +568,14 @@ class Compiler(ExpressionCompiler):
             )
         return sql
 
-    def _result_ref(self, el: ClauseElement) -> str:
+    def _result_ref(self, el: ClauseElement, labels: dict[int, str]) -> str:
         """An ORDER BY item of a set operation: the result column's name, not a table's column."""
         if isinstance(el, UnaryExpression) and not el.prefix:
-            return f"{self._result_ref(el.element)} {el.op}"
+            return f"{self._result_ref(el.element, labels)} {el.op}"
         if isinstance(el, Label):
             return self.quote(el.name)
         if getattr(el, "visit_name", "") in ("column", "subquery_column"):
-            return self.quote(el.name)  # type: ignore[attr-defined]
+            return self.quote(labels.get(id(el)) or el.name)  # type: ignore[attr-defined]
         return el._compile(self)
 
     # -- common table expressions --------------------------------------------
@@ -646,6 +665,15 @@ class Compiler(ExpressionCompiler):
 
     def visit_table(self, t: Table) -> str:
         return quote_table(t)
+
+
+def _result_name(el: ClauseElement) -> str:
+    """The name a column list item has in SQL without a suffix (a label's, a column's, ...)."""
+    if isinstance(el, Label):
+        return el.name
+    if getattr(el, "visit_name", "") in ("column", "subquery_column"):
+        return el.name  # type: ignore[attr-defined, no-any-return]
+    return getattr(el, "result_name", "value")
 
 
 def _bare_bind(el: ClauseElement) -> bool:

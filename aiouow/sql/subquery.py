@@ -36,18 +36,35 @@ def _first_select(stmt: Select[Any] | CompoundSelect[Any]) -> Select[Any]:
 
 def _selected_columns(stmt: Select[Any] | CompoundSelect[Any]) -> list[tuple[str, str, Any]]:
     """``(key, sql name, element)`` of each result column of a SELECT or a set operation."""
+    return result_names(_first_select(stmt)._columns)
+
+
+def result_names(columns: Iterable[Any]) -> list[tuple[str, str, Any]]:
+    """``(key, sql name, element)`` of each column of a column list, as a subquery names them.
+
+    A name already taken gets a suffix, as SQLAlchemy's ``x``, ``x_1`` (``select(Employee.name,
+    manager.name).subquery()``): two columns of one name would be ambiguous outside (PostgreSQL)
+    or silently the first one (SQLite). The compiler labels such a column ``AS "x_1"``.
+    """
     out: list[tuple[str, str, Any]] = []
-    for item in _first_select(stmt)._columns:
+    taken: set[str] = set()
+    for item in columns:
         els: tuple[Any, ...] = getattr(item, "columns", ()) if item.visit_name == "entity" else (item,)
         for el in els:
             if isinstance(el, Label):
-                out.append((el.name, el.name, el))
+                key = name = el.name
             elif el.visit_name in ("column", "subquery_column"):
-                out.append((el.key, el.name, el))
+                key, name = el.key, el.name
             else:
                 # the compiler names it ``AS "<result name>"`` inside the subquery
-                name = getattr(el, "result_name", "value")
-                out.append((name, name, el))
+                key = name = getattr(el, "result_name", "value")
+            if name in taken:
+                n = 1
+                while f"{name}_{n}" in taken:
+                    n += 1
+                key, name = f"{key}_{n}", f"{name}_{n}"
+            taken.add(name)
+            out.append((key, name, el))
     return out
 
 
