@@ -998,8 +998,8 @@ async def test_subquery_with_two_columns_of_one_name(music: Engine) -> None:
     assert len(both.c) == 14 and both.c.employee_id_1.name == "EmployeeId_1"
     stmt2 = (select(both.c.employee_id, both.c.first_name_1, both.c.country_1)
              .where(both.c.country != both.c.country_1).order_by(both.c.employee_id))
-    await same(music, stmt2, 'SELECT e."EmployeeId", m."FirstName", m."Country" FROM "mcEmployee" e JOIN "mcEmployee" m '
-                             'ON e."ReportsTo" = m."EmployeeId" WHERE e."Country" <> m."Country" '
+    await same(music, stmt2, 'SELECT e."EmployeeId", m."FirstName", m."Country" FROM "mcEmployee" e '
+                             'JOIN "mcEmployee" m ON e."ReportsTo" = m."EmployeeId" WHERE e."Country" <> m."Country" '
                              'ORDER BY e."EmployeeId"', at_least=20)
 
 
