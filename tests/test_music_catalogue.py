@@ -1010,3 +1010,17 @@ async def test_set_operation_ordered_by_a_column_its_first_select_labels(music: 
     stmt = names.order_by(Customer.first_name.desc()).limit(4)
     await same(music, stmt, 'SELECT "FirstName" AS first FROM "mcCustomer" UNION SELECT "FirstName" FROM "mcEmployee" '
                             "ORDER BY first DESC LIMIT 4", at_least=4)
+
+
+async def test_float_operand_of_money_stays_numeric(music: Engine) -> None:
+    # ``price * 1.2`` bound 1.2 as a double: PostgreSQL computed a double, and round(double, int)
+    # does not exist there (SQLite took it)
+    gross = func.round(Track.unit_price * 1.2, 2).label("gross")
+    stmt = select(Track.track_id, gross).where(Track.track_id <= 50).order_by(Track.track_id)
+    got = await same(music, stmt, 'SELECT "TrackId", round("UnitPrice" * 1.2, 2) AS gross FROM "mcTrack" '
+                                  'WHERE "TrackId" <= 50 ORDER BY "TrackId"', at_least=50, as_money=True)
+    prices = {t[0]: t[8] for t in SEED.tracks}
+    assert all(type(g) is D and g == (prices[i] * D("1.2")).quantize(CENT, ROUND_HALF_UP) for i, g in got)
+    for bound in (0.99, 1.99, 9.99):  # compared as the decimal written, not as its binary double
+        n = await orm_rows(music, select(func.count()).select_from(Track).where(Track.unit_price > bound))
+        assert n == [(sum(1 for p in prices.values() if p > D(repr(bound))),)]
