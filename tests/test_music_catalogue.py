@@ -144,9 +144,10 @@ TABLES: list[tuple[Any, list[str], list[tuple[Any, ...]]]] = [
 
 
 async def _seeded(engine: Engine) -> bool:
+    counts = select(*[select(func.count()).select_from(t).scalar_subquery() for t, _, _ in TABLES])
     async with engine.connect() as conn:
-        got = [(await conn.execute(select(func.count()).select_from(t))).scalar() for t, _, _ in TABLES]
-    return got == [len(rows) for _, _, rows in TABLES]
+        got = (await conn.execute(counts)).one()
+    return tuple(got) == tuple(len(rows) for _, _, rows in TABLES)
 
 
 async def _seed(engine: Engine) -> None:
@@ -607,7 +608,7 @@ async def test_arithmetic_and_aggregate_result_types(music: Engine) -> None:
     assert money([raw[:1]]) == [(revenue,)]  # SQLite's driver sums doubles: equal at cents
     assert (qty, n, secs) == (raw[1], raw[2], raw[6]) and type(qty) is int and type(n) is int and type(secs) is int
     # avg of Numeric(10, 2): a Decimal at the column's scale on both backends; of integers: a float
-    exact = sum(line[3] for line in SEED.lines) / len(SEED.lines)
+    exact = D(sum(line[3] for line in SEED.lines)) / len(SEED.lines)
     assert type(avg_price) is D and avg_price == exact.quantize(CENT, ROUND_HALF_UP)
     assert type(avg_qty) is float and avg_qty == pytest.approx(float(raw[4]))
     assert top == D("10.00") and type(top) is D
