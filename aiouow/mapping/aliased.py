@@ -136,7 +136,8 @@ class AliasedRelationship:
 
     def of_type(self, entity: Any) -> AliasedRelationship:
         target = _entity_table(entity)
-        table = self.rel.mapper.table
+        # the target is known only once the relationship is resolved (a string, a later class)
+        table = self.rel.resolve().mapper.table
         if (target.element if isinstance(target, TableAlias) else target) is not table:
             raise ArgumentError(f"{self.rel!r}.of_type(): expected an alias of {table.name!r}, not {entity!r}")
         return AliasedRelationship(self.rel, self.parent, target)

@@ -581,7 +581,12 @@ class Compiler(ExpressionCompiler):
         self._name_columns = False
         sql = f" {cs.keyword} ".join(parts)
         if cs._order_by:
-            sql += " ORDER BY " + ", ".join(self._result_ref(o) for o in cs._order_by)
+            # a column the first SELECT labels is ordered by by its label: the result has no other name
+            first = cs.selects[0]
+            while isinstance(first, CompoundSelect):
+                first = first.selects[0]
+            labels = {id(lbl.element): lbl.name for lbl in first._columns if isinstance(lbl, Label)}
+            sql += " ORDER BY " + ", ".join(self._result_ref(o, labels) for o in cs._order_by)
         if cs._limit is not None or cs._offset is not None:
             sql += self.limit_clause(
                 cs._limit._compile(self) if cs._limit is not None else None,
@@ -589,14 +594,14 @@ class Compiler(ExpressionCompiler):
             )
         return sql
 
-    def _result_ref(self, el: ClauseElement) -> str:
+    def _result_ref(self, el: ClauseElement, labels: dict[int, str]) -> str:
         """An ORDER BY item of a set operation: the result column's name, not a table's column."""
         if isinstance(el, UnaryExpression) and not el.prefix:
-            return f"{self._result_ref(el.element)} {el.op}"
+            return f"{self._result_ref(el.element, labels)} {el.op}"
         if isinstance(el, Label):
             return self.quote(el.name)
         if getattr(el, "visit_name", "") in ("column", "subquery_column"):
-            return self.quote(el.name)  # type: ignore[attr-defined]
+            return self.quote(labels.get(id(el)) or el.name)  # type: ignore[attr-defined]
         return el._compile(self)
 
     # -- common table expressions --------------------------------------------

@@ -13,7 +13,9 @@ Elements are immutable once built; builder methods return new objects.
 
 from __future__ import annotations
 
+import decimal
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -78,6 +80,10 @@ def _compared(value: Any, type_: sqltypes.TypeEngine) -> ClauseElement:
         return coerce(value, type_)
     if type_.visit_name != "null" and type_.accepts(value):
         return BindParameter(value, type_)
+    if isinstance(value, float) and type_.visit_name == "numeric" and math.isfinite(value):
+        # ``price * 1.1`` stays NUMERIC, as in SQLAlchemy: bound as a double, PostgreSQL computed a
+        # double (and round(x, 2) of it does not exist); the shortest repr is the value meant
+        return BindParameter(decimal.Decimal(repr(value)), type_)
     own = sqltypes.type_for_value(value)
     return BindParameter(value, type_ if own.visit_name == "null" else own)
 

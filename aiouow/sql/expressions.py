@@ -324,12 +324,8 @@ class ExpressionCompiler:
         return f"CAST(EXTRACT({e.field.upper()} FROM {inner}) AS INTEGER)"
 
 
-class SQLiteExpressionCompiler:
-    """SQLite's spelling: no TRUE/FALSE before 3.23, no EXTRACT."""
-
-    if TYPE_CHECKING:
-        def _operand(self, el: ClauseElement) -> str: ...
-        def _value(self, el: ClauseElement) -> str: ...
+class SQLiteExpressionCompiler(ExpressionCompiler):
+    """SQLite's spelling: no TRUE/FALSE before 3.23, no EXTRACT, no DATE type."""
 
     def visit_boolean_constant(self, b: BooleanConstant) -> str:
         return "1" if b.value else "0"
@@ -337,6 +333,12 @@ class SQLiteExpressionCompiler:
     def visit_true_division(self, left: str, right: str) -> str:
         # CAST(... AS NUMERIC) gives an INTEGER back for a whole number in SQLite
         return f"{left} / CAST({right} AS REAL)"
+
+    def visit_cast(self, c: Cast[Any]) -> str:
+        if c.type.visit_name == "date":
+            # CAST(x AS <a text type>) keeps a datetime's time of day; date() drops it, as PostgreSQL does
+            return f"date({self._value(c.element)})"
+        return super().visit_cast(c)
 
     def visit_extract(self, e: Extract) -> str:
         # the format is one of EXTRACT_FIELDS' constants, never a user's value

@@ -163,11 +163,22 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
     filter = where
 
     def filter_by(self, **kw: Any) -> Self:
-        """``where(Entity.name == value, ...)`` for the first selected model."""
+        """``where(Entity.name == value, ...)`` on the last join's target, else the first
+        ``select_from()`` item, else the first selected model or column's table (SQLAlchemy's rule)."""
         first = self._columns[0]
-        if not isinstance(first, EntityClause):
-            raise ArgumentError("filter_by() needs a model as the first selected item")
-        return self.where(*[first.table.c[k] == v for k, v in kw.items()])
+        target: Any = (self._joins[-1].right if self._joins else self._select_from[0] if self._select_from
+                       else first.table if isinstance(first, EntityClause) else getattr(first, "table", None))
+        cols = getattr(target, "c", None)
+        if cols is None:
+            raise ArgumentError("filter_by() needs a model, a table or one of their columns to filter on: "
+                                "select one first, or use where()")
+        clauses = []
+        for k, v in kw.items():
+            col = cols.get(k)
+            if col is None:
+                raise ArgumentError(f"filter_by({k}=...): {getattr(target, 'name', target)!r} has no column {k!r}")
+            clauses.append(col == v)
+        return self.where(*clauses)
 
     def join(self, target: Any, onclause: Any = None, *, isouter: bool = False) -> Self:
         """``JOIN`` a relationship (``User.posts``) or a model/table with an optional ON clause."""
@@ -456,6 +467,9 @@ def select(*columns: Any) -> Select[Any]: ...
 def select(*columns: Any) -> Select[Any]:
     """A SELECT of models and/or column expressions."""
     return Select(*columns)
+
+
+_BOOLEAN = sqltypes.Boolean()
 
 
 def exists(stmt: Select[Any]) -> UnaryExpression[bool]:
