@@ -220,6 +220,20 @@ _SIMPLE: dict[Any, TypeEngine] = {
 }
 
 
+def refusal(type_: TypeEngine, value: Any) -> str:
+    """Why ``value`` is no value of ``type_``, and what to do instead (for error messages)."""
+    accepted = ", ".join(t.__name__ for t in type_.python_types)
+    text = f"takes {type_!r} values ({accepted}), not {type(value).__name__} {value!r:.80}"
+    if isinstance(type_, Integer) and isinstance(value, (float, decimal.Decimal)):
+        # never truncated (asyncpg would send int(1.7) == 1): the caller decides how to round
+        return text + "; convert it (int(value), round(value)) or map the column as Float / Numeric"
+    if isinstance(type_, Date) and isinstance(value, _dt.datetime):
+        return text + "; pass value.date() or map the column as DateTime"
+    if isinstance(type_, String) and isinstance(value, (bytes, bytearray, memoryview)):
+        return text + "; decode it (value.decode()) or map the column as LargeBinary"
+    return text + f"; convert it to {accepted.split(', ')[0]} or change the column's type"
+
+
 def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     """Split ``X | None`` / ``Optional[X]`` into ``(X, True)``; else ``(X, False)``."""
     origin = typing.get_origin(annotation)

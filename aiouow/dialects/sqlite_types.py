@@ -118,6 +118,22 @@ _BOOLEANS = _Booleans({0: False, 1: True, "0": False, "1": True, "false": False,
                        "off": False, "on": True})
 
 
+#: how a NaN double is stored: sqlite3 binds a NaN as NULL, and a REAL column keeps a text that
+#: is no number as text; it compares equal to itself and sorts after every number, as
+#: PostgreSQL's NaN does (+/-inf are doubles SQLite keeps as they are)
+NAN_TEXT = "NaN"
+_NAN = float("nan")
+
+
+def _float_to_db(v: Any) -> Any:
+    # one call per value and None passes (None != None is False): the flush's float columns
+    return NAN_TEXT if v != v else v
+
+
+def _float_from_db(v: Any) -> Any:
+    return _NAN if v.__class__ is str and v == NAN_TEXT else v
+
+
 def _decimal_to_db(v: Any) -> Any:
     # A number, never text: SQLite compares text with numbers as text, so a Decimal bound as
     # text matches "9.00" for "> 10" and never equals sum(price).  An integral value travels
