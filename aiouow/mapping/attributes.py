@@ -88,6 +88,14 @@ class ColumnAttribute(Generic[_T]):
                     f"{type(obj).__name__}.{self.key} is NOT NULL and cannot be set to None; "
                     f"annotate it as `{self.key}: X | None` to allow NULL"
                 )
+            if self.column.primary_key and _state.status_of(obj) >= PERSISTENT:
+                # a key is None only until the row exists (a generated key); the UPDATE would fail
+                # differently per backend (SQLite: datatype mismatch, PostgreSQL: NOT NULL)
+                raise ArgumentError(
+                    f"{type(obj).__name__}.{self.key} is part of the primary key of a row that exists "
+                    f"({_state.describe(obj)}) and cannot be set to None; give it another key value, "
+                    "or delete the object"
+                )
         elif not (isinstance(value, self._types) if self._accepts is None else self._accepts(value)):
             raise ArgumentError(f"{type(obj).__name__}.{self.key} {refusal(self.column.type, value)}")
 

@@ -167,7 +167,8 @@ class Select(ColumnElement[Any], Generic[_TP]):
         first = self._columns[0]
         if not isinstance(first, EntityClause):
             raise ArgumentError("filter_by() needs a model as the first selected item")
-        return self.where(*[first.table.c[k] == v for k, v in kw.items()])
+        cols = first.table.c  # NoSuchColumnError (an ArgumentError) naming the table for a typo
+        return self.where(*[cols[k] == v for k, v in kw.items()])
 
     def join(self, target: Any, onclause: Any = None, *, isouter: bool = False) -> Self:
         """``JOIN`` a relationship (``User.posts``) or a model/table with an optional ON clause."""
