@@ -127,6 +127,11 @@ class DateTime(TypeEngine):
     def cache_key(self) -> tuple[Any, ...]:
         return (self.visit_name, self.timezone)
 
+    def accepts(self, value: Any) -> bool:
+        # an aware value for a naive column is refused, as asyncpg does: SQLite would silently
+        # store it converted to UTC, so the same code would behave differently per backend
+        return isinstance(value, _dt.datetime) and (self.timezone or value.utcoffset() is None)
+
     def __repr__(self) -> str:
         return f"DateTime(timezone={self.timezone})"
 
@@ -146,6 +151,10 @@ class Time(TypeEngine):
 
     visit_name = "time"
     python_types = (_dt.time,)
+
+    def accepts(self, value: Any) -> bool:
+        # a time of day without time zone (PostgreSQL's TIME would drop the tzinfo silently)
+        return isinstance(value, _dt.time) and value.utcoffset() is None
 
 
 class Interval(TypeEngine):
@@ -229,6 +238,13 @@ def refusal(type_: TypeEngine, value: Any) -> str:
         return text + "; convert it (int(value), round(value)) or map the column as Float / Numeric"
     if isinstance(type_, Date) and isinstance(value, _dt.datetime):
         return text + "; pass value.date() or map the column as DateTime"
+    if isinstance(type_, DateTime) and isinstance(value, _dt.datetime):
+        return ("takes naive datetimes (DateTime(timezone=False)), not the aware "
+                f"{value!r:.80}; pass value.astimezone(UTC).replace(tzinfo=None) (or whichever local time "
+                "the column means), or declare the column DateTime(timezone=True)")
+    if isinstance(type_, Time) and isinstance(value, _dt.time):
+        return (f"takes times of day without time zone, not the aware {value!r:.80}; pass "
+                "value.replace(tzinfo=None), or store a DateTime(timezone=True)")
     if isinstance(type_, String) and isinstance(value, (bytes, bytearray, memoryview)):
         return text + "; decode it (value.decode()) or map the column as LargeBinary"
     return text + f"; convert it to {accepted.split(', ')[0]} or change the column's type"

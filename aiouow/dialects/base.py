@@ -462,7 +462,27 @@ class Dialect:
 
 
 def json_dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """A JSON document's text; a document JSON cannot represent is a DataError, on every backend.
+
+    NaN and infinities have no JSON form (PostgreSQL refuses them; SQLite would keep a text no
+    other JSON reader takes), nor has a lone surrogate (PostgreSQL refuses its escape).
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError as err:
+        why = ("it holds a NaN or infinite float, which JSON has no form for; use None or a string"
+               if "float" in str(err) else f"{err}")
+        raise exc.DataError(f"cannot store {value!r:.80} as JSON: {why}") from None
+    except TypeError as err:
+        raise exc.DataError(f"cannot store {value!r:.80} as JSON: {err}; use dict, list, str, int, float, "
+                            "bool and None only") from None
+    if "\\ud" in text:  # an astral character's escape, or a lone surrogate's: rare, so checked exactly
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise exc.DataError(f"cannot store {value!r:.80} as JSON: a string holds the lone surrogate "
+                                f"{err.object[err.start]!r}, which UTF-8 cannot encode; remove it") from None
+    return text
 
 
 json_loads = json.loads

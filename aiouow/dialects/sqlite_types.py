@@ -15,6 +15,9 @@ from typing import Any
 
 from .. import exc
 
+#: an Interval is stored as microseconds in a 64-bit INTEGER: about 292 000 years either way
+INTERVAL_MAX = dt.timedelta(microseconds=2**63 - 1)
+
 
 def _interval_to_db(v: dt.timedelta) -> int:
     return v // dt.timedelta(microseconds=1)
@@ -62,7 +65,11 @@ def _datetime_to_db(v: dt.datetime) -> str:
         offset = v.utcoffset()
         if offset is not None:
             if offset:
-                v = v.astimezone(_UTC)
+                try:
+                    v = v.astimezone(_UTC)
+                except OverflowError:
+                    raise exc.DataError(f"{v!r} is outside the datetimes Python (and aiouow) can hold once "
+                                        "converted to UTC (years 1-9999)") from None
             v = v.replace(tzinfo=None)
     return v.isoformat(" ")
 

@@ -10,14 +10,16 @@ driver's message.  Nothing here runs unless a statement already failed.
 
 from __future__ import annotations
 
+import datetime as _dt
 import decimal
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from .. import exc
 from .. import types as sqltypes
 from ..sql.schema import Column
+from .base import json_dumps
+from .sqlite_types import INTERVAL_MAX
 
 #: integer ranges by type visit name, per dialect (SQLite's INTEGER holds 64 bits for every one)
 _BITS = {"small_integer": 16, "integer": 32, "big_integer": 64}
@@ -63,11 +65,24 @@ def problem(dialect: str, column: Column, value: Any) -> str | None:
             if dialect == "postgresql" and digits > room:
                 return (f"the Decimal {value} has {digits} digit(s) before the point; {type_!r} holds "
                         f"{room}; widen the precision")
-    elif isinstance(value, (dict, list)) and dialect == "postgresql" and isinstance(type_, sqltypes.JSON):
-        text = json.dumps(value)
-        if "\\u0000" in text:
+    elif isinstance(value, (dict, list)) and isinstance(type_, sqltypes.JSON):
+        try:
+            text = json_dumps(value)
+        except exc.DataError as err:
+            return str(err)
+        if dialect == "postgresql" and "\\u0000" in text:
             return ("the JSON document holds a NUL character ('\\u0000') in a string, which PostgreSQL's "
                     "JSONB cannot store; remove it")
+    elif isinstance(value, _dt.datetime) and isinstance(type_, sqltypes.DateTime) and value.utcoffset():
+        try:
+            value.astimezone(_dt.UTC)
+        except OverflowError:
+            return (f"the aware datetime {value!r} is outside years 1-9999 once converted to UTC, as a "
+                    "TIMESTAMP WITH TIME ZONE is stored; keep such instants away from the bounds")
+    elif isinstance(value, _dt.timedelta) and dialect == "sqlite" and isinstance(type_, sqltypes.Interval):
+        if abs(value) > INTERVAL_MAX:
+            return (f"the timedelta {value!r} is longer than SQLite's Interval holds (microseconds in a 64-bit "
+                    f"integer: {INTERVAL_MAX.days} days either way)")
     return None
 
 
@@ -77,7 +92,10 @@ def explain(err: exc.DBAPIError, dialect: str, items: Iterable[tuple[str, Column
     for label, column, value in items:
         why = problem(dialect, column, value)
         if why is not None:
-            message = f"{label} (column {column.table.name}.{column.name}): {why}\n{exc.AiouowError.__str__(err)}"
+            original = exc.AiouowError.__str__(err)
+            head = f"{label} (column {column.table.name}.{column.name}): "
+            # an aiouow refusal (no driver error behind it) already says why: only the names are new
+            message = head + original if err.orig is None and why in original else f"{head}{why}\n{original}"
             new = type(err)(message, err.orig, err.statement, err.params)
             new.__cause__ = err.__cause__
             return new
