@@ -107,6 +107,11 @@ class Numeric(TypeEngine):
     def cache_key(self) -> tuple[Any, ...]:
         return (self.visit_name, self.precision, self.scale)
 
+    def __repr__(self) -> str:
+        if self.precision is None:
+            return "Numeric()"
+        return f"Numeric({self.precision}, {self.scale or 0})"
+
 
 class Boolean(TypeEngine):
     """A boolean."""

@@ -59,6 +59,8 @@ class Colour(enum.Enum):
 SQLITE, PG = "sqlite", "postgresql"
 UTC = dt.UTC
 I64 = 2**63
+WIDEST = Decimal("9" * 28 + "." + "9" * 10)  # NUMERIC(38, 10)'s largest value
+LEAST = Decimal("-" + "9" * 28 + "." + "9" * 10)  # (not -WIDEST: Decimal arithmetic rounds to 28 digits)
 
 no_surrogates = st.characters(exclude_categories=["Cs"])
 no_surrogates_no_nul = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
@@ -178,6 +180,13 @@ CASES = [
          refused=lambda b: st.decimals(min_value=Decimal("100000000000"), max_value=Decimal("1e20"), places=0)
          if b == PG else None,
          refusal=r"digit\(s\) before the point"),
+    # at PostgreSQL's precision edge: 28 integer digits and 10 decimals (SQLite: a double, see above)
+    Case("numeric_wide", T.Numeric(38, 10),
+         lambda b: st.decimals(min_value=LEAST, max_value=WIDEST, places=10, allow_nan=False, allow_infinity=False)
+         | st.sampled_from([WIDEST, LEAST, Decimal("-0.0000000001"), Decimal("1E-10")])
+         if b == PG else st.decimals(min_value=-10**10, max_value=10**10, places=4, allow_nan=False,
+                                     allow_infinity=False),
+         equal=lambda _b: same_decimal),
     Case("boolean", T.Boolean(), lambda _b: st.booleans()),
     Case("datetime", T.DateTime(), lambda _b: st.datetimes() | st.sampled_from([dt.datetime.min, dt.datetime.max]),
          refused=lambda _b: aware_datetimes(), refusal=r"takes naive datetimes"),
