@@ -132,10 +132,10 @@ class DateTime(TypeEngine):
     def cache_key(self) -> tuple[Any, ...]:
         return (self.visit_name, self.timezone)
 
-    def accepts(self, value: Any) -> bool:
-        # an aware value for a naive column is refused, as asyncpg does: SQLite would silently
-        # store it converted to UTC, so the same code would behave differently per backend
-        return isinstance(value, _dt.datetime) and (self.timezone or value.utcoffset() is None)
+    def refuses_aware(self, value: Any) -> bool:
+        """An aware value for a naive column: refused when it is sent (asyncpg refuses it; SQLite
+        would store it converted to UTC), not when it is set, which stays a plain isinstance()."""
+        return not self.timezone and isinstance(value, _dt.datetime) and value.utcoffset() is not None
 
     def __repr__(self) -> str:
         return f"DateTime(timezone={self.timezone})"

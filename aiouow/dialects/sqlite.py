@@ -35,6 +35,7 @@ from .sqlite_types import (
     _interval_from_db,
     _interval_to_db,
     _iso,
+    _naive_datetime_to_db,
     _uuid_from_db,
 )
 
@@ -130,7 +131,7 @@ class SQLiteDialect(Dialect):
     def _make_bind_processor(self, type_: sqltypes.TypeEngine) -> Processor:
         v = type_.visit_name
         if v == "datetime":
-            return none_safe(_datetime_to_db)
+            return none_safe(_datetime_to_db if getattr(type_, "timezone", False) else _naive_datetime_to_db)
         if v == "date":
             return none_safe(_date_to_db)
         if v == "time":

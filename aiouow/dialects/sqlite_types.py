@@ -74,6 +74,15 @@ def _datetime_to_db(v: dt.datetime) -> str:
     return v.isoformat(" ")
 
 
+def _naive_datetime_to_db(v: dt.datetime) -> str:
+    # a DateTime(timezone=False) column: an aware value is refused, as asyncpg refuses it, instead
+    # of being stored converted to UTC on one backend only
+    if v.tzinfo is not None and v.utcoffset() is not None:
+        raise exc.DataError(f"a naive DateTime column cannot take the aware {v!r}; pass "
+                            "value.astimezone(UTC).replace(tzinfo=None), or declare it DateTime(timezone=True)")
+    return v.isoformat(" ")
+
+
 def _aware_from_db(v: str) -> dt.datetime:
     # a naive text (CURRENT_TIMESTAMP, aiouow) is UTC; a text with an offset (another tool) is
     # read as that instant, in UTC like PostgreSQL returns it

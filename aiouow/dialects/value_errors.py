@@ -73,6 +73,8 @@ def problem(dialect: str, column: Column, value: Any) -> str | None:
         if dialect == "postgresql" and "\\u0000" in text:
             return ("the JSON document holds a NUL character ('\\u0000') in a string, which PostgreSQL's "
                     "JSONB cannot store; remove it")
+    elif isinstance(type_, sqltypes.DateTime) and type_.refuses_aware(value):
+        return sqltypes.refusal(type_, value)
     elif isinstance(value, _dt.datetime) and isinstance(type_, sqltypes.DateTime) and value.utcoffset():
         try:
             value.astimezone(_dt.UTC)
