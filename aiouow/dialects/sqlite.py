@@ -85,8 +85,9 @@ def _variable_limit() -> int:
 #: a build allowing 250000 still gets statements of a reasonable size)
 MAX_PARAMS = min(32766, _variable_limit())
 #: longer IN lists travel as one JSON array (``IN (SELECT value FROM json_each(?))``): any length
-#: works, whatever the limit, and the SQL (and its cache entry) is the same for every length
-IN_INLINE_MAX = min(1000, MAX_PARAMS // 4)
+#: works, whatever the limit, and the SQL (and its cache entry) is the same for every length; shorter
+#: ones keep a placeholder per value (the loaders' chunks, under the limit, among them)
+IN_INLINE_MAX = MAX_PARAMS // 2
 
 
 def _json_in_list(bind: Any) -> bool:

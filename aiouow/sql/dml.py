@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
@@ -46,7 +47,9 @@ def refused_value(stmt: Insert | Update) -> str | None:
         # a plain value given to values() (a literal() of the caller's own type is not checked)
         if isinstance(el, BindParameter) and el.type is type_:
             value = el.value
-            if value is not None and type_.visit_name != "null" and not type_.accepts(value):
+            if value is not None and type_.visit_name != "null" and not type_.accepts(value) and not (
+                    # a datetime for a Date keeps its date in core statements, as PostgreSQL's DATE does
+                    type_.visit_name == "date" and isinstance(value, _dt.datetime)):
                 what = "insert().values()" if isinstance(stmt, Insert) else "update().values()"
                 return (f"{what}: {attribute_label(stmt, col)} (column {col.table.name}.{col.name}) "
                         f"{refusal(type_, value)}")
