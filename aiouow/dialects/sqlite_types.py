@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 import uuid
 from typing import Any
 
@@ -144,6 +145,18 @@ _NAN = float("nan")
 def _float_to_db(v: Any) -> Any:
     # one call per value and None passes (None != None is False): the flush's float columns
     return NAN_TEXT if v != v else v
+
+
+def _has_nan(values: list[Any]) -> bool:
+    # fsum is one C loop; a NaN anywhere makes the sum NaN
+    try:
+        total = math.fsum(values)
+    except (TypeError, ValueError, OverflowError):  # a None, inf + -inf, or a huge sum: look at each
+        return any(v != v for v in values)
+    return total != total
+
+
+_float_to_db.needed = _has_nan  # type: ignore[attr-defined]
 
 
 def _float_from_db(v: Any) -> Any:
