@@ -19,6 +19,19 @@ class ArgumentError(AiouowError):
     """A function or constructor was given an argument it cannot use."""
 
 
+class NoSuchColumnError(ArgumentError, KeyError):
+    """A name that is no column of the table (``table.c["nope"]``, ``filter_by(nope=1)``); also a
+    ``KeyError``, which a mapping lookup raises."""
+
+    def __str__(self) -> str:  # KeyError's would quote the message
+        return Exception.__str__(self)
+
+
+class UnknownAttributeError(ArgumentError, TypeError):
+    """A model constructor was given a keyword that is no mapped attribute; also the
+    ``TypeError`` Python raises for an unexpected keyword argument."""
+
+
 class InvalidRequestError(AiouowError):
     """The operation is not valid in the current state."""
 
@@ -142,6 +155,7 @@ __all__ = [
     "NPlusOneError",
     "NPlusOneWarning",
     "NoResultFound",
+    "NoSuchColumnError",
     "NotLoadedError",
     "ObjectDeletedError",
     "OperationalError",
@@ -150,4 +164,5 @@ __all__ = [
     "ProgrammingError",
     "StaleDataError",
     "StaleSnapshotError",
+    "UnknownAttributeError",
 ]

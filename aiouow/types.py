@@ -107,6 +107,11 @@ class Numeric(TypeEngine):
     def cache_key(self) -> tuple[Any, ...]:
         return (self.visit_name, self.precision, self.scale)
 
+    def __repr__(self) -> str:
+        if self.precision is None:
+            return "Numeric()"
+        return f"Numeric({self.precision}, {self.scale or 0})"
+
 
 class Boolean(TypeEngine):
     """A boolean."""
@@ -127,6 +132,11 @@ class DateTime(TypeEngine):
     def cache_key(self) -> tuple[Any, ...]:
         return (self.visit_name, self.timezone)
 
+    def refuses_aware(self, value: Any) -> bool:
+        """An aware value for a naive column: refused when it is sent (asyncpg refuses it; SQLite
+        would store it converted to UTC), not when it is set, which stays a plain isinstance()."""
+        return not self.timezone and isinstance(value, _dt.datetime) and value.utcoffset() is not None
+
     def __repr__(self) -> str:
         return f"DateTime(timezone={self.timezone})"
 
@@ -146,6 +156,10 @@ class Time(TypeEngine):
 
     visit_name = "time"
     python_types = (_dt.time,)
+
+    def accepts(self, value: Any) -> bool:
+        # a time of day without time zone (PostgreSQL's TIME would drop the tzinfo silently)
+        return isinstance(value, _dt.time) and value.utcoffset() is None
 
 
 class Interval(TypeEngine):
@@ -218,6 +232,27 @@ _SIMPLE: dict[Any, TypeEngine] = {
     dict: JSON(),
     list: JSON(),
 }
+
+
+def refusal(type_: TypeEngine, value: Any) -> str:
+    """Why ``value`` is no value of ``type_``, and what to do instead (for error messages)."""
+    accepted = ", ".join(t.__name__ for t in type_.python_types)
+    text = f"takes {type_!r} values ({accepted}), not {type(value).__name__} {value!r:.80}"
+    if isinstance(type_, Integer) and isinstance(value, (float, decimal.Decimal)):
+        # never truncated (asyncpg would send int(1.7) == 1): the caller decides how to round
+        return text + "; convert it (int(value), round(value)) or map the column as Float / Numeric"
+    if isinstance(type_, Date) and isinstance(value, _dt.datetime):
+        return text + "; pass value.date() or map the column as DateTime"
+    if isinstance(type_, DateTime) and isinstance(value, _dt.datetime):
+        return ("takes naive datetimes (DateTime(timezone=False)), not the aware "
+                f"{value!r:.80}; pass value.astimezone(UTC).replace(tzinfo=None) (or whichever local time "
+                "the column means), or declare the column DateTime(timezone=True)")
+    if isinstance(type_, Time) and isinstance(value, _dt.time):
+        return (f"takes times of day without time zone, not the aware {value!r:.80}; pass "
+                "value.replace(tzinfo=None), or store a DateTime(timezone=True)")
+    if isinstance(type_, String) and isinstance(value, (bytes, bytearray, memoryview)):
+        return text + "; decode it (value.decode()) or map the column as LargeBinary"
+    return text + f"; convert it to {accepted.split(', ')[0]} or change the column's type"
 
 
 def unwrap_optional(annotation: Any) -> tuple[Any, bool]:

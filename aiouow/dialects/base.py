@@ -322,7 +322,9 @@ class Dialect:
         binds: list[BindParameter] = []
         key = stmt._ck(binds)
         if self.expands_in_lists:
-            lengths = tuple(len(b.value) for b in binds if isinstance(b, ExpandingBind))
+            # a list sent as one parameter (``in_list_as_json``) keys as -1: its SQL is the same
+            lengths = tuple(-1 if self.in_list_as_json(b) else len(b.value)
+                            for b in binds if isinstance(b, ExpandingBind))
             if lengths:
                 key = (key, lengths)
         if len(binds) > 1 and len({id(b) for b in binds}) != len(binds):
@@ -352,6 +354,9 @@ class Dialect:
             elif expand == -2:  # whole list as one array parameter
                 value = binds[index].value
                 out.append(value if proc is None else [proc(v) for v in value])
+            elif expand == -4:  # whole list as one JSON array text (SQLite's json_each)
+                value = binds[index].value
+                out.append(json_dumps(value if proc is None else [proc(v) for v in value]))
             else:  # -3: a text() fragment's parameter given by name to execute()
                 out.extend(self._text_params([compiled.named[index]], extra or {}))
         return out
@@ -366,6 +371,11 @@ class Dialect:
                 )
             out.append(self.adapt_untyped(values[name]))
         return out
+
+    def in_list_as_json(self, bind: ExpandingBind) -> bool:
+        """Send this ``IN`` list as one JSON array parameter instead of a placeholder per value
+        (a dialect that expands lists and has a parameter limit overrides)."""
+        return False
 
     def adapt_untyped(self, value: Any) -> Any:
         """Convert a value with no known column type for the driver."""
@@ -452,7 +462,27 @@ class Dialect:
 
 
 def json_dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """A JSON document's text; a document JSON cannot represent is a DataError, on every backend.
+
+    NaN and infinities have no JSON form (PostgreSQL refuses them; SQLite would keep a text no
+    other JSON reader takes), nor has a lone surrogate (PostgreSQL refuses its escape).
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError as err:
+        why = ("it holds a NaN or infinite float, which JSON has no form for; use None or a string"
+               if "float" in str(err) else f"{err}")
+        raise exc.DataError(f"cannot store {value!r:.80} as JSON: {why}") from None
+    except TypeError as err:
+        raise exc.DataError(f"cannot store {value!r:.80} as JSON: {err}; use dict, list, str, int, float, "
+                            "bool and None only") from None
+    if "\\ud" in text:  # an astral character's escape, or a lone surrogate's: rare, so checked exactly
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise exc.DataError(f"cannot store {value!r:.80} as JSON: a string holds the lone surrogate "
+                                f"{err.object[err.start]!r}, which UTF-8 cannot encode; remove it") from None
+    return text
 
 
 json_loads = json.loads

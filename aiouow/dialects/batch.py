@@ -71,8 +71,25 @@ def column_sql(m: MappedTable, key: str) -> str:
     return quote(m.columns[key].name)
 
 
+def needed(procs: list[Processor], rows: list[list[Any]]) -> list[Processor]:
+    """``procs`` without those this batch does not need: a processor with a ``needed(values)``
+    check (SQLite's float one, for the rare NaN) is kept only if its column's values need it, so a
+    batch that converts nothing is sent as it is, without a Python call per value."""
+    out = None
+    for j, p in enumerate(procs):
+        check = getattr(p, "needed", None)
+        if check is not None and not check([row[j] for row in rows]):
+            if out is None:
+                out = list(procs)
+            out[j] = None
+    return procs if out is None else out
+
+
 def processed_rows(rows: list[list[Any]], procs: list[Processor]) -> list[list[Any]]:
     """Rows with their values converted for the driver (the same list if nothing converts)."""
+    if not any(p is not None for p in procs):
+        return rows
+    procs = needed(procs, rows)
     if not any(p is not None for p in procs):
         return rows
     return [[v if p is None else p(v) for v, p in zip(row, procs)] for row in rows]
@@ -170,7 +187,7 @@ class BatchWriter:
         else:
             params = [[*row, *pk] for row, pk in zip(rows, pks)]
         if procs is not None:
-            params = [[v if p is None else p(v) for v, p in zip(row, procs)] for row in params]
+            params = processed_rows(params, procs)
         if len(params) == 1:
             return await conn.execute_sql(sql, params[0])
         return await conn.executemany_sql(sql, params)

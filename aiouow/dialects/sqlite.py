@@ -24,14 +24,18 @@ from .base import Dialect, Processor, decimal_reader, json_dumps, json_loads, no
 from .sqlite_pool import FOR_UPDATE_MARK, SQLitePool
 from .sqlite_types import (
     _BOOLEANS,
+    NAN_TEXT,
     _aware_from_db,
     _date_from_db,
     _date_to_db,
     _datetime_to_db,
     _decimal_to_db,
+    _float_from_db,
+    _float_to_db,
     _interval_from_db,
     _interval_to_db,
     _iso,
+    _naive_datetime_to_db,
     _uuid_from_db,
 )
 
@@ -57,6 +61,39 @@ class SQLiteCompiler(SQLiteExpressionCompiler, Compiler):
         # no row locks in SQLite: the comment tells the router to run this read on the writer
         return FOR_UPDATE_MARK
 
+    def visit_expanding_in(self, left: str, op: str, bind: Any) -> str:
+        if _json_in_list(bind):
+            mark = self._add_param(bind, self.bind_processor(bind.type), expand_index=-4)
+            return f"{left} {op} (SELECT value FROM json_each({mark}))"
+        return super().visit_expanding_in(left, op, bind)
+
+
+def _variable_limit() -> int:
+    """How many parameters one statement may carry in the running SQLite: 32766 by default
+    since 3.32, 999 before, 250000 in Debian's build (``SQLITE_MAX_VARIABLE_NUMBER``)."""
+    try:
+        conn = sqlite3.connect(":memory:")
+        try:
+            return int(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        finally:
+            conn.close()
+    except (AttributeError, sqlite3.Error):
+        return 999
+
+
+#: parameters per statement the flush and the loaders stay under (at most the SQLite default, so
+#: a build allowing 250000 still gets statements of a reasonable size)
+MAX_PARAMS = min(32766, _variable_limit())
+#: longer IN lists travel as one JSON array (``IN (SELECT value FROM json_each(?))``): any length
+#: works, whatever the limit, and the SQL (and its cache entry) is the same for every length; shorter
+#: ones keep a placeholder per value (the loaders' chunks, under the limit, among them)
+IN_INLINE_MAX = MAX_PARAMS // 2
+
+
+def _json_in_list(bind: Any) -> bool:
+    # bytes have no JSON form: a list of them keeps its placeholders
+    return len(bind.value) > IN_INLINE_MAX and bind.type.visit_name != "binary"
+
 
 _SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8)
 
@@ -66,7 +103,7 @@ class SQLiteDialect(Dialect):
     # a schema is an ATTACHed database there, which this engine does not manage
     supports_schemas = False
     compiler_class = SQLiteCompiler
-    max_params = 32766
+    max_params = MAX_PARAMS
     type_names = {
         "integer": "INTEGER",
         "big_integer": "INTEGER",
@@ -89,16 +126,21 @@ class SQLiteDialect(Dialect):
         "null": "",
     }
 
+    def in_list_as_json(self, bind: Any) -> bool:
+        return _json_in_list(bind)
+
     def _make_bind_processor(self, type_: sqltypes.TypeEngine) -> Processor:
         v = type_.visit_name
         if v == "datetime":
-            return none_safe(_datetime_to_db)
+            return none_safe(_datetime_to_db if getattr(type_, "timezone", False) else _naive_datetime_to_db)
         if v == "date":
             return none_safe(_date_to_db)
         if v == "time":
             return none_safe(_iso)
         if v == "numeric":
             return none_safe(_decimal_to_db)
+        if v == "float":
+            return _float_to_db
         if v == "interval":
             return none_safe(_interval_to_db)
         if v == "uuid":
@@ -113,6 +155,8 @@ class SQLiteDialect(Dialect):
         v = type_.visit_name
         if v == "boolean":
             return none_safe(_BOOLEANS.__getitem__)
+        if v == "float":
+            return none_safe(_float_from_db)
         if v == "datetime":
             if getattr(type_, "timezone", False):
                 return none_safe(_aware_from_db)
@@ -145,6 +189,8 @@ class SQLiteDialect(Dialect):
             return _interval_to_db(value)
         if isinstance(value, (dict, list)):
             return json_dumps(value)
+        if isinstance(value, float) and value != value:
+            return NAN_TEXT
         return super().adapt_untyped(value)
 
     def type_ddl(self, col: Any, table: Any) -> str:
@@ -160,6 +206,9 @@ class SQLiteDialect(Dialect):
         if isinstance(err, sqlite3.IntegrityError):
             return self.wrap(exc.IntegrityError, err, statement, params)
         if isinstance(err, sqlite3.DataError):
+            return self.wrap(exc.DataError, err, statement, params)
+        if isinstance(err, UnicodeEncodeError):
+            # a str with a lone surrogate, which UTF-8 cannot encode; asyncpg reports it as DataError
             return self.wrap(exc.DataError, err, statement, params)
         if isinstance(err, OverflowError) or (
             isinstance(err, (sqlite3.ProgrammingError, sqlite3.InterfaceError)) and "binding parameter" in str(err)

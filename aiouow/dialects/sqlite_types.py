@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 import uuid
 from typing import Any
 
 from .. import exc
+
+#: an Interval is stored as microseconds in a 64-bit INTEGER: about 292 000 years either way
+INTERVAL_MAX = dt.timedelta(microseconds=2**63 - 1)
 
 
 def _interval_to_db(v: dt.timedelta) -> int:
@@ -62,8 +66,21 @@ def _datetime_to_db(v: dt.datetime) -> str:
         offset = v.utcoffset()
         if offset is not None:
             if offset:
-                v = v.astimezone(_UTC)
+                try:
+                    v = v.astimezone(_UTC)
+                except OverflowError:
+                    raise exc.DataError(f"{v!r} is outside the datetimes Python (and aiouow) can hold once "
+                                        "converted to UTC (years 1-9999)") from None
             v = v.replace(tzinfo=None)
+    return v.isoformat(" ")
+
+
+def _naive_datetime_to_db(v: dt.datetime) -> str:
+    # a DateTime(timezone=False) column: an aware value is refused, as asyncpg refuses it, instead
+    # of being stored converted to UTC on one backend only
+    if v.tzinfo is not None and v.utcoffset() is not None:
+        raise exc.DataError(f"a naive DateTime column cannot take the aware {v!r}; pass "
+                            "value.astimezone(UTC).replace(tzinfo=None), or declare it DateTime(timezone=True)")
     return v.isoformat(" ")
 
 
@@ -116,6 +133,34 @@ class _Booleans(dict[Any, bool]):
 _BOOLEANS = _Booleans({0: False, 1: True, "0": False, "1": True, "false": False, "true": True,
                        "f": False, "t": True, "no": False, "yes": True, "n": False, "y": True,
                        "off": False, "on": True})
+
+
+#: how a NaN double is stored: sqlite3 binds a NaN as NULL, and a REAL column keeps a text that
+#: is no number as text; it compares equal to itself and sorts after every number, as
+#: PostgreSQL's NaN does (+/-inf are doubles SQLite keeps as they are)
+NAN_TEXT = "NaN"
+_NAN = float("nan")
+
+
+def _float_to_db(v: Any) -> Any:
+    # one call per value and None passes (None != None is False): the flush's float columns
+    return NAN_TEXT if v != v else v
+
+
+def _has_nan(values: list[Any]) -> bool:
+    # fsum is one C loop; a NaN anywhere makes the sum NaN
+    try:
+        total = math.fsum(values)
+    except (TypeError, ValueError, OverflowError):  # a None, inf + -inf, or a huge sum: look at each
+        return any(v != v for v in values)
+    return total != total
+
+
+_float_to_db.needed = _has_nan  # type: ignore[attr-defined]
+
+
+def _float_from_db(v: Any) -> Any:
+    return _NAN if v.__class__ is str and v == NAN_TEXT else v
 
 
 def _decimal_to_db(v: Any) -> Any:

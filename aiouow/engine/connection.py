@@ -44,15 +44,16 @@ import enum
 import logging
 import re
 import warnings
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .. import exc
 from ..dialects.base import Dialect, DriverConnection
+from ..dialects.value_errors import explain
 from ..sql.compiler import Compiled, quote
-from ..sql.dml import Insert
-from ..sql.elements import ClauseElement, TextClause, leading_keyword
+from ..sql.dml import Insert, Update, attribute_label, refused_value
+from ..sql.elements import BindParameter, ClauseElement, TextClause, leading_keyword
 from .cancellation import _interrupted, run_shielded
 from .result import AsyncResult, Result, _process, make_row_class
 from .transaction import Transaction
@@ -535,8 +536,12 @@ class Connection:
 
     def compile(self, stmt: ClauseElement, params: dict[str, Any] | None = None) -> tuple[Compiled, list[Any]]:
         """The compiled statement and its driver-ready parameters."""
-        if isinstance(stmt, Insert):
-            stmt = stmt._with_defaults()
+        if isinstance(stmt, (Insert, Update)):
+            refused = refused_value(stmt)
+            if refused is not None:
+                raise exc.DataError(refused)  # before any SQL is sent (asyncpg: client-side, too)
+            if isinstance(stmt, Insert):
+                stmt = stmt._with_defaults()
         compiled, binds = self.dialect.compile(stmt)
         extra = params
         if isinstance(stmt, TextClause):
@@ -551,8 +556,13 @@ class Connection:
             raise exc.ArgumentError("execute() takes a statement; wrap literal SQL in text()")
         if isinstance(params, (list, tuple)):
             return await self._execute_many(stmt, params)
-        compiled, args = self.compile(stmt, params)  # type: ignore[arg-type]
-        return await self.run_compiled(compiled, args)
+        try:
+            compiled, args = self.compile(stmt, params)  # type: ignore[arg-type]
+            return await self.run_compiled(compiled, args)
+        except exc.DataError as err:
+            if not isinstance(stmt, (Insert, Update)):
+                raise
+            raise explain(err, self.dialect.name, _statement_values(stmt)) from err.__cause__
 
     async def run_compiled(self, compiled: Compiled, args: list[Any]) -> Result:
         sql = compiled.sql
@@ -602,3 +612,11 @@ class Connection:
 
     def _column_names(self, rows: list[Any]) -> list[str]:
         return self._dc.column_names(rows) if self._dc is not None else []
+
+
+def _statement_values(stmt: Insert | Update) -> Iterator[tuple[str, Any, Any]]:
+    """(label, column, value) of the values an INSERT or UPDATE binds, for ``explain``."""
+    pairs = [p for row in stmt._rows for p in row] if isinstance(stmt, Insert) else list(stmt._values)
+    for col, el in pairs:
+        if isinstance(el, BindParameter):
+            yield attribute_label(stmt, col), col, el.value

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ..exc import ArgumentError
+from ..types import refusal
 from . import state as _state
 from .state import PERSISTENT, InstanceState
 
@@ -87,12 +88,16 @@ class ColumnAttribute(Generic[_T]):
                     f"{type(obj).__name__}.{self.key} is NOT NULL and cannot be set to None; "
                     f"annotate it as `{self.key}: X | None` to allow NULL"
                 )
+            if self.column.primary_key and _state.status_of(obj) >= PERSISTENT:
+                # a key is None only until the row exists (a generated key); the UPDATE would fail
+                # differently per backend (SQLite: datatype mismatch, PostgreSQL: NOT NULL)
+                raise ArgumentError(
+                    f"{type(obj).__name__}.{self.key} is part of the primary key of a row that exists "
+                    f"({_state.describe(obj)}) and cannot be set to None; give it another key value, "
+                    "or delete the object"
+                )
         elif not (isinstance(value, self._types) if self._accepts is None else self._accepts(value)):
-            raise ArgumentError(
-                f"{type(obj).__name__}.{self.key} takes {self.column.type!r} values "
-                f"({', '.join(t.__name__ for t in self.column.type.python_types)}), "
-                f"not {type(value).__name__} {value!r}"
-            )
+            raise ArgumentError(f"{type(obj).__name__}.{self.key} {refusal(self.column.type, value)}")
 
     @overload
     def __get__(self, obj: None, cls: type | None = None) -> Column: ...

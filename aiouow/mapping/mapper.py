@@ -87,7 +87,11 @@ class Mapper:
         """The identity-map key for a user-given primary key (scalar, tuple or dict)."""
         keys = self.pk_keys
         if len(keys) == 1 and pk is not None and not isinstance(pk, (dict, tuple, list)):
-            return pk  # the common case: a scalar for a one-column key
+            # the common case: a scalar for a one-column key; of the key's type, or the lookup
+            # would miss silently (SQLite: b"1" for an integer) or be truncated (asyncpg: 1.5 -> 1)
+            if not self.primary_key[0].type.accepts(pk):
+                self._refuse_pk(self.primary_key[0], pk)
+            return pk
         name = self.class_.__name__
         if isinstance(pk, dict):
             missing = [k for k in keys if k not in pk]
@@ -109,7 +113,14 @@ class Mapper:
             )
         if any(v is None for v in values):
             raise ArgumentError(f"{name}: a primary key value cannot be None ({pk!r})")
+        for col, v in zip(self.primary_key, values):
+            if not col.type.accepts(v):
+                self._refuse_pk(col, v)
         return values[0] if len(values) == 1 else values
+
+    def _refuse_pk(self, col: Any, value: Any) -> None:
+        key = next((k for k, c in self.columns.items() if c is col), col.key)
+        raise ArgumentError(f"primary key {self.class_.__name__}.{key} {sqltypes.refusal(col.type, value)}")
 
     def __repr__(self) -> str:
         return f"<Mapper {self.class_.__name__} -> {self.table.name}>"

@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform
 
-from ..exc import ArgumentError
+from ..exc import ArgumentError, UnknownAttributeError
 from ..sql.schema import ForeignKey, MetaData, default_metadata
 from . import state as _state
 from .mapper import ColumnSpec, Mapper, map_class
@@ -179,7 +179,7 @@ class Model(StateSlot):
                 continue
             setter = cls.__aiouow_setters__.get(key)  # type: ignore[attr-defined]
             if setter is None:
-                raise TypeError(
+                raise UnknownAttributeError(
                     f"{cls.__name__}() got an unexpected keyword argument {key!r}; "
                     f"mapped attributes: {', '.join(mapper.attrs)}"
                 )

@@ -203,8 +203,8 @@ def check_deletable(session: AsyncSession, obj: Any) -> None:
     st = state_of(obj)
     if st.status == TRANSIENT or st.status == PENDING:
         raise exc.InvalidRequestError(
-            f"{describe(obj)} is not persisted ({st.status_name}); to discard a pending object use "
-            "expunge(session, obj)"
+            f"{describe(obj)} is not persisted ({st.status_name}): there is no row to delete; "
+            + ("to discard it, session.expunge(obj)" if st.status == PENDING else "nothing to do")
         )
     other = st.session
     if other is not None and other is not session:

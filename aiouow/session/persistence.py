@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..dialects.value_errors import explain, row_items
 from ..engine.connection import Connection
-from ..exc import InvalidRequestError, StaleDataError
+from ..exc import DataError, InvalidRequestError, StaleDataError
 from ..sql.compiler import quote, quote_table
 from .dependency import Ref
 from .unitofwork import AssocBatch, DeleteBatch, FlushPlan, InsertBatch, ParentGone, UpdateBatch
@@ -52,28 +53,35 @@ async def execute_plan(conn: Connection, plan: FlushPlan) -> FlushOutcome:
     out = FlushOutcome()
     writer = conn.dialect.batch
     reserved = await _reserve_keys(conn, plan)
-    for i, step in enumerate(plan.steps):
-        if isinstance(step, InsertBatch):
-            if step.refs:
-                out.resolve(step.rows, step.refs)
-            ids = await writer.insert(conn, step.mapper, step.keys, step.rows, step.generate_pk, reserved.get(i))
-            if ids is not None:
-                out.generated[i] = ids
-                by_obj = out.by_obj
-                for obj, pk in zip(step.objs, ids):
-                    by_obj[id(obj)] = pk
-        elif isinstance(step, UpdateBatch):
-            if step.refs:
-                out.resolve(step.rows, step.refs)
-            await _update(conn, step)
-        elif isinstance(step, DeleteBatch):
-            await _delete(conn, step)
-        elif isinstance(step, AssocBatch):
-            if step.refs:
-                out.resolve(step.rows, step.refs)
-            await _assoc(conn, step)
-        else:
-            await _parent_gone(conn, step)
+    step: Any = None
+    try:
+        for i, step in enumerate(plan.steps):
+            if isinstance(step, InsertBatch):
+                if step.refs:
+                    out.resolve(step.rows, step.refs)
+                ids = await writer.insert(conn, step.mapper, step.keys, step.rows, step.generate_pk, reserved.get(i))
+                if ids is not None:
+                    out.generated[i] = ids
+                    by_obj = out.by_obj
+                    for obj, pk in zip(step.objs, ids):
+                        by_obj[id(obj)] = pk
+            elif isinstance(step, UpdateBatch):
+                if step.refs:
+                    out.resolve(step.rows, step.refs)
+                await _update(conn, step)
+            elif isinstance(step, DeleteBatch):
+                await _delete(conn, step)
+            elif isinstance(step, AssocBatch):
+                if step.refs:
+                    out.resolve(step.rows, step.refs)
+                await _assoc(conn, step)
+            else:
+                await _parent_gone(conn, step)
+    except DataError as err:
+        # name the refused value by model attribute (the driver says "$3", or nothing at all)
+        if not isinstance(step, (InsertBatch, UpdateBatch)):
+            raise
+        raise explain(err, conn.dialect.name, row_items(step.mapper, step.keys, step.rows)) from err.__cause__
     return out
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from ..exc import ArgumentError
+from ..types import refusal
 from .elements import BindParameter, ClauseElement, coerce
 from .schema import Column, Table
 from .selectable import EntityClause
@@ -29,6 +31,37 @@ def _column(table: Table, key: Any, what: str) -> Column:
     if col is None:
         raise ArgumentError(f"{what}: table {table.name!r} has no column {key!r}")
     return col
+
+
+def refused_value(stmt: Insert | Update) -> str | None:
+    """What is wrong with the first value of the statement its column cannot hold, or None.
+
+    Checked when the statement runs, before any SQL is sent: asyncpg would truncate a float given
+    for an integer (1.7 -> 1) and SQLite would store a str there; the ORM refuses such a value
+    when the attribute is set.  NULL for a NOT NULL column stays the database's to refuse (an
+    IntegrityError naming the column), as in SQLAlchemy.
+    """
+    pairs = [p for row in stmt._rows for p in row] if isinstance(stmt, Insert) else stmt._values
+    for col, el in pairs:
+        type_ = col.type
+        # a plain value given to values() (a literal() of the caller's own type is not checked)
+        if isinstance(el, BindParameter) and el.type is type_:
+            value = el.value
+            if value is not None and type_.visit_name != "null" and not type_.accepts(value) and not (
+                    # a datetime for a Date keeps its date in core statements, as PostgreSQL's DATE does
+                    type_.visit_name == "date" and isinstance(value, _dt.datetime)):
+                what = "insert().values()" if isinstance(stmt, Insert) else "update().values()"
+                return (f"{what}: {attribute_label(stmt, col)} (column {col.table.name}.{col.name}) "
+                        f"{refusal(type_, value)}")
+    return None
+
+
+def attribute_label(stmt: DMLStatement, col: Column) -> str:
+    """``Model.attr`` for a column of a model's table, else ``table.column``."""
+    cls = getattr(stmt.entity, "class_", None)  # the entity is the mapper
+    if isinstance(cls, type):
+        return f"{cls.__name__}.{col.key}"
+    return f"{col.table.name}.{col.key}"
 
 
 class DMLStatement(ClauseElement):

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .. import types as sqltypes
-from ..exc import ArgumentError
+from ..exc import ArgumentError, NoSuchColumnError
 from .elements import BindParameter, ColumnElement, next_id
 
 if TYPE_CHECKING:
@@ -167,10 +167,20 @@ class ColumnCollection(Generic[_C]):
         try:
             return self._cols[name]
         except KeyError:
-            raise AttributeError(name) from None
+            if name.startswith("__"):
+                raise AttributeError(name) from None
+            raise AttributeError(self._unknown(name)) from None
 
     def __getitem__(self, name: str) -> _C:
-        return self._cols[name]
+        try:
+            return self._cols[name]
+        except KeyError:
+            raise NoSuchColumnError(self._unknown(name)) from None
+
+    def _unknown(self, name: str) -> str:
+        table = getattr(next(iter(self._cols.values())), "table", None) if self._cols else None
+        where = f"table {table.name!r}" if table is not None else "this column collection"
+        return f"{where} has no column {name!r}; its columns: {', '.join(self._cols) or '(none)'}"
 
     def get(self, name: str) -> _C | None:
         return self._cols.get(name)

@@ -172,12 +172,8 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
         if cols is None:
             raise ArgumentError("filter_by() needs a model, a table or one of their columns to filter on: "
                                 "select one first, or use where()")
-        clauses = []
-        for k, v in kw.items():
-            col = cols.get(k)
-            if col is None:
-                raise ArgumentError(f"filter_by({k}=...): {getattr(target, 'name', target)!r} has no column {k!r}")
-            clauses.append(col == v)
+        # a typo raises NoSuchColumnError (an ArgumentError) naming the table and its columns
+        clauses = [cols[k] == v for k, v in kw.items()]
         return self.where(*clauses)
 
     def join(self, target: Any, onclause: Any = None, *, isouter: bool = False) -> Self:
