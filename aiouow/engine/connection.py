@@ -284,6 +284,12 @@ class Connection:
     def _check_lost(self) -> None:
         if self._state is _LOST:
             reason = self._lost_reason
+            if isinstance(reason, exc.OperationalError):
+                raise exc.PendingRollbackError(
+                    f"this connection's transaction was lost with its database connection ({reason.orig!r}); "
+                    "call rollback() before using it again (a new database connection is used after that)",
+                    reason,
+                )
             raise exc.PendingRollbackError(
                 "this connection's transaction was rolled back because an operation was interrupted "
                 f"({type(reason).__name__}) before it finished; call rollback() before using it again",
@@ -547,7 +553,26 @@ class Connection:
             return err
         if isinstance(translated, exc.OperationalError):
             self._discard = True
+            if self.dialect.is_disconnect(err, self._dc):
+                self._lose_connection(translated, sql)
         return translated
+
+    def _lose_connection(self, err: exc.OperationalError, sql: str) -> None:
+        """The database connection is gone (the server ended it, the network dropped it): it is
+        given up now (terminated, its pool slot freed; nothing to roll back, the server ended
+        the transaction), and a transaction it carried is LOST: later statements raise
+        PendingRollbackError until ``rollback()``, after which a new connection is checked out.
+        A COMMIT or ROLLBACK that failed so ends the transaction as any failed one does."""
+        dc, self._dc = self._dc, None
+        if dc is not None:
+            self.engine.pool.discard_nowait(dc)
+        had_tx = self._state is _BEGUN or self._state is _PENDING or bool(self._savepoints)
+        self._end_transaction()
+        self._savepoints.clear()
+        self._discard = False
+        if had_tx and sql != "COMMIT" and sql != "ROLLBACK" and self._state is _IDLE:
+            self._lost_reason = err
+            self._set(_LOST)
 
     async def stream_sql(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:
         dc = await self._ensure_begun()
