@@ -75,16 +75,26 @@ class Player:
         except (exc.PendingRollbackError, exc.InvalidRequestError) as err:
             assert refused is not None and isinstance(err, refused), f"unexpected {err!r} in {self.expected}"
             return
-        except exc.DBAPIError:
+        except exc.DBAPIError as err:
             assert refused is None, f"expected {refused} in {self.expected}"
             assert must_fail or not self.clean, "a statement failed on a healthy connection"
-            self.expected = BEGUN
-            if self.pg:
-                self.aborted = True
+            self.failed(err)
             return
         assert refused is None, f"expected {refused} in {self.expected}"
         assert not must_fail, "the failing statement ran"
         self.expected = BEGUN
+
+    def failed(self, err: exc.DBAPIError) -> None:
+        """A statement failed: on a terminated backend the connection is given up and its
+        transaction LOST (issue 13); otherwise the transaction goes on (aborted on PostgreSQL)."""
+        if self.broken and isinstance(err, exc.OperationalError):
+            self.expected = LOST
+            self.tx_over()
+            self.broken = False  # the dead driver connection is gone; the next one is new
+            return
+        self.expected = BEGUN
+        if self.pg:
+            self.aborted = True
 
     def tx_over(self) -> None:
         self.savepoints.clear()
@@ -118,6 +128,7 @@ class Player:
                 return
             except exc.DBAPIError:
                 assert not self.clean, "COMMIT failed on a healthy connection"
+                self.broken = conn._dc is not None and self.broken  # a lost one was given up
             assert self.expected is not LOST and not open_savepoints
             if self.expected is not CLOSED:
                 self.expected = IDLE
@@ -177,9 +188,9 @@ class Player:
                 self.tx_over()
             except (exc.PendingRollbackError, exc.InvalidRequestError) as err:
                 assert refused is not None and isinstance(err, refused), f"unexpected {err!r}"
-            except exc.DBAPIError:
+            except exc.DBAPIError as err:
                 assert not self.clean
-                self.expected = BEGUN
+                self.failed(err)
             else:
                 raise AssertionError("the slow statement finished within 50 ms")
         elif op == "terminate" and self.pg and self.admin is not None and conn._dc is not None:

@@ -325,16 +325,18 @@ async def test_pre_ping_replaces_terminated_connections(pg: Engine) -> None:
         await eng.dispose()
 
 
-async def test_without_pre_ping_an_unnoticed_dead_connection_fails_once(pg: Engine) -> None:
-    eng = create_engine(pg.url.raw, pool_size=1)
+async def test_without_pre_ping_an_unnoticed_dead_connection_is_replaced_at_begin(pg: Engine) -> None:
+    # issue 13: each dead pooled connection used to fail once for its next user; its BEGIN (the
+    # first statement of every transaction) now finds it dead and a fresh one takes its place
+    eng = create_engine(pg.url.raw, pool_size=2)
     try:
-        await _fill_pool(eng, 1)
-        await _terminate_pooled(pg, eng, unnoticed=True)
-        with pytest.raises(exc.OperationalError):
-            async with eng.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        assert eng.pool.checked_out == 0 and eng.pool.opened == 0  # discarded, not pooled again
-        assert await add_tag(eng, "next") == ["next"]
+        await _fill_pool(eng, 2)
+        dead = await _terminate_pooled(pg, eng, unnoticed=True)
+        for name in ("a", "b", "c"):
+            assert (await backend_pid(eng)) not in dead
+            await add_tag(eng, name)
+        assert await tag_names(pg) == ["a", "b", "c"]
+        assert eng.pool.checked_out == 0 and eng.pool.opened <= 2
     finally:
         await eng.dispose()
 

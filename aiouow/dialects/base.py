@@ -452,6 +452,11 @@ class Dialect:
         """The aiouow error for a driver error, or None if ``err`` is not the driver's."""
         raise NotImplementedError
 
+    def is_disconnect(self, err: BaseException, conn: DriverConnection | None) -> bool:
+        """Whether ``err`` (a driver error raised by a statement on ``conn``) means the connection
+        is gone: the server ended it, the network dropped it.  Such a statement did not run."""
+        return conn is not None and conn.is_closed
+
     def wrap(self, cls: type[exc.DBAPIError], err: BaseException, statement: str | None,
              params: Any) -> exc.DBAPIError:
         return cls(f"({type(err).__module__}.{type(err).__name__}) {err}", err, statement, params)

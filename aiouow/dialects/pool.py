@@ -70,8 +70,9 @@ class SlotPool(Pool):
                     pass
             if fut.done() and not fut.cancelled() and isinstance(fut.exception(), _Expired):
                 raise exc.PoolTimeoutError(
-                    f"no {self._what} connection became free within pool_timeout={timeout}s "
-                    f"({self.size} in use); raise pool_size or pool_timeout, or close sessions sooner"
+                    f"no {self._what} connection became free within pool_timeout={timeout}s: all "
+                    f"pool_size={self.size} are in use; raise pool_size or pool_timeout, or end sessions "
+                    "sooner (a session holds its connection until commit(), rollback() or close())"
                 ) from None
             raise
         handle.cancel()

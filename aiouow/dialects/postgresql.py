@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import decimal
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Sequence
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -315,7 +315,22 @@ class PGDialect(Dialect):
             return self.wrap(exc.DataError, err, statement, params)
         if isinstance(err, (asyncpg.InterfaceError, OSError)):
             return self.wrap(exc.OperationalError, err, statement, params)
+        if isinstance(err, asyncpg.InternalClientError):
+            # "cannot switch to state 12; another operation (2) is in progress": the server's
+            # FATAL message was read, the end of the connection not yet; the protocol is out of
+            # step for good, so the connection is discarded like a lost one
+            return self.wrap(exc.OperationalError, err, statement, params)
         return None
+
+    def is_disconnect(self, err: BaseException, conn: DriverConnection | None) -> bool:
+        if conn is not None and conn.is_closed:
+            return True
+        if isinstance(err, (asyncpg.PostgresConnectionError, asyncpg.InternalClientError, OSError)):
+            return True
+        if isinstance(err, asyncpg.PostgresError):
+            # terminated by pg_terminate_backend / a server shutdown or crash / still starting
+            return getattr(err, "sqlstate", None) in ("57P01", "57P02", "57P03")
+        return isinstance(err, asyncpg.InterfaceError) and "connection is closed" in str(err)
 
     def create_pool(self, url: Any, pool_size: int, connect_args: dict[str, Any]) -> SlotPool:
         dsn = url.driver_dsn
@@ -389,12 +404,47 @@ class PGConnection(DriverConnection):
         return _rowcount(await self._c.execute(sql, *params))
 
     async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
-        await self._c.executemany(sql, seq)
+        await self._until_lost(self._c.executemany(sql, seq))
         return -1
 
     async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]],
                            schema: str | None = None) -> None:
-        await self._c.copy_records_to_table(table, columns=list(columns), records=records, schema_name=schema)
+        await self._until_lost(
+            self._c.copy_records_to_table(table, columns=list(columns), records=records, schema_name=schema))
+
+    async def _until_lost(self, op: Coroutine[Any, Any, Any]) -> Any:
+        """Run an operation that streams many messages to the server, failing it as soon as the
+        connection is lost.
+
+        asyncpg waits for the socket to become writable between the messages of a COPY or an
+        executemany; when the server goes away while the socket's buffer is full, nothing ever
+        wakes that wait (the connection is closed, the write flow is still "paused"), so the
+        operation would hang for good.  The connection's termination listener ends it instead.
+        """
+        c = self._c
+        task = asyncio.ensure_future(op)
+        lost: asyncio.Future[None] = self._loop.create_future()
+
+        def on_lost(_: Any) -> None:
+            if not lost.done():
+                lost.set_result(None)
+
+        c.add_termination_listener(on_lost)
+        try:
+            await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            await _finish(task)
+            raise
+        finally:
+            c.remove_termination_listener(on_lost)
+            lost.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        await _finish(task)
+        raise asyncpg.ConnectionDoesNotExistError(
+            "connection was closed in the middle of operation (lost while sending data)")
 
     async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         cursor = await self._c.cursor(sql, *params)
@@ -438,6 +488,21 @@ class PGConnection(DriverConnection):
             await self._c.close(timeout=2)
         except BaseException:
             self._c.terminate()
+
+
+async def _finish(task: asyncio.Future[Any]) -> None:
+    """Wait for a cancelled operation to unwind (its outcome is dropped); a cancellation
+    arriving meanwhile is raised once it has."""
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait((task,))
+        except asyncio.CancelledError as err:
+            cancelled = err
+    if not task.cancelled():
+        task.exception()
+    if cancelled is not None:
+        raise cancelled
 
 
 def _abort_orphan(conn: asyncpg.Connection) -> None:

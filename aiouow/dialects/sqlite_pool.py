@@ -225,21 +225,25 @@ class RoutedConnection(DriverConnection):
         #: readers held by open streams, each in a one-item list emptied when taken back
         self._streams: list[list[SQLiteConnection]] = []
 
+    async def _take_writer(self) -> SQLiteConnection:
+        try:
+            return cast(SQLiteConnection, await self._pool._writer.acquire(self._timeout))
+        except exc.PoolTimeoutError:
+            what = ("the SQLite connection (one for every writing transaction: a :memory: database, or a "
+                    "file without WAL)" if self._pool.serial else
+                    "the SQLite writer (one writing transaction at a time)")
+            raise exc.PoolTimeoutError(
+                f"another transaction kept {what} for more than pool_timeout={self._timeout}s; "
+                "commit transactions sooner, raise pool_timeout, or, if one task holds two such "
+                "sessions, finish the first"
+                + ("; a database file (WAL) lets reads run beside a writing transaction" if self._pool.serial
+                   else "")
+            ) from None
+
     async def _writer(self) -> SQLiteConnection:
         w = self._w
         if w is None:
-            try:
-                w = cast(SQLiteConnection, await self._pool._writer.acquire(self._timeout))
-            except exc.PoolTimeoutError:
-                what = ("the SQLite connection (one for every transaction: a :memory: database, or a file "
-                        "without WAL)" if self._pool.serial else
-                        "the SQLite writer (one writing transaction at a time)")
-                raise exc.PoolTimeoutError(
-                    f"another transaction kept {what} for more than pool_timeout={self._timeout}s; "
-                    "commit transactions sooner, raise pool_timeout, or, if one task holds two such "
-                    "sessions, finish the first"
-                ) from None
-            self._w = w
+            w = self._w = await self._take_writer()
         if self._tx and not self._wtx:
             self._wtx = True
             w.defer_begin("BEGIN" if self._pool.serial else "BEGIN IMMEDIATE")
@@ -253,6 +257,17 @@ class RoutedConnection(DriverConnection):
         await self._writer()
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        if self._pool.serial and self._w is None and not _writes(sql):
+            # one connection for everything: a read before the transaction's first write runs
+            # alone on it and gives it back, as a reader would, so a transaction that only read
+            # does not keep every other session waiting until it ends (issue 13)
+            one = await self._take_writer()
+            try:
+                rows = await one.fetch(sql, params)
+                self._names = one._names
+                return rows
+            finally:
+                self._pool._give_writer(one)
         if not self._on_writer(sql):
             readers = self._pool._readers
             rd = cast(SQLiteConnection, await readers.acquire(self._timeout))

@@ -130,6 +130,8 @@ class Connection:
         self._discard = False
         #: why the transaction was lost (an operation cancelled mid-statement), while LOST
         self._lost_reason: BaseException | None = None
+        #: no statement has run on the driver connection since it was checked out
+        self._untried = False
 
     # -- state -------------------------------------------------------------------
     def _set(self, new: ConnState) -> None:
@@ -173,6 +175,7 @@ class Connection:
                 raise exc.InvalidRequestError(_CLOSED_MESSAGE)
             dc = self._dc = await self.engine.pool.acquire(self.engine.pool_timeout)
             self._loop = asyncio.get_running_loop()
+            self._untried = True
         return dc
 
     async def acquire(self) -> None:
@@ -282,6 +285,12 @@ class Connection:
     def _check_lost(self) -> None:
         if self._state is _LOST:
             reason = self._lost_reason
+            if isinstance(reason, exc.OperationalError):
+                raise exc.PendingRollbackError(
+                    f"this connection's transaction was lost with its database connection ({reason.orig!r}); "
+                    "call rollback() before using it again (a new database connection is used after that)",
+                    reason,
+                )
             raise exc.PendingRollbackError(
                 "this connection's transaction was rolled back because an operation was interrupted "
                 f"({type(reason).__name__}) before it finished; call rollback() before using it again",
@@ -359,8 +368,47 @@ class Connection:
             if self.engine.echo:
                 log.info("BEGIN (implicit)")
             if not dc.defer_begin():
+                if self._untried:
+                    return await self._first_begin(dc)
                 await self._script(dc, "BEGIN")
         return dc
+
+    async def _first_begin(self, dc: DriverConnection) -> DriverConnection:
+        """BEGIN on a connection just checked out; one the server has dropped meanwhile (restart,
+        ``pg_terminate_backend``, a network cut the driver has not seen yet) is discarded and
+        replaced, so its next user never sees the failure.
+
+        Safe to retry because nothing of this transaction has run: BEGIN is its first statement,
+        and the server ends whatever a dead connection had open.  Free when the connection is
+        alive: the check is the BEGIN this transaction sends anyway, where ``pool_pre_ping``
+        costs a round trip of its own.  Bounded: each retry takes another idle connection
+        (finitely many) or opens a new one, whose failure to connect is raised.
+        """
+        pool = self.engine.pool
+        for attempt in range(self.engine.pool_size + 2):
+            try:
+                await dc.script("BEGIN")
+                self._untried = False
+                return dc
+            except Exception as err:
+                if attempt > self.engine.pool_size or not self.dialect.is_disconnect(err, dc):
+                    self._untried = False
+                    raise self._translate(err, "BEGIN", None) from err
+                log.log(logging.INFO if self.engine.echo else logging.DEBUG,
+                        "a pooled connection was found dead at BEGIN (%s: %s); replacing it",
+                        type(err).__name__, err)
+            except BaseException as err:
+                await self._abort(err)
+                raise
+            self._dc = None
+            try:
+                await run_shielded(pool.release(dc, discard=True))
+                dc = self._dc = await pool.acquire(self.engine.pool_timeout)
+            except BaseException as err:
+                if _interrupted(err):
+                    await self._abort(err)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def commit(self) -> None:
         """Commit the transaction (nothing is sent if no statement ran)."""
@@ -506,7 +554,26 @@ class Connection:
             return err
         if isinstance(translated, exc.OperationalError):
             self._discard = True
+            if self.dialect.is_disconnect(err, self._dc):
+                self._lose_connection(translated, sql)
         return translated
+
+    def _lose_connection(self, err: exc.OperationalError, sql: str) -> None:
+        """The database connection is gone (the server ended it, the network dropped it): it is
+        given up now (terminated, its pool slot freed; nothing to roll back, the server ended
+        the transaction), and a transaction it carried is LOST: later statements raise
+        PendingRollbackError until ``rollback()``, after which a new connection is checked out.
+        A COMMIT or ROLLBACK that failed so ends the transaction as any failed one does."""
+        dc, self._dc = self._dc, None
+        if dc is not None:
+            self.engine.pool.discard_nowait(dc)
+        had_tx = self._state is _BEGUN or self._state is _PENDING or bool(self._savepoints)
+        self._end_transaction()
+        self._savepoints.clear()
+        self._discard = False
+        if had_tx and sql != "COMMIT" and sql != "ROLLBACK" and self._state is _IDLE:
+            self._lost_reason = err
+            self._set(_LOST)
 
     async def stream_sql(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:
         dc = await self._ensure_begun()

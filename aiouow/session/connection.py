@@ -44,7 +44,7 @@ def require_usable(session: AsyncSession) -> None:
     if session._state is TxState.FAILED:
         raise exc.PendingRollbackError(
             "this session's transaction was rolled back because of an error during flush "
-            "(or an operation cancelled before it finished) "
+            "(or its database connection was lost, or an operation was cancelled before it finished) "
             f"({type(session._failure).__name__}: {session._failure}); call `await session.rollback()` "
             "(or leave the begin_nested() block) before using the database again",
             session._failure,
