@@ -78,7 +78,10 @@ class Player:
         except exc.DBAPIError:
             assert refused is None, f"expected {refused} in {self.expected}"
             assert must_fail or not self.clean, "a statement failed on a healthy connection"
-            self.expected = BEGUN
+            # PostgreSQL sends BEGIN as a statement of its own: when that is what failed (the
+            # backend is gone), no transaction began and the connection says so
+            began = not (self.pg and self.broken and self.expected in (IDLE, PENDING))
+            self.expected = BEGUN if began else IDLE
             if self.pg:
                 self.aborted = True
             return
