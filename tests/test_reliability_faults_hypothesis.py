@@ -657,8 +657,11 @@ async def test_random_work_with_faults_matches_the_model(fault_engine: Engine, r
     reliability.record(
         "Random work with faults (hypothesis state machine)",
         f"{EXAMPLES} runs of up to {STEPS} random steps (add, modify, delete, flush, commit, rollback, "
-        "SAVEPOINT begin/release/rollback, expire, refresh, get, merge, expunge), faults injected into "
-        "flushes and commits", cases=stats["examples"],
+        "SAVEPOINT begin/release/rollback, expire, refresh, get, merge, expunge, query); constraint "
+        "violations, driver errors and cancellations injected into flushes, commits, queries and "
+        "begin_nested()", cases=stats["examples"],
         held=f"after all {checks} checks: committed rows == model, no connection left checked out, "
              "objects in the states the model says",
-        figures={**{k: v for k, v in sorted(stats.items()) if k != "examples"}, "seconds": round(elapsed, 1)})
+        figures={"faults injected": faults,
+                 **{k: v for k, v in sorted(stats.items()) if k != "examples" and not k.startswith("armed")},
+                 "seconds": round(elapsed, 1)})

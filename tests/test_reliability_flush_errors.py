@@ -112,7 +112,7 @@ async def test_unique_violation_mid_flush_writes_nothing_and_the_fixed_retry_wri
     if clash == "existing":
         await seed(fdb, "taken")
         before = await parent_rows(fdb)
-    bad = 499 if clash == "batch" else min(n - 1, 1199)
+    bad = 1199 if clash == "existing" and n > COPY_MIN_ROWS else 499
     dup = "c9" if clash == "batch" else "taken"
     objs = [RParent(code=f"c{i}", label=f"row {i}") for i in range(n)]
     objs[bad].code = dup
