@@ -1,8 +1,9 @@
 """Reliability, property-based: random session work with faults injected, checked against a plain model.
 
 A hypothesis state machine plays random sequences of add, modify, delete, flush, commit,
-rollback, SAVEPOINT (begin, release, roll back), expire, refresh, get, merge and expunge on one
-session, and injects faults at random points of flushes and commits:
+rollback, SAVEPOINT (begin, release, roll back), expire, refresh, get, merge, expunge and queries
+on one session, and injects faults at random points of flushes, commits, queries, begin_nested()
+and SAVEPOINT releases:
 
 - a real constraint violation (an added row takes the unique ``code`` of a row that exists);
 - a driver error raised at the k-th driver call of the operation, before that call reaches the
@@ -566,8 +567,35 @@ class FaultMachine(RuleBasedStateMachine):
     @rule()
     @logged
     def release(self) -> None:
-        sp, _ = self.savepoints.pop()
+        sp, _ = self.savepoints[-1]
         self.run(sp.commit())
+        self.release_done()
+
+    @precondition(lambda self: self.failed is None and bool(self.savepoints))
+    @rule(kind=st.sampled_from(["error", "cancel"]), at=st.integers(1, 2), which=which)
+    @logged
+    def release_faulted(self, kind: str, at: int, which: int) -> None:
+        """Releasing a SAVEPOINT (its flush, then RELEASE) with a fault: the SAVEPOINT stays open."""
+        sp, _ = self.savepoints[-1]
+        raised, fired = self.run(self.faulted(sp.commit, (kind, at, which)))
+        if raised is None or (isinstance(raised, asyncio.CancelledError) and self.s.is_active
+                              and not sp.is_active):
+            self.release_done()
+            return
+        assert fired, f"releasing a SAVEPOINT failed without a fault: {raised!r}"
+        assert sp.is_active, "a SAVEPOINT whose release failed is no longer open"
+        if self.injector.fired[-1][2].startswith("RELEASE"):
+            self.model_flush()
+            if kind == "cancel":
+                assert not self.s.is_active, "a cancelled RELEASE left the session looking active"
+                self.failed = "whole"
+            else:
+                assert self.s.is_active and isinstance(raised, exc.OperationalError), repr(raised)
+            return
+        self.after_failure(raised, fired, kind)  # its flush failed
+
+    def release_done(self) -> None:
+        self.savepoints.pop()
         self.model_flush()
         for e in self.entries:
             if e.added_depth is not None and e.added_depth > self.depth:
@@ -658,8 +686,8 @@ async def test_random_work_with_faults_matches_the_model(fault_engine: Engine, r
         "Random work with faults (hypothesis state machine)",
         f"{EXAMPLES} runs of up to {STEPS} random steps (add, modify, delete, flush, commit, rollback, "
         "SAVEPOINT begin/release/rollback, expire, refresh, get, merge, expunge, query); constraint "
-        "violations, driver errors and cancellations injected into flushes, commits, queries and "
-        "begin_nested()", cases=stats["examples"],
+        "violations, driver errors and cancellations injected into flushes, commits, queries, "
+        "begin_nested() and SAVEPOINT releases", cases=stats["examples"],
         held=f"after all {checks} checks: committed rows == model, no connection left checked out, "
              "objects in the states the model says",
         figures={"faults injected": faults,
