@@ -78,16 +78,19 @@ class Player:
         except exc.DBAPIError:
             assert refused is None, f"expected {refused} in {self.expected}"
             assert must_fail or not self.clean, "a statement failed on a healthy connection"
-            # PostgreSQL sends BEGIN as a statement of its own: when that is what failed (the
-            # backend is gone), no transaction began and the connection says so
-            began = not (self.pg and self.broken and self.expected in (IDLE, PENDING))
-            self.expected = BEGUN if began else IDLE
+            self.expected = self.after_failed_statement()
             if self.pg:
                 self.aborted = True
             return
         assert refused is None, f"expected {refused} in {self.expected}"
         assert not must_fail, "the failing statement ran"
         self.expected = BEGUN
+
+    def after_failed_statement(self) -> ConnState:
+        """The state after a statement failed: PostgreSQL sends BEGIN as a statement of its own,
+        and when that is what failed (the backend is gone) no transaction began."""
+        began = not (self.pg and self.broken and self.expected in (IDLE, PENDING))
+        return BEGUN if began else IDLE
 
     def tx_over(self) -> None:
         self.savepoints.clear()
@@ -182,7 +185,7 @@ class Player:
                 assert refused is not None and isinstance(err, refused), f"unexpected {err!r}"
             except exc.DBAPIError:
                 assert not self.clean
-                self.expected = BEGUN
+                self.expected = self.after_failed_statement()
             else:
                 raise AssertionError("the slow statement finished within 50 ms")
         elif op == "terminate" and self.pg and self.admin is not None and conn._dc is not None:
@@ -250,6 +253,9 @@ async def test_connection_moves_stay_in_the_table(db: Engine, moves_hook: list[P
     @example(["sp_begin", "fail", "sp_rollback", "execute", "sp_begin", "sp_release", "commit", "cancel", "close"])
     @example(["begin", "terminate", "execute", "rollback", "execute", "commit", "new", "execute", "commit"])
     @example(["execute", "commit", "close"])
+    # a statement on a terminated backend outside a transaction: its BEGIN fails, none began
+    @example(["execute", "commit", "terminate", "execute", "execute", "rollback"])
+    @example(["execute", "commit", "terminate", "cancel"])
     def walk(ops: list[str]) -> None:
         asyncio.run_coroutine_threadsafe(run_example(ops), loop).result(timeout=120)
 
