@@ -126,13 +126,15 @@ def sql() -> object:
     return capture_sql
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--reliability-report", dest="reliability_report", default=None, metavar="PATH",
-                     help="write the figures the reliability tests record to PATH (docs/RELIABILITY.md)")
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     write_report(session.config, int(exitstatus))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Reliability tests' outcomes go into the report too: a failure is never hidden there."""
+    outcome = yield
+    log_of(item.config).note(outcome.get_result())  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -258,6 +258,9 @@ async def test_connection_moves_stay_in_the_table(db: Engine, moves_hook: list[P
     @example(["sp_begin", "fail", "sp_rollback", "execute", "sp_begin", "sp_release", "commit", "cancel", "close"])
     @example(["begin", "terminate", "execute", "rollback", "execute", "commit", "new", "execute", "commit"])
     @example(["execute", "commit", "close"])
+    # a statement on a terminated backend outside a transaction: its BEGIN fails, none began
+    @example(["execute", "commit", "terminate", "execute", "execute", "rollback"])
+    @example(["execute", "commit", "terminate", "cancel"])
     def walk(ops: list[str]) -> None:
         asyncio.run_coroutine_threadsafe(run_example(ops), loop).result(timeout=120)
 

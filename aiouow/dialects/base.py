@@ -457,6 +457,12 @@ class Dialect:
         is gone: the server ended it, the network dropped it.  Such a statement did not run."""
         return conn is not None and conn.is_closed
 
+    def explain_constraint(self, err: exc.IntegrityError, table: Table, action: str) -> str:
+        """What to add to the message of a constraint violation that a flush's ``action``
+        (``"insert"``, ``"update"`` or ``"delete"``) on rows of ``table`` raised, where the
+        driver's own message leaves out which constraint ("" when it says enough)."""
+        return ""
+
     def wrap(self, cls: type[exc.DBAPIError], err: BaseException, statement: str | None,
              params: Any) -> exc.DBAPIError:
         return cls(f"({type(err).__module__}.{type(err).__name__}) {err}", err, statement, params)

@@ -310,6 +310,8 @@ class PGDialect(Dialect):
         if isinstance(err, asyncpg.PostgresError):
             state = getattr(err, "sqlstate", None) or ""
             cls = _BY_CLASS.get(state[:2], exc.DBAPIError)
+            if cls is exc.IntegrityError:
+                return cls(_constraint_message(err), err, statement, params)
             return self.wrap(cls, err, statement, params)
         if isinstance(err, asyncpg.exceptions.DataError):  # client-side: a value asyncpg cannot encode
             return self.wrap(exc.DataError, err, statement, params)
@@ -351,6 +353,20 @@ class PGDialect(Dialect):
             return PGConnection(conn)
 
         return SlotPool(connect, pool_size, "postgresql")
+
+
+def _constraint_message(err: asyncpg.PostgresError) -> str:
+    """The message of a constraint violation, naming the table: PostgreSQL's own text names the
+    table for a foreign key, NOT NULL or CHECK violation but not for a unique one
+    (``duplicate key value violates unique constraint "uq_t_c"``, with ``Key (c)=(v)`` as DETAIL)."""
+    text = str(err)
+    table = getattr(err, "table_name", None)
+    if table and f'"{table}"' not in text.partition("\n")[0]:
+        schema = getattr(err, "schema_name", None)
+        where = f'"{schema}"."{table}"' if schema and schema != "public" else f'"{table}"'
+        head, nl, rest = text.partition("\n")
+        text = f"{head} on table {where}{nl}{rest}"
+    return f"({type(err).__module__}.{type(err).__name__}) {text}"
 
 
 _BY_CLASS: dict[str, type[exc.DBAPIError]] = {

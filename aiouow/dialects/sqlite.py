@@ -20,6 +20,7 @@ from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler
 from ..sql.expressions import SQLiteExpressionCompiler
+from ..sql.schema import Table
 from .base import Dialect, Processor, decimal_reader, json_dumps, json_loads, none_safe
 from .sqlite_pool import FOR_UPDATE_MARK, SQLitePool
 from .sqlite_types import (
@@ -242,6 +243,17 @@ class SQLiteDialect(Dialect):
             return self.wrap(exc.OperationalError, err, statement, params)
         return None
 
+    def explain_constraint(self, err: exc.IntegrityError, table: Table, action: str) -> str:
+        """SQLite names the columns of a failed UNIQUE constraint but not the constraint, and
+        nothing at all of a failed foreign key: name them from the table's schema."""
+        text = str(err.orig)
+        if text.startswith("UNIQUE constraint failed: "):
+            name = _unique_name(table, text.partition(": ")[2])
+            return f' (constraint "{name}")' if name else ""
+        if text.startswith("FOREIGN KEY constraint failed"):
+            return _foreign_key_candidates(table, action)
+        return ""
+
     def create_pool(self, url: Any, pool_size: int, connect_args: dict[str, Any]) -> SQLitePool:
         path = url.database or ":memory:"
         memory = path == ":memory:" or path == ""
@@ -250,3 +262,47 @@ class SQLiteDialect(Dialect):
             if not os.path.isdir(directory):
                 raise exc.ArgumentError(f"sqlite URL {url.raw!r}: directory {directory!r} does not exist")
         return SQLitePool(self, ":memory:" if memory else path, memory, pool_size, connect_args)
+
+
+def _unique_name(table: Table, columns: str) -> str | None:
+    """The name of ``table``'s unique constraint or index over ``columns`` ("t.a, t.b", as SQLite
+    lists them); None for the primary key or one made outside aiouow's schema."""
+    names = [c.strip().rpartition(".")[2] for c in columns.split(",")]
+    if len(names) == 1:
+        col = next((c for c in table.columns if c.name == names[0]), None)
+        if col is not None and col.unique:
+            return f"uq_{table.name}_{col.name}"  # the name create_table gives it
+    for ix in table.indexes:
+        if ix.unique and [c.name for c in ix.columns] == names:
+            return ix.name
+    return None
+
+
+def _foreign_key_candidates(table: Table, action: str) -> str:
+    """The foreign keys that a write of ``action`` to ``table`` can have broken."""
+    refers: list[str] = []  # rows written here may refer to a missing row
+    referred: list[str] = []  # rows of other tables may refer to rows deleted (or rekeyed) here
+    if action != "delete":
+        refers = [f"{table.name}.{fk.parent.name} -> {fk.target}" for fk in table.foreign_keys
+                  if fk.parent is not None]
+    if action != "insert":
+        for other in list(table.metadata.tables.values()):
+            for fk in other.foreign_keys:
+                try:
+                    target = fk.column
+                except exc.ArgumentError:
+                    continue
+                if target.table is table and fk.parent is not None and (
+                        action == "update" or fk.ondelete in (None, "RESTRICT", "NO ACTION")):
+                    referred.append(f"{other.name}.{fk.parent.name} -> {table.name}.{target.name}")
+    parts = []
+    if refers:
+        parts.append(f"a row written to {table.name!r} refers to a row that does not exist through "
+                     + " or ".join(refers))
+    if referred:
+        parts.append(f"rows of other tables still refer to a row {action}d in {table.name!r} through "
+                     + " or ".join(referred))
+    if not parts:
+        return ""
+    return " (SQLite does not say which foreign key: " + "; or ".join(parts) + ")"
+

@@ -26,7 +26,8 @@ A :class:`Connection` is in one :class:`ConnState`; every change goes through
       close(): every state -> CLOSED, which is final (no statement, begin() or checkout)
 
 ``begin_nested()`` moves IDLE to PENDING too, and joins PENDING or BEGUN.  A failed
-COMMIT or ROLLBACK still ends in IDLE (the transaction is over either way).  The
+COMMIT or ROLLBACK still ends in IDLE (the transaction is over either way), and so does a
+failed BEGIN (none began: the next statement sends BEGIN again).  The
 misuses the table refuses raise what they always raised: a second ``begin()``
 InvalidRequestError, a statement or ``begin()`` when LOST PendingRollbackError (until
 ``rollback()``), a statement or ``begin()`` on a closed connection InvalidRequestError.
@@ -368,9 +369,18 @@ class Connection:
             if self.engine.echo:
                 log.info("BEGIN (implicit)")
             if not dc.defer_begin():
-                if self._untried:
-                    return await self._first_begin(dc)
-                await self._script(dc, "BEGIN")
+                try:
+                    if self._untried:
+                        return await self._first_begin(dc)
+                    await self._script(dc, "BEGIN")
+                except Exception:
+                    # no transaction began: left BEGUN, the next statements would run outside
+                    # one (each committed at once) while the connection believed itself inside;
+                    # a connection found gone is LOST already and stays so
+                    if self._state is _BEGUN:
+                        self._savepoints.clear()
+                        self._set(_IDLE)
+                    raise
         return dc
 
     async def _first_begin(self, dc: DriverConnection) -> DriverConnection:
@@ -460,8 +470,12 @@ class Connection:
             self._end_transaction()
 
     async def _savepoint(self, name: str) -> None:
-        await self._ensure_begun()
-        await self._run_script(f"SAVEPOINT {quote(name)}")
+        try:
+            await self._ensure_begun()
+            await self._run_script(f"SAVEPOINT {quote(name)}")
+        except Exception:
+            self._pop_savepoint(name)  # it was never made: commit() must not wait for its release
+            raise
 
     async def _release_savepoint(self, name: str) -> None:
         await self._run_script(f"RELEASE SAVEPOINT {quote(name)}")

@@ -14,10 +14,10 @@ from typing import Any
 
 from ..dialects.value_errors import explain, row_items
 from ..engine.connection import Connection
-from ..exc import DataError, InvalidRequestError, StaleDataError
+from ..exc import DataError, IntegrityError, InvalidRequestError, StaleDataError
 from ..sql.compiler import quote, quote_table
 from .dependency import Ref
-from .unitofwork import AssocBatch, DeleteBatch, FlushPlan, InsertBatch, ParentGone, UpdateBatch
+from .unitofwork import AssocBatch, DeleteBatch, FlushPlan, InsertBatch, ParentGone, Step, UpdateBatch
 
 
 class FlushOutcome:
@@ -53,7 +53,7 @@ async def execute_plan(conn: Connection, plan: FlushPlan) -> FlushOutcome:
     out = FlushOutcome()
     writer = conn.dialect.batch
     reserved = await _reserve_keys(conn, plan)
-    step: Any = None
+    step: Step | None = None
     try:
         for i, step in enumerate(plan.steps):
             if isinstance(step, InsertBatch):
@@ -82,7 +82,41 @@ async def execute_plan(conn: Connection, plan: FlushPlan) -> FlushOutcome:
         if not isinstance(step, (InsertBatch, UpdateBatch)):
             raise
         raise explain(err, conn.dialect.name, row_items(step.mapper, step.keys, step.rows)) from err.__cause__
+    except IntegrityError as err:
+        if step is not None:
+            _explain(conn, err, step)
+        raise
     return out
+
+
+def _explain(conn: Connection, err: IntegrityError, step: Step) -> None:
+    """Say in the message which step of the flush broke the constraint (and, where the driver's
+    message does not, which constraint it may be), and how to go on."""
+    if isinstance(step, InsertBatch):
+        table, action, what = step.mapper.table, "insert", f"inserting {_rows(len(step.rows))} into"
+    elif isinstance(step, UpdateBatch):
+        table, action, what = step.mapper.table, "update", f"updating {_rows(len(step.rows))} of"
+    elif isinstance(step, DeleteBatch):
+        table, action, what = step.mapper.table, "delete", f"deleting {_rows(len(step.pks))} of"
+    elif isinstance(step, AssocBatch):
+        action = "delete" if step.delete else "insert"
+        table, what = step.table, f"{action[:-1]}ing {len(step.rows)} association row(s) of"
+    else:
+        rel = step.rel
+        if step.purge:
+            assert rel.secondary is not None
+            table, action, what = rel.secondary, "delete", "deleting the association rows of deleted parents in"
+        else:
+            table, action, what = rel.mapper.table, "update", "un-parenting the children of deleted parents in"
+    extra = conn.dialect.explain_constraint(err, table, action)
+    err.args = (f"{err.args[0]}{extra}\n(the flush was {what} table {table.name!r}; its work is rolled back: "
+                "call `await session.rollback()` (or leave the begin_nested() block), which also expunges "
+                "the objects that were new, then correct the values, add those objects again and retry)",
+                *err.args[1:])
+
+
+def _rows(n: int) -> str:
+    return "1 row" if n == 1 else f"{n} rows"
 
 
 # -- INSERT / UPDATE / DELETE ---------------------------------------------------------

@@ -207,8 +207,12 @@ class AsyncSession:
 
     @property
     def is_active(self) -> bool:
-        """False only while a failed flush awaits ``rollback()``."""
-        return self._state is not TxState.FAILED
+        """False while the transaction awaits ``rollback()``: a flush or commit failed, or an
+        operation was cancelled mid-statement (which took the transaction with it)."""
+        if self._state is TxState.FAILED:
+            return False
+        conn = self._conn
+        return conn is None or conn._lost is None
 
     def in_transaction(self) -> bool:
         return self._state is not TxState.IDLE
