@@ -18,7 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler, quote, quote_table
-from ..sql.elements import BindParameter, ExpandingBind
+from ..sql.elements import BindParameter, ExpandingBind, leading_keyword
 from ..sql.schema import Column, Table
 from .base import Dialect, DriverConnection, Processor, decimal_reader, json_dumps, json_loads, none_safe
 from .batch import BatchWriter, MappedTable, StatementRunner, column_sql, processed_rows
@@ -249,6 +249,7 @@ class PGDialect(Dialect):
     batch_writer_class = PGBatchWriter
     expands_in_lists = False
     max_params = 32767
+    isolation_levels = ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
     type_names = {
         "integer": "INTEGER",
         "big_integer": "BIGINT",
@@ -306,10 +307,18 @@ class PGDialect(Dialect):
         name = self.sql_type(type_)
         return f"::{name}[]" if name else ""
 
+    def isolation_refusal(self, level: str) -> str:
+        if level == "READ UNCOMMITTED":
+            return "PostgreSQL runs READ UNCOMMITTED as READ COMMITTED (its default), so ask for that"
+        return super().isolation_refusal(level)
+
+    def begin_sql(self, isolation_level: str | None) -> str:
+        return "BEGIN" if isolation_level is None else f"BEGIN ISOLATION LEVEL {isolation_level}"
+
     def translate_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError | None:
         if isinstance(err, asyncpg.PostgresError):
             state = getattr(err, "sqlstate", None) or ""
-            cls = _BY_CLASS.get(state[:2], exc.DBAPIError)
+            cls = _BY_STATE.get(state) or _BY_CLASS.get(state[:2], exc.DBAPIError)
             return self.wrap(cls, err, statement, params)
         if isinstance(err, asyncpg.exceptions.DataError):  # client-side: a value asyncpg cannot encode
             return self.wrap(exc.DataError, err, statement, params)
@@ -319,6 +328,10 @@ class PGDialect(Dialect):
 
     def create_pool(self, url: Any, pool_size: int, connect_args: dict[str, Any]) -> SlotPool:
         dsn = url.driver_dsn
+        # statement_cache_size=0 (create_engine(prepared_statements=False)): asyncpg then prepares
+        # every statement unnamed and parses it again with its Bind, so no statement outlives the
+        # round trip that uses it; streams must not use asyncpg's cursors either (named statements)
+        unnamed = connect_args.get("statement_cache_size") == 0
 
         async def connect() -> DriverConnection:
             try:
@@ -333,10 +346,17 @@ class PGDialect(Dialect):
             except BaseException:
                 conn.terminate()  # cancelled (or failed) half-way: never leave the connection open
                 raise
-            return PGConnection(conn)
+            return PGConnection(conn, sql_cursors=unnamed)
 
         return SlotPool(connect, pool_size, "postgresql")
 
+
+#: the SQLSTATEs a transaction can be run again after (class 40's other codes are not: 40002 is
+#: a constraint violated at COMMIT, 40003 a statement whose completion is unknown)
+_BY_STATE: dict[str, type[exc.DBAPIError]] = {
+    "40001": exc.SerializationError,
+    "40P01": exc.DeadlockError,
+}
 
 _BY_CLASS: dict[str, type[exc.DBAPIError]] = {
     "23": exc.IntegrityError,
@@ -365,11 +385,19 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-class PGConnection(DriverConnection):
-    __slots__ = ("_c", "_loop")
+#: what DECLARE ... CURSOR FOR takes (a stream of anything else is fetched whole, then chunked)
+_DECLARABLE = frozenset(("select", "values", "table"))
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+
+class PGConnection(DriverConnection):
+    __slots__ = ("_c", "_loop", "_sql_cursors", "_cursor_count")
+
+    def __init__(self, conn: asyncpg.Connection, sql_cursors: bool = False) -> None:
         self._c = conn
+        #: streams DECLARE a cursor in SQL instead of asyncpg's cursor, whose named prepared
+        #: statement would stay behind on whichever server a pooler (PgBouncer) lent
+        self._sql_cursors = sql_cursors
+        self._cursor_count = 0
         # asyncpg's socket and futures belong to the loop that connected: it is the only
         # loop the connection can be used, or even closed gracefully, from
         self._loop = asyncio.get_running_loop()
@@ -397,12 +425,44 @@ class PGConnection(DriverConnection):
         await self._c.copy_records_to_table(table, columns=list(columns), records=records, schema_name=schema)
 
     async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
+        if self._sql_cursors:
+            async for rows in self._declared_stream(sql, params, chunk):
+                yield rows
+            return
         cursor = await self._c.cursor(sql, *params)
         while True:
             rows = await cursor.fetch(chunk)
             if not rows:
                 return
             yield rows
+
+    async def _declared_stream(self, sql: str, params: Sequence[Any], chunk: int
+                               ) -> AsyncGenerator[list[Any], None]:
+        """A stream through ``DECLARE ... CURSOR`` / ``FETCH``: only unnamed statements, each in
+        the transaction a stream needs (a cursor WITHOUT HOLD ends with it)."""
+        if leading_keyword(sql) not in _DECLARABLE:
+            rows: list[Any] = await self._c.fetch(sql, *params)
+            for start in range(0, len(rows), chunk):
+                yield rows[start:start + chunk]
+            return
+        self._cursor_count += 1
+        name = f'"aiouow_cursor_{self._cursor_count}"'
+        await self._c.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", *params)
+        fetch = f"FETCH FORWARD {int(chunk)} FROM {name}"
+        done = False
+        try:
+            while not done:
+                rows = await self._c.fetch(fetch)
+                done = len(rows) < chunk
+                if rows:
+                    yield rows
+        finally:
+            # a stream left mid-way: free the portal now rather than at the end of the transaction
+            if not done and not self._c.is_closed() and self._c.is_in_transaction():
+                try:
+                    await self._c.execute(f"CLOSE {name}")
+                except Exception:
+                    pass  # the transaction failed meanwhile: its rollback closes the cursor
 
     async def script(self, sql: str) -> None:
         await self._c.execute(sql)

@@ -117,9 +117,11 @@ class Connection:
     was not committed and returns the connection to the pool.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, isolation_level: str | None = None) -> None:
         self.engine = engine
         self.dialect: Dialect = engine.dialect
+        #: the level its transactions begin at (already checked by the dialect)
+        self.isolation_level = isolation_level if isolation_level is not None else engine.isolation_level
         self._dc: DriverConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = _IDLE
@@ -355,10 +357,11 @@ class Connection:
             self._wrong_loop()
         if self._state is not _BEGUN:
             self._set(_BEGUN)
+            level = self.isolation_level
             if self.engine.echo:
-                log.info("BEGIN (implicit)")
-            if not dc.defer_begin():
-                await self._script(dc, "BEGIN")
+                log.info("BEGIN (implicit)" if level is None else f"BEGIN (implicit; {level})")
+            if not dc.defer_begin(level):
+                await self._script(dc, self.dialect.begin_sql(level))
         return dc
 
     async def commit(self) -> None:
