@@ -318,6 +318,8 @@ class PGDialect(Dialect):
     def translate_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError | None:
         if isinstance(err, asyncpg.PostgresError):
             state = getattr(err, "sqlstate", None) or ""
+            if state in _STATEMENT_LOST and "__asyncpg_" in str(err):
+                return self._pooler_error(err, statement, params)
             cls = _BY_STATE.get(state) or _BY_CLASS.get(state[:2], exc.DBAPIError)
             return self.wrap(cls, err, statement, params)
         if isinstance(err, asyncpg.exceptions.DataError):  # client-side: a value asyncpg cannot encode
@@ -325,6 +327,17 @@ class PGDialect(Dialect):
         if isinstance(err, (asyncpg.InterfaceError, OSError)):
             return self.wrap(exc.OperationalError, err, statement, params)
         return None
+
+    def _pooler_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError:
+        """asyncpg's own prepared statement is missing (or already there) on the server: a pooler
+        lent this connection another server session.  Operational, so the connection, whose
+        statement cache no longer matches its server, is not reused."""
+        first = str(err).split("\n", 1)[0]
+        return exc.OperationalError(
+            f"({type(err).__module__}.{type(err).__name__}) {first}: the server session is not the one "
+            "this connection prepared its statements on; behind a pooler in transaction mode (PgBouncer "
+            "before 1.21, or without max_prepared_statements) use create_engine(url, prepared_statements=False)",
+            err, statement, params)
 
     def create_pool(self, url: Any, pool_size: int, connect_args: dict[str, Any]) -> SlotPool:
         dsn = url.driver_dsn
@@ -350,6 +363,9 @@ class PGDialect(Dialect):
 
         return SlotPool(connect, pool_size, "postgresql")
 
+
+#: invalid_sql_statement_name, duplicate_prepared_statement
+_STATEMENT_LOST = frozenset(("26000", "42P05"))
 
 #: the SQLSTATEs a transaction can be run again after (class 40's other codes are not: 40002 is
 #: a constraint violated at COMMIT, 40003 a statement whose completion is unknown)
@@ -424,11 +440,14 @@ class PGConnection(DriverConnection):
                            schema: str | None = None) -> None:
         await self._c.copy_records_to_table(table, columns=list(columns), records=records, schema_name=schema)
 
-    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
+    def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
+        # the generator itself, not one wrapped in another: whoever closes it closes the cursor
+        # at once, instead of leaving the inner one for the garbage collector to finish later
         if self._sql_cursors:
-            async for rows in self._declared_stream(sql, params, chunk):
-                yield rows
-            return
+            return self._declared_stream(sql, params, chunk)
+        return self._cursor_stream(sql, params, chunk)
+
+    async def _cursor_stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         cursor = await self._c.cursor(sql, *params)
         while True:
             rows = await cursor.fetch(chunk)
