@@ -199,7 +199,6 @@ async def _workload(url: str, prepared_statements: bool) -> list[BaseException]:
         await engine.dispose()
 
 
-@pytest.mark.slow
 async def test_session_workload_behind_pgbouncer_transaction_mode(target: str) -> None:
     errors = await _workload(target, prepared_statements=False)
     assert errors == []
