@@ -6,7 +6,14 @@ from .inspection import inspect
 from .loading.options import joinedload, noload, raiseload, selectinload
 from .mapping import Mapped, Mapper, Model, Relationship, column, relationship
 from .mapping.aliased import aliased
-from .session import AsyncSession, NestedTransaction, SessionTransaction, scoped_session, sessionmaker
+from .session import (
+    AsyncSession,
+    NestedTransaction,
+    SessionTransaction,
+    run_transaction,
+    scoped_session,
+    sessionmaker,
+)
 from .sql import (
     Column,
     ForeignKey,
@@ -84,6 +91,7 @@ __all__ = [
     "or_",
     "raiseload",
     "relationship",
+    "run_transaction",
     "scoped_session",
     "select",
     "selectinload",

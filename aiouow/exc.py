@@ -102,6 +102,13 @@ class DBAPIError(AiouowError):
         self.statement = statement
         self.params = params
 
+    @property
+    def sqlstate(self) -> str | None:
+        """The five-character SQLSTATE the server reported (``"40001"``, ``"23505"``), or None:
+        SQLite has no SQLSTATE, and a lost connection or a client-side error carries none."""
+        state = getattr(self.orig, "sqlstate", None)
+        return state if isinstance(state, str) and state else None
+
     def __str__(self) -> str:
         text = super().__str__()
         if self.statement:
@@ -122,10 +129,28 @@ class ProgrammingError(DBAPIError):
 
 
 class OperationalError(DBAPIError):
-    """The connection or the server failed (SQLSTATE classes 08 and 57)."""
+    """The connection or the server failed (SQLSTATE classes 08 and 57; class 40, the server
+    rolling a transaction back, is one too, as :class:`SerializationError` / :class:`DeadlockError`
+    for 40001 / 40P01)."""
 
 
-class StaleSnapshotError(OperationalError):
+class SerializationError(OperationalError):
+    """The database could not serialize this transaction with a concurrent one (SQLSTATE 40001)
+    and rolled it back; running it again from the start can succeed (``aiouow.run_transaction``)."""
+
+
+class DeadlockError(OperationalError):
+    """The database broke a deadlock by rolling this transaction back (SQLSTATE 40P01); running
+    it again from the start can succeed (``aiouow.run_transaction``)."""
+
+
+class CommitOutcomeUnknownError(OperationalError):
+    """The connection was lost while COMMIT was under way: the transaction may or may not have
+    been committed, so it is not retried.  ``.orig`` is the driver's error; check the data
+    (or make the transaction idempotent) before running it again."""
+
+
+class StaleSnapshotError(SerializationError):
     """SQLite refused a write because the transaction reads an old snapshot (SQLITE_BUSY_SNAPSHOT).
 
     Another connection (a second engine or process on the same file) committed after this
@@ -145,9 +170,11 @@ class NPlusOneError(InvalidRequestError):
 __all__ = [
     "AiouowError",
     "ArgumentError",
+    "CommitOutcomeUnknownError",
     "ConcurrentSessionUseError",
     "DBAPIError",
     "DataError",
+    "DeadlockError",
     "DetachedInstanceError",
     "IntegrityError",
     "InvalidRequestError",
@@ -162,6 +189,7 @@ __all__ = [
     "PendingRollbackError",
     "PoolTimeoutError",
     "ProgrammingError",
+    "SerializationError",
     "StaleDataError",
     "StaleSnapshotError",
     "UnknownAttributeError",

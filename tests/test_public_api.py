@@ -13,8 +13,8 @@ PUBLIC = [
     "MetaData", "Model", "NestedTransaction", "Relationship", "Result", "Row", "ScalarResult", "SessionTransaction",
     "Table", "URL", "aliased", "and_", "case", "cast", "column", "create_engine", "delete", "distinct", "exc",
     "except_", "exists", "extract", "false", "func", "insert", "inspect", "intersect", "joinedload", "literal",
-    "noload", "not_", "null", "or_", "raiseload", "relationship", "scoped_session", "select", "selectinload",
-    "sessionmaker", "text", "true", "types", "union", "union_all", "update",
+    "noload", "not_", "null", "or_", "raiseload", "relationship", "run_transaction", "scoped_session", "select",
+    "selectinload", "sessionmaker", "text", "true", "types", "union", "union_all", "update",
 ]
 
 

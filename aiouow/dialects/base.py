@@ -212,9 +212,9 @@ class DriverConnection:
 
     # -- capabilities the engine asks every driver connection for; the defaults are what a
     # driver that sends BEGIN itself and has a single connection per checkout needs
-    def defer_begin(self) -> bool:
+    def defer_begin(self, isolation_level: str | None = None) -> bool:
         """Send BEGIN with the next statement (in the same round trip) instead of now; False if this
-        driver cannot, and the engine sends it."""
+        driver cannot, and the engine sends ``dialect.begin_sql(isolation_level)``."""
         return False
 
     def cancel_deferred_begin(self) -> bool:
@@ -307,6 +307,8 @@ class Dialect:
     type_names: dict[str, str] = {}
     #: tables may live in a named schema (``"music"."albums"``); the schema must already exist
     supports_schemas = True
+    #: what ``isolation_level=`` accepts (normalized: upper case, one space between words)
+    isolation_levels: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.cache = StatementCache()
@@ -446,6 +448,31 @@ class Dialect:
         if isinstance(type_, sqltypes.Enum):
             return enum_processors(type_)[1]
         return None
+
+    # -- transactions ------------------------------------------------------------
+    def check_isolation_level(self, level: Any, where: str) -> str | None:
+        """``level`` normalized (``"serializable"`` and ``"REPEATABLE_READ"`` are accepted), or
+        None for the default; an ArgumentError naming ``where`` and the choices otherwise."""
+        if level is None:
+            return None
+        name = " ".join(level.replace("_", " ").upper().split()) if isinstance(level, str) else None
+        if name in self.isolation_levels:
+            return name
+        choices = ", ".join(repr(n) for n in self.isolation_levels)
+        why = self.isolation_refusal(name) if name is not None else ""
+        raise exc.ArgumentError(f"{where}: isolation_level={level!r} is not available on {self.name}"
+                                f"{'; ' + why if why else ''}; choose one of {choices}, or None for the default")
+
+    def isolation_refusal(self, level: str) -> str:
+        """Why a known level name is refused here (empty if there is nothing to add)."""
+        if level == "AUTOCOMMIT":
+            return ("aiouow always runs statements in a transaction (a flush needs one); there is no "
+                    "AUTOCOMMIT mode: commit() when the work is done")
+        return ""
+
+    def begin_sql(self, isolation_level: str | None) -> str:
+        """The statement that starts a transaction at ``isolation_level`` (None: the default)."""
+        return "BEGIN"
 
     # -- errors ----------------------------------------------------------------
     def translate_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError | None:

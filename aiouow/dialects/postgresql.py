@@ -18,7 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 from .. import exc
 from .. import types as sqltypes
 from ..sql.compiler import Compiler, quote, quote_table
-from ..sql.elements import BindParameter, ExpandingBind
+from ..sql.elements import BindParameter, ExpandingBind, leading_keyword
 from ..sql.schema import Column, Table
 from .base import Dialect, DriverConnection, Processor, decimal_reader, json_dumps, json_loads, none_safe
 from .batch import BatchWriter, MappedTable, StatementRunner, column_sql, processed_rows
@@ -249,6 +249,7 @@ class PGDialect(Dialect):
     batch_writer_class = PGBatchWriter
     expands_in_lists = False
     max_params = 32767
+    isolation_levels = ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
     type_names = {
         "integer": "INTEGER",
         "big_integer": "BIGINT",
@@ -306,10 +307,20 @@ class PGDialect(Dialect):
         name = self.sql_type(type_)
         return f"::{name}[]" if name else ""
 
+    def isolation_refusal(self, level: str) -> str:
+        if level == "READ UNCOMMITTED":
+            return "PostgreSQL runs READ UNCOMMITTED as READ COMMITTED (its default), so ask for that"
+        return super().isolation_refusal(level)
+
+    def begin_sql(self, isolation_level: str | None) -> str:
+        return "BEGIN" if isolation_level is None else f"BEGIN ISOLATION LEVEL {isolation_level}"
+
     def translate_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError | None:
         if isinstance(err, asyncpg.PostgresError):
             state = getattr(err, "sqlstate", None) or ""
-            cls = _BY_CLASS.get(state[:2], exc.DBAPIError)
+            if state in _STATEMENT_LOST and "__asyncpg_" in str(err):
+                return self._pooler_error(err, statement, params)
+            cls = _BY_STATE.get(state) or _BY_CLASS.get(state[:2], exc.DBAPIError)
             if cls is exc.IntegrityError:
                 return cls(_constraint_message(err), err, statement, params)
             return self.wrap(cls, err, statement, params)
@@ -334,8 +345,23 @@ class PGDialect(Dialect):
             return getattr(err, "sqlstate", None) in ("57P01", "57P02", "57P03")
         return isinstance(err, asyncpg.InterfaceError) and "connection is closed" in str(err)
 
+    def _pooler_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError:
+        """asyncpg's own prepared statement is missing (or already there) on the server: a pooler
+        lent this connection another server session.  Operational, so the connection, whose
+        statement cache no longer matches its server, is not reused."""
+        first = str(err).split("\n", 1)[0]
+        return exc.OperationalError(
+            f"({type(err).__module__}.{type(err).__name__}) {first}: the server session is not the one "
+            "this connection prepared its statements on; behind a pooler in transaction mode (PgBouncer "
+            "before 1.21, or without max_prepared_statements) use create_engine(url, prepared_statements=False)",
+            err, statement, params)
+
     def create_pool(self, url: Any, pool_size: int, connect_args: dict[str, Any]) -> SlotPool:
         dsn = url.driver_dsn
+        # statement_cache_size=0 (create_engine(prepared_statements=False)): asyncpg then prepares
+        # every statement unnamed and parses it again with its Bind, so no statement outlives the
+        # round trip that uses it; streams must not use asyncpg's cursors either (named statements)
+        unnamed = connect_args.get("statement_cache_size") == 0
 
         async def connect() -> DriverConnection:
             try:
@@ -350,7 +376,7 @@ class PGDialect(Dialect):
             except BaseException:
                 conn.terminate()  # cancelled (or failed) half-way: never leave the connection open
                 raise
-            return PGConnection(conn)
+            return PGConnection(conn, sql_cursors=unnamed)
 
         return SlotPool(connect, pool_size, "postgresql")
 
@@ -368,6 +394,16 @@ def _constraint_message(err: asyncpg.PostgresError) -> str:
         text = f"{head} on table {where}{nl}{rest}"
     return f"({type(err).__module__}.{type(err).__name__}) {text}"
 
+
+#: invalid_sql_statement_name, duplicate_prepared_statement
+_STATEMENT_LOST = frozenset(("26000", "42P05"))
+
+#: the SQLSTATEs a transaction can be run again after (class 40's other codes are not: 40002 is
+#: a constraint violated at COMMIT, 40003 a statement whose completion is unknown)
+_BY_STATE: dict[str, type[exc.DBAPIError]] = {
+    "40001": exc.SerializationError,
+    "40P01": exc.DeadlockError,
+}
 
 _BY_CLASS: dict[str, type[exc.DBAPIError]] = {
     "23": exc.IntegrityError,
@@ -396,11 +432,19 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-class PGConnection(DriverConnection):
-    __slots__ = ("_c", "_loop")
+#: what DECLARE ... CURSOR FOR takes (a stream of anything else is fetched whole, then chunked)
+_DECLARABLE = frozenset(("select", "values", "table"))
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+
+class PGConnection(DriverConnection):
+    __slots__ = ("_c", "_loop", "_sql_cursors", "_cursor_count")
+
+    def __init__(self, conn: asyncpg.Connection, sql_cursors: bool = False) -> None:
         self._c = conn
+        #: streams DECLARE a cursor in SQL instead of asyncpg's cursor, whose named prepared
+        #: statement would stay behind on whichever server a pooler (PgBouncer) lent
+        self._sql_cursors = sql_cursors
+        self._cursor_count = 0
         # asyncpg's socket and futures belong to the loop that connected: it is the only
         # loop the connection can be used, or even closed gracefully, from
         self._loop = asyncio.get_running_loop()
@@ -462,13 +506,48 @@ class PGConnection(DriverConnection):
         raise asyncpg.ConnectionDoesNotExistError(
             "connection was closed in the middle of operation (lost while sending data)")
 
-    async def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
+    def stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
+        # the generator itself, not one wrapped in another: whoever closes it closes the cursor
+        # at once, instead of leaving the inner one for the garbage collector to finish later
+        if self._sql_cursors:
+            return self._declared_stream(sql, params, chunk)
+        return self._cursor_stream(sql, params, chunk)
+
+    async def _cursor_stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
         cursor = await self._c.cursor(sql, *params)
         while True:
             rows = await cursor.fetch(chunk)
             if not rows:
                 return
             yield rows
+
+    async def _declared_stream(self, sql: str, params: Sequence[Any], chunk: int
+                               ) -> AsyncGenerator[list[Any], None]:
+        """A stream through ``DECLARE ... CURSOR`` / ``FETCH``: only unnamed statements, each in
+        the transaction a stream needs (a cursor WITHOUT HOLD ends with it)."""
+        if leading_keyword(sql) not in _DECLARABLE:
+            rows: list[Any] = await self._c.fetch(sql, *params)
+            for start in range(0, len(rows), chunk):
+                yield rows[start:start + chunk]
+            return
+        self._cursor_count += 1
+        name = f'"aiouow_cursor_{self._cursor_count}"'
+        await self._c.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", *params)
+        fetch = f"FETCH FORWARD {int(chunk)} FROM {name}"
+        done = False
+        try:
+            while not done:
+                rows = await self._c.fetch(fetch)
+                done = len(rows) < chunk
+                if rows:
+                    yield rows
+        finally:
+            # a stream left mid-way: free the portal now rather than at the end of the transaction
+            if not done and not self._c.is_closed() and self._c.is_in_transaction():
+                try:
+                    await self._c.execute(f"CLOSE {name}")
+                except Exception:
+                    pass  # the transaction failed meanwhile: its rollback closes the cursor
 
     async def script(self, sql: str) -> None:
         await self._c.execute(sql)

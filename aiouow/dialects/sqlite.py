@@ -105,6 +105,9 @@ class SQLiteDialect(Dialect):
     supports_schemas = False
     compiler_class = SQLiteCompiler
     max_params = MAX_PARAMS
+    #: READ COMMITTED: the routing of sqlite_pool.py (reads on readers until the first write);
+    #: SERIALIZABLE: the whole transaction on the writer, from its first statement
+    isolation_levels = ("READ COMMITTED", "SERIALIZABLE")
     type_names = {
         "integer": "INTEGER",
         "big_integer": "INTEGER",
@@ -198,6 +201,13 @@ class SQLiteDialect(Dialect):
         if table.autoincrement_column is col:
             return "INTEGER"  # exactly INTEGER: the column becomes the rowid
         return super().type_ddl(col, table)
+
+    def isolation_refusal(self, level: str) -> str:
+        if level in ("REPEATABLE READ", "READ UNCOMMITTED"):
+            return (f"SQLite has no {level}; aiouow's SQLite transactions read the latest commit until "
+                    "they first write (READ COMMITTED, the default), or run on the one writer from their "
+                    "first statement (SERIALIZABLE)")
+        return super().isolation_refusal(level)
 
     def translate_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError | None:
         code = getattr(err, "sqlite_errorcode", None) if isinstance(err, sqlite3.Error) else None

@@ -158,10 +158,10 @@ class SQLiteConnection(DriverConnection):
         """Names of the columns of the last fetch."""
         return self._names
 
-    def defer_begin(self, sql: str = "BEGIN") -> bool:
-        """The next statement starts a transaction (in the same thread hop)."""
+    def defer_begin_sql(self, sql: str) -> None:
+        """The next statement starts a transaction with ``sql`` (in the same thread hop); the
+        router picks ``BEGIN`` or ``BEGIN IMMEDIATE``."""
         self._begin = sql
-        return True
 
     def cancel_deferred_begin(self) -> bool:
         """Forget a BEGIN no statement needed; True if one was pending."""

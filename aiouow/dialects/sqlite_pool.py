@@ -31,7 +31,8 @@ query_only``).  What an engine ``Connection`` checks out is a small router
   writer, so it never escapes its transaction.
 
 In short: READ COMMITTED until the first write, then SERIALIZABLE (the sole
-writer) to the end.  Between a read and a later write of one transaction
+writer) to the end.  ``isolation_level="SERIALIZABLE"`` runs the whole
+transaction on the writer, from its first statement.  Between a read and a later write of one transaction
 another may commit; use ``with_for_update()`` on the read to exclude that.
 If a snapshot turns out stale anyway (SQLITE_BUSY_SNAPSHOT, e.g. after
 ``BEGIN`` sent by hand), :class:`aiouow.exc.StaleSnapshotError` says to roll
@@ -213,7 +214,7 @@ class RoutedConnection(DriverConnection):
     """What an engine ``Connection`` checks out on SQLite: reads on pooled readers until the
     transaction first writes, then everything on the writer (see the module docstring)."""
 
-    __slots__ = ("_pool", "_timeout", "_w", "_tx", "_wtx", "_names", "_streams")
+    __slots__ = ("_pool", "_timeout", "_w", "_tx", "_wtx", "_serializable", "_names", "_streams")
 
     def __init__(self, pool: SQLitePool, timeout: float) -> None:
         self._pool = pool
@@ -221,6 +222,7 @@ class RoutedConnection(DriverConnection):
         self._w: SQLiteConnection | None = None  # the writer, while held
         self._tx = False  # a transaction is open (BEGIN deferred to its first write)
         self._wtx = False  # ... and it runs on the writer (BEGIN sent, or due with the next statement)
+        self._serializable = False  # ... and every statement of it runs there (isolation_level)
         self._names: list[str] = []
         #: readers held by open streams, each in a one-item list emptied when taken back
         self._streams: list[list[SQLiteConnection]] = []
@@ -246,11 +248,11 @@ class RoutedConnection(DriverConnection):
             w = self._w = await self._take_writer()
         if self._tx and not self._wtx:
             self._wtx = True
-            w.defer_begin("BEGIN" if self._pool.serial else "BEGIN IMMEDIATE")
+            w.defer_begin_sql("BEGIN" if self._pool.serial else "BEGIN IMMEDIATE")
         return w
 
     def _on_writer(self, sql: str) -> bool:
-        return self._w is not None or self._pool.serial or _writes(sql)
+        return self._w is not None or self._pool.serial or self._serializable or _writes(sql)
 
     async def reserve_writer(self) -> None:
         """Take the writer now, before a write that must not wait for it later."""
@@ -334,13 +336,16 @@ class RoutedConnection(DriverConnection):
             self._names = w._names
             yield rows
 
-    def defer_begin(self) -> bool:
+    def defer_begin(self, isolation_level: str | None = None) -> bool:
         self._tx = True
+        # SERIALIZABLE: reads take the writer too, so the transaction sees one snapshot and no
+        # other writer commits between its reads and its writes
+        self._serializable = isolation_level == "SERIALIZABLE"
         return True
 
     def cancel_deferred_begin(self) -> bool:
         pending = self._tx
-        self._tx = False
+        self._tx = self._serializable = False
         w = self._w
         if w is not None and not w.in_transaction:
             # the transaction ends without having written: give a reserved writer back
@@ -352,7 +357,7 @@ class RoutedConnection(DriverConnection):
 
     async def script(self, sql: str) -> None:
         if sql == "COMMIT" or sql == "ROLLBACK":
-            self._tx = False
+            self._tx = self._serializable = False
             self._drop_streams()
             w = self._w
             if w is None:
@@ -376,7 +381,7 @@ class RoutedConnection(DriverConnection):
     def _end(self) -> SQLiteConnection | None:
         """Give back the readers of open streams; the writer, if held, for the pool to take."""
         self._drop_streams()
-        self._tx = self._wtx = False
+        self._tx = self._wtx = self._serializable = False
         w, self._w = self._w, None
         if w is not None:
             w.cancel_deferred_begin()

@@ -119,9 +119,11 @@ class Connection:
     was not committed and returns the connection to the pool.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, isolation_level: str | None = None) -> None:
         self.engine = engine
         self.dialect: Dialect = engine.dialect
+        #: the level its transactions begin at (already checked by the dialect)
+        self.isolation_level = isolation_level if isolation_level is not None else engine.isolation_level
         self._dc: DriverConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = _IDLE
@@ -366,13 +368,15 @@ class Connection:
             self._wrong_loop()
         if self._state is not _BEGUN:
             self._set(_BEGUN)
+            level = self.isolation_level
             if self.engine.echo:
-                log.info("BEGIN (implicit)")
-            if not dc.defer_begin():
+                log.info("BEGIN (implicit)" if level is None else f"BEGIN (implicit; {level})")
+            if not dc.defer_begin(level):
+                begin = self.dialect.begin_sql(level)
                 try:
                     if self._untried:
-                        return await self._first_begin(dc)
-                    await self._script(dc, "BEGIN")
+                        return await self._first_begin(dc, begin)
+                    await self._script(dc, begin)
                 except Exception:
                     # no transaction began: left BEGUN, the next statements would run outside
                     # one (each committed at once) while the connection believed itself inside;
@@ -383,7 +387,7 @@ class Connection:
                     raise
         return dc
 
-    async def _first_begin(self, dc: DriverConnection) -> DriverConnection:
+    async def _first_begin(self, dc: DriverConnection, begin: str = "BEGIN") -> DriverConnection:
         """BEGIN on a connection just checked out; one the server has dropped meanwhile (restart,
         ``pg_terminate_backend``, a network cut the driver has not seen yet) is discarded and
         replaced, so its next user never sees the failure.
@@ -397,13 +401,13 @@ class Connection:
         pool = self.engine.pool
         for attempt in range(self.engine.pool_size + 2):
             try:
-                await dc.script("BEGIN")
+                await dc.script(begin)
                 self._untried = False
                 return dc
             except Exception as err:
                 if attempt > self.engine.pool_size or not self.dialect.is_disconnect(err, dc):
                     self._untried = False
-                    raise self._translate(err, "BEGIN", None) from err
+                    raise self._translate(err, begin, None) from err
                 log.log(logging.INFO if self.engine.echo else logging.DEBUG,
                         "a pooled connection was found dead at BEGIN (%s: %s); replacing it",
                         type(err).__name__, err)

@@ -24,9 +24,14 @@ class Engine:
     """Connections to one database.  Make one with :func:`create_engine`."""
 
     def __init__(self, url: URL, dialect: Dialect, pool_size: int, pool_timeout: float, echo: bool,
-                 connect_args: dict[str, Any], pool_pre_ping: bool = False, poolclass: str = "queue") -> None:
+                 connect_args: dict[str, Any], pool_pre_ping: bool = False, poolclass: str = "queue",
+                 isolation_level: str | None = None, prepared_statements: bool = True) -> None:
         self.url = url
         self.dialect = dialect
+        #: the isolation level every transaction of this engine begins with (None: the database's default)
+        self.isolation_level = isolation_level
+        #: False: no prepared statement outlives the round trip that uses it (PgBouncer's transaction mode)
+        self.prepared_statements = prepared_statements
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
         self.pool_pre_ping = pool_pre_ping
@@ -51,9 +56,11 @@ class Engine:
                 handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
                 log.addHandler(handler)
 
-    def connect(self) -> Connection:
-        """A connection: ``async with engine.connect() as conn:``."""
-        return Connection(self)
+    def connect(self, *, isolation_level: str | None = None) -> Connection:
+        """A connection: ``async with engine.connect() as conn:``; ``isolation_level`` overrides
+        the engine's for its transactions."""
+        return Connection(self, isolation_level=self.dialect.check_isolation_level(
+            isolation_level, "engine.connect()"))
 
     def begin(self) -> _EngineBegin:
         """``async with engine.begin() as conn:``: a connection in a transaction,
@@ -95,6 +102,8 @@ def create_engine(
     pool_pre_ping: bool = False,
     poolclass: str = "queue",
     connect_args: dict[str, Any] | None = None,
+    isolation_level: str | None = None,
+    prepared_statements: bool = True,
 ) -> Engine:
     """An engine for ``sqlite:///file.db``, ``sqlite:///:memory:`` or ``postgresql://...``.
 
@@ -104,9 +113,18 @@ def create_engine(
     checkout opens one and its release closes it (SQLAlchemy's ``NullPool``), for tests that
     run several event loops and for serverless code.  ``connect_args`` go to the driver's
     connect call unchanged.
+
+    ``isolation_level`` starts every transaction at that level: on PostgreSQL ``"READ COMMITTED"``
+    (its default), ``"REPEATABLE READ"`` or ``"SERIALIZABLE"``; on SQLite ``"READ COMMITTED"`` (the
+    default routing) or ``"SERIALIZABLE"`` (the whole transaction on the writer).
+    ``prepared_statements=False`` is for a pooler in transaction mode (PgBouncer before 1.21):
+    no named prepared statement is kept on the server, the same as
+    ``connect_args={"statement_cache_size": 0}``; SQLite has no server and ignores it.
     """
     u = make_url(url)
     _check_pool_args(u, pool_size, pool_timeout, pool_pre_ping, poolclass, connect_args)
+    args = dict(connect_args or {})
+    prepared_statements = _prepared_statements(u, prepared_statements, args)
     if u.backend == "sqlite":
         from ..dialects.sqlite import SQLiteDialect
 
@@ -115,8 +133,30 @@ def create_engine(
         from ..dialects.postgresql import PGDialect
 
         dialect = PGDialect()
-    return Engine(u, dialect, pool_size, float(pool_timeout), echo, dict(connect_args or {}),
-                  pool_pre_ping=pool_pre_ping, poolclass=poolclass)
+    level = dialect.check_isolation_level(isolation_level, "create_engine()")
+    return Engine(u, dialect, pool_size, float(pool_timeout), echo, args, pool_pre_ping=pool_pre_ping,
+                  poolclass=poolclass, isolation_level=level, prepared_statements=prepared_statements)
+
+
+def _prepared_statements(url: URL, prepared: Any, args: dict[str, Any]) -> bool:
+    """Reconcile ``prepared_statements`` with asyncpg's ``statement_cache_size`` in ``args``
+    (updated in place): either spelling of "no prepared statements" gives the other."""
+    if not isinstance(prepared, bool):
+        raise exc.ArgumentError(f"create_engine(prepared_statements=...) must be True or False, got {prepared!r}")
+    if url.backend != "postgresql":
+        return prepared
+    size = args.get("statement_cache_size")
+    if size == 0:
+        return False
+    if not prepared:
+        if size is not None:
+            raise exc.ArgumentError(
+                f"create_engine(prepared_statements=False, connect_args={{'statement_cache_size': {size!r}}}): "
+                "the two contradict each other; statement_cache_size=0 is what prepared_statements=False "
+                "means, so give one of them"
+            )
+        args["statement_cache_size"] = 0
+    return prepared
 
 
 _POOLCLASSES = ("queue", "null")

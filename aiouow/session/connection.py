@@ -69,7 +69,7 @@ async def connection(session: AsyncSession) -> Connection:
                 session._outer_tx = conn.begin_nested()
                 await session._outer_tx._start()
         else:
-            conn = Connection(bind)
+            conn = Connection(bind, isolation_level=session.isolation_level)
         session._conn = conn
     return conn
 

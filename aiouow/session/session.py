@@ -65,12 +65,25 @@ _TP = TypeVar("_TP", bound=tuple[Any, ...])
 __all__ = ["AsyncSession", "NestedTransaction", "SessionTransaction"]
 
 
+def _check_isolation_level(bind: Engine | Connection | None, level: Any) -> str | None:
+    if level is None:
+        return None
+    if not isinstance(bind, Engine):
+        raise exc.ArgumentError(
+            f"AsyncSession(isolation_level={level!r}) needs the session bound to an engine (it begins its "
+            "own transactions); a session bound to a Connection runs in that connection's transaction: "
+            "open it with engine.connect(isolation_level=...)"
+        )
+    return bind.dialect.check_isolation_level(level, "AsyncSession()")
+
+
 class AsyncSession:
     """A unit of work against one engine: ``async with AsyncSession(engine) as session:``.
 
     ``expire_on_commit``, ``autoflush`` and ``autobegin`` mean what they mean in
     SQLAlchemy.  Loading is always explicit: reading an unloaded attribute raises
-    ``NotLoadedError`` and never does I/O.
+    ``NotLoadedError`` and never does I/O.  ``isolation_level`` overrides the engine's for this
+    session's transactions (``create_engine(isolation_level=...)`` lists the levels).
     """
 
     def __init__(
@@ -84,10 +97,13 @@ class AsyncSession:
         join_transaction_mode: str = "create_savepoint",
         n_plus_one_threshold: int = 10,
         n_plus_one: str | None = "warn",
+        isolation_level: str | None = None,
     ) -> None:
         if bind is not None and not isinstance(bind, (Engine, Connection)):
             raise exc.ArgumentError(f"AsyncSession() takes an Engine (or a Connection), not {bind!r}")
         self.bind = bind
+        #: the level this session's transactions begin at; None: the engine's
+        self.isolation_level = _check_isolation_level(bind, isolation_level)
         self.expire_on_commit = expire_on_commit
         self.autoflush = autoflush
         self.autobegin = autobegin
