@@ -68,19 +68,25 @@ EMPTY: tuple[Fn, ...] = ()
 
 
 class Registry:
-    """The listeners of one target, by event name, in registration order."""
+    """The listeners of one target, by event name, in registration order.
 
-    __slots__ = ("by_name", "__weakref__")
+    ``tally`` counts them (all, model, state) for the module's flags, which a registry
+    collected with its target (a discarded sessionmaker, a closed session) gives back.
+    """
+
+    __slots__ = ("by_name", "tally", "_finalizer", "__weakref__")
 
     def __init__(self) -> None:
         self.by_name: dict[str, list[Fn]] = {}
+        self.tally = [0, 0, 0]
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
 
 #: model class -> its registry (classes are not hashed by value, and live as long as the program)
 _models: weakref.WeakKeyDictionary[type, Registry] = weakref.WeakKeyDictionary()
 #: (class, name) -> the listeners of the class and its bases, bases first; cleared on each change
 _model_cache: dict[tuple[type, str], tuple[Fn, ...]] = {}
-_counts = {"all": 0, "model": 0, "state": 0}
+_counts = [0, 0, 0]  # all, model, state: the listeners of every live registry
 
 
 class FlushContext:
@@ -184,7 +190,9 @@ def listen(target: Any, name: str, fn: Fn) -> None:
             "run statements from an async before_flush or after_flush listener instead"
         )
     reg.by_name.setdefault(name, []).append(fn)
-    _count(name, 1)
+    if reg._finalizer is None:
+        reg._finalizer = weakref.finalize(reg, _forget, reg.tally)
+    _count(reg, name, 1)
 
 
 def remove(target: Any, name: str, fn: Fn) -> None:
@@ -193,10 +201,11 @@ def remove(target: Any, name: str, fn: Fn) -> None:
     fns = reg.by_name.get(name) if reg is not None else None
     if not fns or fn not in fns:
         raise InvalidRequestError(f"{getattr(fn, '__qualname__', fn)!r} is not listening to {name!r} on {target!r}")
+    assert reg is not None
     fns.remove(fn)
     if not fns:
-        del reg.by_name[name]  # type: ignore[union-attr]
-    _count(name, -1)
+        del reg.by_name[name]
+    _count(reg, name, -1)
 
 
 def contains(target: Any, name: str, fn: Fn) -> bool:
@@ -213,17 +222,26 @@ def listens_for(target: Any, name: str) -> Callable[[F], F]:
     return decorate
 
 
-def _count(name: str, delta: int) -> None:
+def _count(reg: Registry, name: str, delta: int) -> None:
+    kind = 1 if name in MODEL_EVENTS else 2 if name in STATE_EVENTS else None
+    for tally in (reg.tally, _counts):
+        tally[0] += delta
+        if kind is not None:
+            tally[kind] += delta
+    _update_flags()
+
+
+def _forget(tally: list[int]) -> None:
+    """A registry was collected: its listeners no longer count."""
+    for i, n in enumerate(tally):
+        _counts[i] -= n
+    _update_flags()
+
+
+def _update_flags() -> None:
     global active, model_active, state_active
     _model_cache.clear()
-    _counts["all"] += delta
-    if name in MODEL_EVENTS:
-        _counts["model"] += delta
-    elif name in STATE_EVENTS:
-        _counts["state"] += delta
-    active = _counts["all"] > 0
-    model_active = _counts["model"] > 0
-    state_active = _counts["state"] > 0
+    active, model_active, state_active = _counts[0] > 0, _counts[1] > 0, _counts[2] > 0
 
 
 # -- lookup (by the session) ---------------------------------------------------------------

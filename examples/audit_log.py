@@ -104,6 +104,13 @@ async def demo(engine: Engine) -> list[tuple[str, int, dict[str, Any]]]:
     """Insert, update, delete (and a rolled-back change); returns the audit log, oldest first."""
     Session = SessionMaker(engine)  # noqa: N806
     install_audit(Session)
+    try:
+        return await changes(Session)
+    finally:
+        uninstall_audit(Session)
+
+
+async def changes(Session: SessionMaker) -> list[tuple[str, int, dict[str, Any]]]:  # noqa: N803
     async with Session.begin() as session:
         ann, bob = Account(owner="ann", balance=100), Account(owner="bob")
         session.add_all([ann, bob])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import events
 from ..engine.connection import Connection
+from ..sql.schema import sort_tables
 from .dependency import Sync
 from .unitofwork import DeleteBatch, FlushPlan, InsertBatch, UpdateBatch, _by_mapper, flush_sets
 
@@ -50,10 +51,14 @@ def before_rows(conn: Connection, new: list[Any], modified: list[Any], dels: lis
     ins, upd, gone = flush_sets(new, modified, dels, sync)
     for name, objs in (("before_insert", ins), ("before_update", upd), ("before_delete", gone)):
         if objs:
-            for mapper, group in _by_mapper(objs).items():
+            groups = _by_mapper(objs)
+            # the plan's order: parent tables first, and last when deleting
+            order = [t.mapper for t in sort_tables([m.table for m in groups])]
+            for mapper in (reversed(order) if name == "before_delete" else order):
+                assert mapper is not None
                 fns = events.model_hooks(mapper.class_, name)
                 if fns:
-                    events.call_model(fns, mapper, conn, group)
+                    events.call_model(fns, mapper, conn, groups[mapper])
 
 
 def after_rows(conn: Connection, plan: FlushPlan) -> None:
