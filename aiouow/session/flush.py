@@ -77,10 +77,10 @@ async def flush_with_hooks(session: AsyncSession, hooks: FlushHooks) -> None:
 
 
 async def flush_all(session: AsyncSession) -> None:
-    """Flush until nothing is pending: an after_flush listener may add objects (commit() and
-    a SAVEPOINT's release must not leave them behind)."""
+    """Flush until nothing is pending: a flush's listeners may add objects (commit() and a
+    SAVEPOINT's release must not leave them behind)."""
     await flush(session)
-    if _events.active and has_changes(session):
+    if _events.active and has_changes(session) and flush_hooks(session) is not None:
         for _ in range(100):
             await flush(session)
             if not has_changes(session):

@@ -239,9 +239,9 @@ def expunge(session: AsyncSession, obj: Any) -> None:
         if imap is not None and imap.get(key) is obj:
             del imap[key]
         st.status = DETACHED
-        if _events.state_active:
-            _state_event(session, "persistent_to_detached", obj)
     st.session_ref = None
+    if st.status == DETACHED and _events.state_active:
+        _state_event(session, "persistent_to_detached", obj)
     for item in cascade:
         if item in session:
             expunge(session, item)
