@@ -6,6 +6,7 @@ which removes them again at teardown.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -458,3 +459,65 @@ async def test_core_insert_of_audit_rows_uses_the_session_connection(db: aiouow.
         assert await session.scalar(select(Tag.name)) == "audit"
         await session.rollback()
     assert await count(db, "tags") == 0
+
+
+async def test_cancelled_flush_announces_the_rollback_at_rollback(db: aiouow.Engine, listen: Listen) -> None:
+    Session = sessionmaker(db)
+    calls: list[str] = []
+
+    async def slow(session: aiouow.AsyncSession, flush: events.FlushContext) -> None:
+        await session.execute(select(User.id))
+        await asyncio.sleep(10)
+
+    listen(Session, "before_flush", slow)
+    listen(Session, "after_rollback", lambda s: calls.append(s._state.value))
+    async with Session() as session:
+        session.add(User(name="ann"))
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await session.flush()
+        assert calls == []  # the cancellation propagated at once (the database side is rolled back)
+        assert db.pool.checked_out == 0
+        await session.rollback()
+        assert calls == ["idle"]
+    assert await count(db, "users") == 0
+
+
+async def test_model_hooks_run_in_the_collector_pause_session_hooks_outside(db: aiouow.Engine,
+                                                                           listen: Listen) -> None:
+    seen: dict[str, set[bool]] = {"model": set(), "before_flush": set(), "after_flush": set()}
+
+    def model(mapper: aiouow.Mapper, connection: aiouow.Connection, target: Tag) -> None:
+        seen["model"].add(gc.isenabled())
+        target.name = target.name.upper()
+
+    Session = sessionmaker(db)
+    listen(Tag, "before_insert", model)
+    listen(Session, "before_flush", lambda s, f: seen["before_flush"].add(gc.isenabled()))
+    listen(Session, "after_flush", lambda s, f: seen["after_flush"].add(gc.isenabled()))
+    assert gc.isenabled()
+    async with Session.begin() as session:
+        session.add_all([Tag(name=f"t{i}") for i in range(1200)])  # past _gc.GC_PAUSE_MIN
+    assert seen == {"model": {False}, "before_flush": {True}, "after_flush": {True}}
+    assert gc.isenabled()
+    rows = await raw_sql(db, 'SELECT count(*) FROM "tags" WHERE substr(name, 1, 1) = \'T\'')
+    assert rows[0][0] == 1200
+
+
+async def test_before_delete_failure_deletes_nothing(db: aiouow.Engine, listen: Listen) -> None:
+    Session = sessionmaker(db)
+    async with Session.begin() as session:
+        session.add(User(name="ann", posts=[Post(title="keep")]))
+
+    def refuse(mapper: aiouow.Mapper, connection: aiouow.Connection, target: User) -> None:
+        raise PermissionError(f"{target.name} may not be deleted")
+
+    listen(User, "before_delete", refuse)
+    async with Session() as session:
+        ann = await session.get_one(User, 1)
+        await session.delete(ann)
+        with pytest.raises(PermissionError):
+            await session.commit()
+        await session.rollback()
+        assert inspect(ann).persistent
+    assert await count(db, "users") == 1 and await count(db, "posts") == 1
