@@ -235,7 +235,9 @@ async def test_listener_on_a_base_class_applies_to_subclasses(db: aiouow.Engine,
     Session = sessionmaker(db)
     async with Session.begin() as session:
         session.add_all([User(name="ann"), Tag(name="t")])
-    assert seen == ["Model:User", "User", "Model:Tag"]
+    # unrelated tables come in no promised order; for one object, the base's listener runs first
+    assert sorted(seen) == ["Model:Tag", "Model:User", "User"]
+    assert seen.index("Model:User") == seen.index("User") - 1
 
 
 async def test_before_insert_failure_writes_nothing(db: aiouow.Engine, listen: Listen, sql: Any) -> None:
