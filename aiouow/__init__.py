@@ -1,6 +1,6 @@
 """aiouow: an asyncio ORM session engine with no hidden I/O."""
 
-from . import exc, types
+from . import events, exc, types
 from .engine import URL, AsyncResult, Connection, Engine, Result, Row, ScalarResult, create_engine
 from .inspection import inspect
 from .loading.options import joinedload, noload, raiseload, selectinload
@@ -74,6 +74,7 @@ __all__ = [
     "create_engine",
     "delete",
     "distinct",
+    "events",
     "exc",
     "except_",
     "exists",

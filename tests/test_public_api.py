@@ -11,7 +11,7 @@ import aiouow
 PUBLIC = [
     "AsyncResult", "AsyncSession", "Column", "Connection", "Engine", "ForeignKey", "Index", "Mapped", "Mapper",
     "MetaData", "Model", "NestedTransaction", "Relationship", "Result", "Row", "ScalarResult", "SessionTransaction",
-    "Table", "URL", "aliased", "and_", "case", "cast", "column", "create_engine", "delete", "distinct", "exc",
+    "Table", "URL", "aliased", "and_", "case", "cast", "column", "create_engine", "delete", "distinct", "events", "exc",
     "except_", "exists", "extract", "false", "func", "insert", "inspect", "intersect", "joinedload", "literal",
     "noload", "not_", "null", "or_", "raiseload", "relationship", "run_transaction", "scoped_session", "select",
     "selectinload", "sessionmaker", "text", "true", "types", "union", "union_all", "update",

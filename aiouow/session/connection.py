@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .. import events as _events
 from .. import exc
 from ..engine.cancellation import _interrupted
 from ..engine.connection import Connection
@@ -71,6 +72,14 @@ async def connection(session: AsyncSession) -> Connection:
         else:
             conn = Connection(bind, isolation_level=session.isolation_level)
         session._conn = conn
+        if _events.active:
+            hooks = _events.session_hooks(session, "after_begin")
+            if hooks:
+                try:
+                    await _events.call(hooks, session, conn)
+                except BaseException as err:
+                    await fail(session, err)  # what it ran is rolled back with the transaction
+                    raise
     return conn
 
 
@@ -112,9 +121,28 @@ async def fail(session: AsyncSession, err: BaseException) -> None:
     require rollback().
 
     A cancellation arriving meanwhile propagates once the rollback is done."""
+    if session._state is TxState.FAILED:
+        return  # an event listener's failure on top of the failure: rolled back already
     level = session._levels[-1] if session._levels else None
     session._failure = err
     transition(session, TxState.FAILED)
+    await _roll_back_failed(session, level, err)
+    # as in SQLAlchemy, after_rollback follows the database's rollback, here rather than at the
+    # rollback() the session then waits for; not after a cancellation, which propagates at once
+    # (rollback() runs the listeners then)
+    if _events.active and isinstance(err, Exception):
+        hooks = _events.session_hooks(session, "after_rollback")
+        if hooks:
+            session._rollback_announced = True
+            try:
+                await _events.call(hooks, session)
+            except Exception as hook_err:  # the failure the caller sees stays the flush's
+                _events.log.error("an after_rollback listener failed", exc_info=hook_err)
+                err.add_note(f"an after_rollback listener raised {hook_err!r} as well "
+                             "(logged on the aiouow.session logger)")
+
+
+async def _roll_back_failed(session: AsyncSession, level: TxLevel | None, err: BaseException) -> None:
     with anyio.CancelScope(shield=True):
         # a cancelled statement took the whole transaction with it, not just the SAVEPOINT
         if level is not None and level.nested and session._conn is not None and not _interrupted(err):

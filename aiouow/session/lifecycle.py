@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .. import events as _events
 from .. import exc
 from ..loading.execute import select_by_pk
 from ..loading.explicit import load_relationship
@@ -104,6 +105,8 @@ def add(session: AsyncSession, obj: Any) -> None:
         oid = id(obj)
         session._new[oid] = obj
         session._levels[-1].added[oid] = obj
+        if _events.state_active:
+            _state_event(session, "transient_to_pending", obj)
     elif status == DETACHED:
         autobegin(session)
         attach(session, obj, st, mapper)
@@ -237,12 +240,23 @@ def expunge(session: AsyncSession, obj: Any) -> None:
             del imap[key]
         st.status = DETACHED
     st.session_ref = None
+    if st.status == DETACHED and _events.state_active:
+        _state_event(session, "persistent_to_detached", obj)
     for item in cascade:
         if item in session:
             expunge(session, item)
 
 
+def _state_event(session: AsyncSession, name: str, obj: Any) -> None:
+    hooks = _events.session_hooks(session, name)
+    if hooks:
+        _events.call_state(hooks, session, (obj,))
+
+
 def detach_all(session: AsyncSession) -> None:
+    announce = _events.session_hooks(session, "persistent_to_detached") if _events.state_active else ()
+    if announce:
+        held = [o for m in session._imap.values() for o in m.values()]
     for obj in session._new.values():
         st = state_of(obj)
         st.status = TRANSIENT
@@ -274,6 +288,8 @@ def detach_all(session: AsyncSession) -> None:
         level.key_switches.clear()
         level.loaded_new.clear()
         level.loaded.clear()
+    if announce:
+        _events.call_state(announce, session, held)
 
 
 def expire_obj(session: AsyncSession, obj: Any, mapper: Mapper, names: Iterable[str] | None) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..engine.connection import Connection
 from ..engine.engine import Engine
+from ..events import Registry
 from .session import AsyncSession, SessionTransaction
 
 
@@ -24,12 +25,16 @@ class sessionmaker:  # noqa: N801 - SQLAlchemy's name, kept on purpose
         self.class_ = class_
         self.kw: dict[str, Any] = {"bind": bind, "expire_on_commit": expire_on_commit, "autoflush": autoflush,
                                    "autobegin": autobegin, "info": info, **kw}
+        #: listeners (``aiouow.events``) of every session made here, shared with them by reference
+        self._events: Registry | None = Registry()
 
     def __call__(self, **local_kw: Any) -> AsyncSession:
         kw = {**self.kw, **local_kw}
         if kw.get("info") is not None:
             kw["info"] = dict(kw["info"])
-        return self.class_(**kw)
+        session = self.class_(**kw)
+        session._maker_events = self._events
+        return session
 
     def configure(self, **kw: Any) -> None:
         """Change the defaults for sessions made from now on."""

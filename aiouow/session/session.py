@@ -37,6 +37,7 @@ from ..engine.connection import Connection
 from ..engine.engine import Engine
 from ..engine.result import AsyncResult, Result, Row, ScalarResult
 from ..engine.transaction import Transaction
+from ..events import Registry
 from ..loading import execute as _execute
 from ..loading.explicit import session_load, session_load_all
 from ..mapping.mapper import Mapper
@@ -134,6 +135,13 @@ class AsyncSession:
         #: leaders of load batches for different relationships awaited together take turns
         self._load_lock = asyncio.Lock()
         self._guard = TaskGuard()
+        #: listeners (``aiouow.events``): this session's own, and its sessionmaker's
+        self._events: Registry | None = None
+        self._maker_events: Registry | None = None
+        #: a flush is under way: autoflush is off and flush() refuses (its hooks may run statements)
+        self._flushing = False
+        #: after_rollback already ran for the failed flush whose rollback() is awaited
+        self._rollback_announced = False
 
     @property
     def _owner(self) -> asyncio.Task[Any] | None:

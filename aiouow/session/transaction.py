@@ -11,10 +11,11 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .. import events as _events
 from .. import exc
 from .connection import autobegin, connection, end_db_transaction, fail, require_usable, rollback_db
 from .finalize import after_commit
-from .flush import flush, has_changes
+from .flush import flush, flush_all, has_changes
 from .levels import TxLevel, TxState, transition
 from .lifecycle import detach_all
 from .restore import forget_vanished_rows, restore
@@ -41,7 +42,7 @@ async def commit(session: AsyncSession) -> None:
             return
         autobegin(session)  # changes made since the last commit still need one
     require_usable(session)
-    await flush(session)
+    await flush_all(session)
     transition(session, TxState.COMMITTING)
     try:
         await end_db_transaction(session, commit=True)
@@ -50,16 +51,24 @@ async def commit(session: AsyncSession) -> None:
         raise
     after_commit(session)
     transition(session, TxState.IDLE)
+    if _events.active:
+        # the commit is done: a listener's exception reaches the caller, and changes nothing
+        await _events.call(_events.session_hooks(session, "after_commit"), session)
 
 
 async def rollback(session: AsyncSession) -> None:
-    if session._state is TxState.IDLE:
+    state = session._state
+    if state is TxState.IDLE:
         return
+    # after a failed flush, after_rollback ran already (at the database's rollback)
+    announce = state is not TxState.FAILED or not session._rollback_announced
     try:
         await rollback_db(session)
     finally:  # also when cancelled meanwhile: the database side is rolled back by then
         restore(session, session._levels, whole=True)
         end_levels(session)
+    if announce and _events.active:
+        await _events.call(_events.session_hooks(session, "after_rollback"), session)
 
 
 async def close(session: AsyncSession) -> None:
@@ -76,6 +85,7 @@ def end_levels(session: AsyncSession) -> None:
         level.closed = True
     session._levels = []
     session._failure = None
+    session._rollback_announced = False
     transition(session, TxState.IDLE)
 
 
@@ -175,18 +185,22 @@ class NestedTransaction:
         with s._guard:
             level = self._check("commit")
             require_usable(s)
-            await flush(s)
+            await flush_all(s)
             await level.savepoint.commit()
             level.merge_into_parent()
             level.closed = True
             s._levels.pop()
+            if _events.active:  # SQLAlchemy: after_commit follows a SAVEPOINT's release too
+                await _events.call(_events.session_hooks(s, "after_commit"), s)
 
     async def rollback(self) -> None:
         """Roll back to the SAVEPOINT: the database and the identity map forget the work since."""
         s = self.session
         with s._guard:
             level = self._check("rollback")
-            if level.failed is None and s._conn is not None:
+            # a failed flush in the SAVEPOINT rolled back to it, and ran after_rollback, already
+            real = level.failed is None and s._conn is not None
+            if real:
                 await level.savepoint.rollback()
             elif s._conn is not None:
                 s._conn._pop_savepoint(level.savepoint.savepoint)
@@ -198,8 +212,11 @@ class NestedTransaction:
                 # the failure went with the SAVEPOINT: the enclosing transaction is intact
                 transition(s, TxState.ACTIVE)
                 s._failure = None
+                s._rollback_announced = False
             if s._conn is not None and s._state is TxState.ACTIVE:
                 await forget_vanished_rows(s, level)
+            if real and _events.active:
+                await _events.call(_events.session_hooks(s, "after_rollback"), s)
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:

@@ -323,8 +323,9 @@ def _assoc_batches(buckets: dict[Table, list[dict[str, Any]]], delete: bool) -> 
     return out
 
 
-def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[Any], sync: Sync) -> FlushPlan:
-    """The ordered steps that write ``new``, ``modified`` and ``deleted`` objects."""
+def flush_sets(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[Any], sync: Sync
+               ) -> tuple[list[Any], list[Any], list[Any]]:
+    """The objects a flush inserts, updates (or checks for changes) and deletes."""
     new = [o for o in new if id(o) not in sync.drop_pending]
     deleted = [*deleted, *sync.orphans.values()]
     deleted_ids = {id(o) for o in deleted}
@@ -337,6 +338,12 @@ def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[An
                     and oid not in sync.drop_pending:
                 modified.append(obj)
                 modified_ids.add(oid)
+    return new, modified, deleted
+
+
+def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[Any], sync: Sync) -> FlushPlan:
+    """The ordered steps that write ``new``, ``modified`` and ``deleted`` objects."""
+    new, modified, deleted = flush_sets(new, modified, deleted, sync)
     inserts = _by_mapper(new)
     updates = _by_mapper(modified)
     deletes = _by_mapper(deleted)

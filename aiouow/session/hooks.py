@@ -1,0 +1,77 @@
+"""Where a flush calls its listeners (``aiouow.events``), kept out of the flush's own path.
+
+``flush.py`` asks ``flush_hooks()`` once per flush, and only when some listener exists
+anywhere (``events.active``); a session without listeners then flushes exactly as before.
+The model hooks run per table: ``before_rows()`` between the unit of work's choice of rows and
+the planning of their parameters (so a value a ``before_insert`` / ``before_update`` listener
+sets is in the statement), ``after_rows()`` once the plan ran and its outcome was applied
+(generated keys set).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .. import events
+from ..engine.connection import Connection
+from ..sql.schema import sort_tables
+from .dependency import Sync
+from .unitofwork import DeleteBatch, FlushPlan, InsertBatch, UpdateBatch, _by_mapper, flush_sets
+
+if TYPE_CHECKING:
+    from .session import AsyncSession
+
+
+class FlushHooks:
+    """The listeners one flush calls, looked up once for the flush."""
+
+    __slots__ = ("before_flush", "after_flush", "to_persistent", "to_deleted", "model", "ctx")
+
+    def __init__(self, session: AsyncSession) -> None:
+        hooks = events.session_hooks
+        self.before_flush = hooks(session, "before_flush")
+        self.after_flush = hooks(session, "after_flush")
+        self.to_persistent = hooks(session, "pending_to_persistent")
+        self.to_deleted = hooks(session, "persistent_to_deleted")
+        self.model = events.model_active
+        self.ctx = events.FlushContext(session)
+
+
+def flush_hooks(session: AsyncSession) -> FlushHooks | None:
+    hooks = FlushHooks(session)
+    if hooks.before_flush or hooks.after_flush or hooks.to_persistent or hooks.to_deleted or hooks.model:
+        return hooks
+    return None
+
+
+def before_rows(conn: Connection, new: list[Any], modified: list[Any], dels: list[Any], sync: Sync) -> None:
+    """``before_insert`` / ``before_update`` / ``before_delete`` for the rows about to be planned
+    (``before_update`` for every object with changes to check, as SQLAlchemy, even when they
+    turn out to be no net change)."""
+    ins, upd, gone = flush_sets(new, modified, dels, sync)
+    for name, objs in (("before_insert", ins), ("before_update", upd), ("before_delete", gone)):
+        if objs:
+            groups = _by_mapper(objs)
+            # the plan's order: parent tables first, and last when deleting
+            order = [t.mapper for t in sort_tables([m.table for m in groups])]
+            for mapper in (reversed(order) if name == "before_delete" else order):
+                assert mapper is not None
+                fns = events.model_hooks(mapper.class_, name)
+                if fns:
+                    events.call_model(fns, mapper, conn, groups[mapper])
+
+
+def after_rows(conn: Connection, plan: FlushPlan) -> None:
+    """``after_insert`` / ``after_update`` / ``after_delete``, per batch, in the plan's order."""
+    for step in plan.steps:
+        if isinstance(step, InsertBatch):
+            name = "after_insert"
+        elif isinstance(step, UpdateBatch):
+            name = "after_update"
+        elif isinstance(step, DeleteBatch):
+            name = "after_delete"
+        else:
+            continue
+        fns = events.model_hooks(step.mapper.class_, name)
+        if fns:
+            events.call_model(fns, step.mapper, conn, step.objs)
