@@ -73,13 +73,25 @@ async def write(session: AsyncSession, new: list[Any], modified: list[Any], dels
     if not plan.steps:
         apply(session, plan, {})
         return
-    conn = await connection(session)
     try:
-        outcome = await execute_plan(conn, plan)
+        if session._router is None:
+            outcome = await execute_plan(await connection(session), plan)
+        else:  # each engine's rows on its own connection
+            from .routed import plan_connections
+
+            conns = await plan_connections(session, plan)
+            outcome = await execute_plan(conns[0], plan, conns)
     except BaseException as err:
         await fail(session, err)
         raise
     apply(session, plan, outcome.generated)
+
+
+async def prepare(session: AsyncSession) -> None:
+    """Before an operation that needs the database: usable, in a transaction, flushed."""
+    require_usable(session)
+    autobegin(session)
+    await autoflush(session)
 
 
 async def ready(session: AsyncSession) -> Connection:
@@ -87,5 +99,9 @@ async def ready(session: AsyncSession) -> Connection:
     require_usable(session)
     autobegin(session)
     await autoflush(session)
+    if session._router is not None:
+        from .routed import default_connection
+
+        return await default_connection(session)
     return await connection(session)
 
