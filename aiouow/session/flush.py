@@ -73,14 +73,16 @@ async def write(session: AsyncSession, new: list[Any], modified: list[Any], dels
     if not plan.steps:
         apply(session, plan, {})
         return
-    try:
-        if session._router is None:
-            outcome = await execute_plan(await connection(session), plan)
-        else:  # each engine's rows on its own connection
-            from .routed import plan_connections
+    if session._router is None:
+        conn = await connection(session)
+        conns = None
+    else:  # each engine's rows on its own connection (refused inside a SAVEPOINT: nothing ran yet)
+        from .routed import plan_connections
 
-            conns = await plan_connections(session, plan)
-            outcome = await execute_plan(conns[0], plan, conns)
+        conns = await plan_connections(session, plan)
+        conn = conns[0]
+    try:
+        outcome = await execute_plan(conn, plan, conns)
     except BaseException as err:
         await fail(session, err)
         raise
