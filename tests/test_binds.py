@@ -18,8 +18,19 @@ from typing import Any
 import pytest
 
 import aiouow
-from aiouow import (AsyncSession, ForeignKey, Model, column, create_engine, joinedload, relationship, select,
-                    selectinload, sessionmaker, text)
+from aiouow import (
+    AsyncSession,
+    ForeignKey,
+    Model,
+    column,
+    create_engine,
+    joinedload,
+    relationship,
+    select,
+    selectinload,
+    sessionmaker,
+    text,
+)
 from tests.conftest import IN_CI, PG_URL
 
 
