@@ -110,18 +110,18 @@ class Router:
 
     __slots__ = ("binds", "replicas", "hook")
 
-    def __init__(self, binds: dict[Any, Bind], replicas: ReplicaSet | None,
-                 hook: Callable[[Mapper | None, Any], Bind] | None) -> None:
+    def __init__(self, binds: dict[Any, Bind], replicas: ReplicaSet | None, hook: bool) -> None:
         self.binds = binds
         self.replicas = replicas
-        #: the session's get_bind, when it is not the default lookup (a subclass override or get_bind=)
+        #: ``session.get_bind`` decides (a subclass override or ``get_bind=``), not the plain lookup;
+        #: a flag, not the bound method, so that the session holds no reference cycle
         self.hook = hook
 
 
 def bind_for(session: AsyncSession, router: Router, mapper: Mapper | None, clause: Any) -> Bind:
     """The engine for work on ``mapper`` (None: no entity) and ``clause``."""
-    if router.hook is not None:
-        return router.hook(mapper, clause)
+    if router.hook:
+        return session.get_bind(mapper, clause)
     return default_bind(session, router.binds, mapper)
 
 
@@ -145,7 +145,7 @@ def default_bind(session: AsyncSession, binds: dict[Any, Bind], mapper: Mapper |
 def table_bind(session: AsyncSession, router: Router, table: Table) -> Bind:
     """The engine of a table's rows (an association table: by ``binds``, else by its mapper, else
     the default)."""
-    if router.hook is None and table in router.binds:
+    if not router.hook and table in router.binds:
         return router.binds[table]
     return bind_for(session, router, table.mapper, table)
 
@@ -187,8 +187,8 @@ def statement_bind(session: AsyncSession, router: Router, stmt: Any) -> Bind:
     refused (a JOIN cannot span databases)."""
     tables = statement_tables(stmt)
     first_mapper = next((t.mapper for t in tables if t.mapper is not None), None)
-    if router.hook is not None:
-        return router.hook(first_mapper, stmt)
+    if router.hook:
+        return session.get_bind(first_mapper, stmt)
     if len(tables) <= 1 or not router.binds:
         return table_bind(session, router, tables[0]) if tables else default_bind(session, router.binds, None)
     chosen: Bind | None = None

@@ -72,8 +72,10 @@ class AsyncSession:
     """A unit of work against one engine: ``async with AsyncSession(engine) as session:``.
 
     ``expire_on_commit``, ``autoflush`` and ``autobegin`` mean what they mean in
-    SQLAlchemy.  Loading is always explicit: reading an unloaded attribute raises
-    ``NotLoadedError`` and never does I/O.
+    SQLAlchemy.  ``replicas=[engine, ...]`` sends reads to replicas until the transaction
+    writes; ``binds={Model: engine}`` / ``get_bind=`` put models on other engines
+    (``binds.py``, ``routed.py``; README "Several engines").  Loading is always explicit:
+    reading an unloaded attribute raises ``NotLoadedError`` and never does I/O.
     """
 
     def __init__(
@@ -101,7 +103,7 @@ class AsyncSession:
             raise exc.ArgumentError("replicas= needs the session's bind to be the primary's Engine")
         custom = get_bind is not None or type(self).get_bind is not AsyncSession.get_bind
         #: how a multi-engine session routes its work (binds.py); None, the fast path, for one engine
-        self._router: Router | None = Router(self._binds, rs, self.get_bind if custom else None) \
+        self._router: Router | None = Router(self._binds, rs, custom) \
             if (custom or self._binds or rs is not None) else None
         #: this transaction's connections besides the primary's (routed.py)
         self._routed: RoutedTx | None = None
