@@ -232,3 +232,42 @@ def test_binds_argument_errors(engine: aiouow.Engine) -> None:
         AsyncSession(engine, binds={BindNote: "sqlite://"})  # type: ignore[dict-item]
     with pytest.raises(aiouow.exc.ArgumentError, match="model classes, mappers or tables"):
         AsyncSession(engine, binds={"bind_notes": engine})
+
+
+async def test_cancelled_statement_on_the_other_engine_fails_the_transaction(two: Any) -> None:
+    import asyncio
+
+    from aiouow import func
+
+    main, other = two
+    if other.dialect.name != "postgresql":
+        pytest.skip("a statement that sleeps on the server (pg_sleep)")
+    async with other.begin() as conn:  # a row for pg_sleep to run on
+        await conn.exec_driver_sql("INSERT INTO bind_notes (author_id, body) VALUES (7, 'old')")
+    async with sessionmaker(main, binds={BindNote: other})() as s:
+        s.add(BindAuthor(name="kept only if committed"))
+        await s.flush()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(s.execute(select(BindNote.id, func.pg_sleep(5))), 0.3)
+        # the other engine's transaction is gone: the rest of this unit of work must not commit
+        with pytest.raises(aiouow.exc.PendingRollbackError):
+            await s.commit()
+        await s.rollback()
+        assert other.pool.checked_out == 0 and main.pool.checked_out == 0
+        assert (await s.scalars(select(BindNote.body))).all() == ["old"]
+    assert await rows(main, "SELECT count(*) FROM bind_authors") == [(0,)]
+
+
+async def test_configure_replicas_and_per_session_override(db: aiouow.Engine) -> None:
+    replica = create_engine(db.url.raw, pool_size=2)
+    try:
+        Session = sessionmaker(db)
+        Session.configure(replicas=[replica])
+        async with Session() as s:
+            await s.scalar(select(BindAuthor.id))
+            assert replica.pool.checked_out == 1 and db.pool.checked_out == 0
+        async with sessionmaker(db)(replicas=[replica]) as s:
+            await s.scalar(select(BindAuthor.id))
+            assert replica.pool.checked_out == 1
+    finally:
+        await replica.dispose()
