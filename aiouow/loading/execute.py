@@ -32,7 +32,7 @@ Params = dict[str, Any] | Sequence[dict[str, Any]] | None
 
 
 async def execute(session: SessionInternals, statement: ClauseElement, params: Params) -> Result:
-    conn = await session._ready()
+    conn = await session._ready_for(statement)
     if isinstance(statement, (Select, CompoundSelect)) and \
             any(getattr(c, "visit_name", "") == "entity" for c in statement._columns):
         return await orm_select(session, conn, statement, params)
@@ -131,7 +131,7 @@ async def orm_dml(session: SessionInternals, conn: Connection, stmt: Update | De
 async def stream(session: SessionInternals, statement: ClauseElement, params: dict[str, Any] | None,
                  chunk_size: int) -> AsyncResult:
     with session._guard:
-        conn = await session._ready()
+        conn = await session._ready_for(statement)
     compiled, args = conn.compile(statement, params)
     procs = compiled.result_procs
     items = compiled.items
@@ -181,7 +181,7 @@ async def get(session: SessionInternals, mapper: Mapper, pk: Any, populate_exist
             if options:
                 await apply_options(session, options, [mapper], [[obj]], False)
             return obj
-    await session._ready()
+    await session._prepare()
     row = await select_by_pk(session, mapper, pk, with_for_update)
     if row is None:
         return None
@@ -193,7 +193,7 @@ async def get(session: SessionInternals, mapper: Mapper, pk: Any, populate_exist
 
 async def select_by_pk(session: SessionInternals, mapper: Mapper, pk: Any, for_update: bool) -> Any:
     """The row of ``mapper``'s columns with this primary key (identity form), or None."""
-    conn = await session._connection()
+    conn = await session._connection_for_mapper(mapper, for_update)
     dialect = conn.dialect
     key = (dialect.name, "get", for_update)
     cached = mapper.cache.get(key)

@@ -41,7 +41,7 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 async def _fetch(session: SessionInternals, stmt: Select) -> list[Any]:
     from ..engine.result import _process
 
-    conn = await session._connection()
+    conn = await session._connection_for(stmt)
     compiled, args = conn.compile(stmt)
     rows = await conn.fetch_sql(compiled.sql, args)
     if compiled.result_procs:
@@ -76,7 +76,7 @@ async def load_relationship(session: SessionInternals, objs: Sequence[Any], rel:
             todo.append(o)
     if not todo:
         return
-    await session._connection()
+    await session._connection_for_mapper(rel.mapper, False)
     if rel.direction == MANYTOONE:
         await _load_many_to_one(session, todo, rel)
     else:
@@ -301,7 +301,7 @@ async def session_load(session: SessionInternals, obj: Any, attribute: Any) -> A
             await lock.acquire()
             locked = True
             with session._guard:
-                await session._ready()
+                await session._prepare()
                 if len(batch.objs) == 1:
                     _note_single_load(session, rel)
                 await load_relationship(session, batch.objs, rel)
@@ -331,7 +331,7 @@ async def session_load_all(session: SessionInternals, objs: Sequence[Any], attri
             raise exc.ArgumentError(f"session.load_all(): all objects must be {mapper.class_.__name__}, not {o!r}")
     persistent = [o for o in objs if _check_attached(session, o, name, "load") == PERSISTENT]
     with session._guard:
-        await session._ready()
+        await session._prepare()
         if rel is None:
             await _ensure_columns(session, [o for o in persistent if name not in o.__dict__], [name])
         else:

@@ -81,6 +81,23 @@ class SessionInternals(SessionHooks, Protocol):
         """Before an operation that needs the database: usable, in a transaction, flushed."""
         ...
 
+    def _prepare(self) -> Coroutine[Any, Any, None]:
+        """``_ready()`` without picking a connection (the caller picks one by what it loads)."""
+        ...
+
+    def _ready_for(self, statement: Any) -> Coroutine[Any, Any, Connection]:
+        """``_ready()``, then the connection ``statement`` runs on (a session may have several
+        engines, or read replicas)."""
+        ...
+
+    def _connection_for(self, statement: Any) -> Coroutine[Any, Any, Connection]:
+        """The connection a loader's SELECT runs on."""
+        ...
+
+    def _connection_for_mapper(self, mapper: Mapper, write: bool) -> Coroutine[Any, Any, Connection]:
+        """The connection for rows of ``mapper`` (``write``: FOR UPDATE, on the primary)."""
+        ...
+
     async def refresh(self, obj: Any, attribute_names: Iterable[str] | None = None,
                       with_for_update: bool = False) -> None:
         """``AsyncSession.refresh``."""

@@ -34,6 +34,13 @@ def autobegin(session: AsyncSession) -> None:
 
 
 def require_usable(session: AsyncSession) -> None:
+    if session._routed is not None and session._state is not TxState.FAILED:
+        from .routed import lost
+
+        reason = lost(session)
+        if reason is not None:  # another engine's connection lost its transaction
+            session._failure = reason
+            transition(session, TxState.FAILED)
     conn = session._conn
     if conn is not None and conn._lost is not None and session._state is not TxState.FAILED:
         # an operation was cancelled mid-statement: the connection rolled back and went back
@@ -84,7 +91,16 @@ async def connection(session: AsyncSession) -> Connection:
 
 
 async def end_db_transaction(session: AsyncSession, commit: bool) -> None:
-    """Commit or roll back the database transaction and give the connection back."""
+    """Commit or roll back the database transaction and give the connection back.
+
+    Other engines' connections (``routed.py``) are committed first, then this one."""
+    if session._routed is not None:
+        from .routed import commit_others, release_others
+
+        if commit:
+            await commit_others(session)
+        else:
+            await release_others(session)
     conn = session._conn
     if conn is None:
         return
@@ -160,6 +176,10 @@ async def _roll_back_failed(session: AsyncSession, level: TxLevel | None, err: B
 
 async def rollback_db(session: AsyncSession) -> None:
     """Roll the database transaction back and give the connection back (shielded)."""
+    if session._routed is not None:
+        from .routed import release_others
+
+        await release_others(session)
     if session._conn is None:
         return
     with anyio.CancelScope(shield=True):

@@ -149,9 +149,16 @@ async def write(session: AsyncSession, new: list[Any], modified: list[Any], dels
     if not plan.steps:
         apply(session, plan, {})
         return
-    conn = await connection(session)
+    if session._router is None:
+        conn = await connection(session)
+        conns = None
+    else:  # each engine's rows on its own connection (refused inside a SAVEPOINT: nothing ran yet)
+        from .routed import plan_connections
+
+        conns = await plan_connections(session, plan)
+        conn = conns[0]
     try:
-        outcome = await execute_plan(conn, plan)
+        outcome = await execute_plan(conn, plan, conns)
     except BaseException as err:
         await fail(session, err)
         raise
@@ -164,10 +171,21 @@ async def write(session: AsyncSession, new: list[Any], modified: list[Any], dels
             raise
 
 
+async def prepare(session: AsyncSession) -> None:
+    """Before an operation that needs the database: usable, in a transaction, flushed."""
+    require_usable(session)
+    autobegin(session)
+    await autoflush(session)
+
+
 async def ready(session: AsyncSession) -> Connection:
     """Before an operation that needs the database: usable, in a transaction, flushed."""
     require_usable(session)
     autobegin(session)
     await autoflush(session)
+    if session._router is not None:
+        from .routed import default_connection
+
+        return await default_connection(session)
     return await connection(session)
 

@@ -434,7 +434,7 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
     if has_pk:
         target = session._identity_for(mapper).get(pk)
         if target is None and load:
-            await session._ready()
+            await session._prepare()
             row = await select_by_pk(session, mapper, pk, False)
             if row is not None:
                 target = instances(session, mapper, [row], 0, False)[0]

@@ -8,11 +8,15 @@ from typing import Any
 from ..engine.connection import Connection
 from ..engine.engine import Engine
 from ..events import Registry
+from .binds import replica_set
 from .session import AsyncSession, SessionTransaction
 
 
 class sessionmaker:  # noqa: N801 - SQLAlchemy's name, kept on purpose
     """``Session = sessionmaker(engine, expire_on_commit=True, autoflush=True, autobegin=True)``.
+
+    ``replicas=[engine, ...]`` (reads go to them, round robin across the sessions made here),
+    ``binds={Model: engine}`` and ``get_bind=`` are passed to every session (``AsyncSession``).
 
     ``Session()`` makes a session (keywords override the defaults);
     ``async with Session.begin() as session:`` commits on success, rolls back
@@ -24,9 +28,10 @@ class sessionmaker:  # noqa: N801 - SQLAlchemy's name, kept on purpose
                  info: dict[str, Any] | None = None, **kw: Any) -> None:
         self.class_ = class_
         self.kw: dict[str, Any] = {"bind": bind, "expire_on_commit": expire_on_commit, "autoflush": autoflush,
-                                   "autobegin": autobegin, "info": info, **kw}
+                                   "autobegin": autobegin, "info": info}
         #: listeners (``aiouow.events``) of every session made here, shared with them by reference
         self._events: Registry | None = Registry()
+        self.configure(**kw)
 
     def __call__(self, **local_kw: Any) -> AsyncSession:
         kw = {**self.kw, **local_kw}
@@ -38,6 +43,9 @@ class sessionmaker:  # noqa: N801 - SQLAlchemy's name, kept on purpose
 
     def configure(self, **kw: Any) -> None:
         """Change the defaults for sessions made from now on."""
+        if kw.get("replicas") not in (None, False):
+            # one set for every session made here: round robin spans them
+            kw["replicas"] = replica_set(kw["replicas"])
         self.kw.update(kw)
 
     def begin(self) -> _BeginSession:

@@ -49,13 +49,20 @@ class FlushOutcome:
                 rows[i][j] = value
 
 
-async def execute_plan(conn: Connection, plan: FlushPlan) -> FlushOutcome:
+async def execute_plan(conn: Connection, plan: FlushPlan, conns: list[Connection] | None = None) -> FlushOutcome:
+    """Run the plan on ``conn`` (``conns``: a session with several engines, one per step)."""
     out = FlushOutcome()
     writer = conn.dialect.batch
-    reserved = await _reserve_keys(conn, plan)
+    if conns is None:
+        reserved = await _reserve_keys(conn, plan)
+    else:
+        reserved = await _reserve_keys_each(conns, plan)
     step: Step | None = None
     try:
         for i, step in enumerate(plan.steps):
+            if conns is not None:
+                conn = conns[i]
+                writer = conn.dialect.batch
             if isinstance(step, InsertBatch):
                 if step.refs:
                     out.resolve(step.rows, step.refs)
@@ -131,6 +138,17 @@ async def _reserve_keys(conn: Connection, plan: FlushPlan) -> dict[int, list[Any
     if ids is None:
         return {}
     return {i: batch_ids for (i, _), batch_ids in zip(wanted, ids)}
+
+
+async def _reserve_keys_each(conns: list[Connection], plan: FlushPlan) -> dict[int, list[Any]]:
+    """``_reserve_keys`` on each engine for the steps that run there."""
+    reserved: dict[int, list[Any]] = {}
+    for conn in {id(c): c for c in conns}.values():
+        idx = [i for i, c in enumerate(conns) if c is conn]
+        sub = FlushPlan([plan.steps[i] for i in idx], [])
+        for j, ids in (await _reserve_keys(conn, sub)).items():
+            reserved[idx[j]] = ids
+    return reserved
 
 
 def _stale(kind: str, table: str, expected: int, matched: int) -> StaleDataError:

@@ -67,7 +67,8 @@ class _Slot:
 
 
 def _has_work(session: AsyncSession) -> bool:
-    return session.in_transaction() or session._conn is not None or bool(session._new or session._deleted)
+    return (session.in_transaction() or session._conn is not None or session._routed is not None
+            or bool(session._new or session._deleted))
 
 
 async def _close_quietly(session: AsyncSession) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -47,13 +47,16 @@ from ..sql.dml import Delete, Update
 from ..sql.elements import ClauseElement
 from ..sql.selectable import Select
 from ..sql.subquery import CompoundSelect
+from . import binds as _binds
 from . import connection as _connection
 from . import flush as _flush
-from . import lifecycle, restore, transaction
+from . import lifecycle, restore, routed, transaction
+from .binds import GetBind, ReplicaSet, Router, normalize_binds, replica_set
 from .finalize import sync_dml
 from .guard import TaskGuard
 from .identity import IdentityMapView, IdentitySet, SessionToken
 from .levels import TxLevel, TxState
+from .routed import RoutedTx
 from .transaction import NestedTransaction, SessionTransaction
 
 if TYPE_CHECKING:
@@ -82,9 +85,12 @@ class AsyncSession:
     """A unit of work against one engine: ``async with AsyncSession(engine) as session:``.
 
     ``expire_on_commit``, ``autoflush`` and ``autobegin`` mean what they mean in
-    SQLAlchemy.  Loading is always explicit: reading an unloaded attribute raises
-    ``NotLoadedError`` and never does I/O.  ``isolation_level`` overrides the engine's for this
-    session's transactions (``create_engine(isolation_level=...)`` lists the levels).
+    SQLAlchemy.  ``replicas=[engine, ...]`` sends reads to replicas until the transaction
+    writes; ``binds={Model: engine}`` / ``get_bind=`` put models on other engines
+    (``binds.py``, ``routed.py``; README "Several engines").  Loading is always explicit:
+    reading an unloaded attribute raises ``NotLoadedError`` and never does I/O.
+    ``isolation_level`` overrides the engine's for this session's transactions
+    (``create_engine(isolation_level=...)`` lists the levels).
     """
 
     def __init__(
@@ -99,12 +105,26 @@ class AsyncSession:
         n_plus_one_threshold: int = 10,
         n_plus_one: str | None = "warn",
         isolation_level: str | None = None,
+        replicas: Sequence[Engine] | ReplicaSet | bool | None = None,
+        binds: Mapping[Any, Engine] | None = None,
+        get_bind: GetBind | None = None,
     ) -> None:
         if bind is not None and not isinstance(bind, (Engine, Connection)):
             raise exc.ArgumentError(f"AsyncSession() takes an Engine (or a Connection), not {bind!r}")
         self.bind = bind
         #: the level this session's transactions begin at; None: the engine's
         self.isolation_level = _check_isolation_level(bind, isolation_level)
+        self._get_bind_fn = get_bind
+        self._binds = normalize_binds(binds)
+        rs = replica_set(replicas)
+        if rs is not None and not isinstance(bind, Engine):
+            raise exc.ArgumentError("replicas= needs the session's bind to be the primary's Engine")
+        custom = get_bind is not None or type(self).get_bind is not AsyncSession.get_bind
+        #: how a multi-engine session routes its work (binds.py); None, the fast path, for one engine
+        self._router: Router | None = Router(self._binds, rs, custom) \
+            if (custom or self._binds or rs is not None) else None
+        #: this transaction's connections besides the primary's (routed.py)
+        self._routed: RoutedTx | None = None
         self.expire_on_commit = expire_on_commit
         self.autoflush = autoflush
         self.autobegin = autobegin
@@ -176,6 +196,39 @@ class AsyncSession:
         """Before an operation that needs the database: usable, in a transaction, flushed."""
         return _flush.ready(self)
 
+    def _prepare(self) -> Coroutine[Any, Any, None]:
+        """``_ready()`` without picking a connection (the caller picks it by what it loads)."""
+        return _flush.prepare(self)
+
+    def _ready_for(self, statement: Any) -> Coroutine[Any, Any, Connection]:
+        """``_ready()``, then the connection ``statement`` runs on."""
+        if self._router is None:
+            return _flush.ready(self)
+        return routed.ready_for(self, statement)
+
+    def _connection_for(self, statement: Any) -> Coroutine[Any, Any, Connection]:
+        """The connection ``statement`` runs on (a loader's SELECT)."""
+        if self._router is None:
+            return _connection.connection(self)
+        return routed.connection_for_statement(self, statement)
+
+    def _connection_for_mapper(self, mapper: Mapper, write: bool) -> Coroutine[Any, Any, Connection]:
+        """The connection for rows of ``mapper`` (``write``: FOR UPDATE, on the primary)."""
+        if self._router is None:
+            return _connection.connection(self)
+        return routed.connection_for_mapper(self, mapper, write)
+
+    def get_bind(self, mapper: Mapper | None = None, clause: Any = None) -> Engine | Connection:
+        """The engine for work on ``mapper`` (``clause``: the statement, when there is one): the
+        ``get_bind=`` hook's answer if it gives one, else ``binds`` by class or table, else
+        ``bind``.  Override it in a subclass to route by other rules (SQLAlchemy's hook)."""
+        fn = self._get_bind_fn
+        if fn is not None:
+            chosen = fn(mapper, clause)
+            if chosen is not None:
+                return chosen
+        return _binds.default_bind(self, self._binds, mapper)
+
     def _loads_tracker(self) -> TxLevel | None:
         return restore.loads_tracker(self)
 
@@ -189,10 +242,13 @@ class AsyncSession:
         sync_dml(self, stmt, rows, fetched_at)
 
     async def connection(self) -> Connection:
-        """The connection of the current transaction (checked out if needed)."""
+        """The connection of the current transaction (checked out if needed); with replicas,
+        the primary's (the rest of the transaction then runs there)."""
         with self._guard:
             _connection.require_usable(self)
             _connection.autobegin(self)
+            if self._router is not None:
+                return await routed.primary_connection(self)
             return await _connection.connection(self)
 
     @property

@@ -152,7 +152,12 @@ class NestedTransaction:
             require_usable(s)
             autobegin(s)
             await flush(s)
-            conn = await connection(s)
+            if s._router is None:
+                conn = await connection(s)
+            else:
+                from .routed import savepoint_connection
+
+                conn = await savepoint_connection(s)
             sp = conn.begin_nested()
             await sp._start()
             self._level = TxLevel(s._levels[-1], sp)

@@ -1,0 +1,1 @@
+"""Database servers the tests start themselves (a streaming replica of the local PostgreSQL)."""
