@@ -52,7 +52,11 @@ async def _reset_pg_database(index: int) -> str:
     url = f"{_PG_BASE}/{name}"
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public")
+        schemas = await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+                                   "AND nspname != 'information_schema'")
+        for (schema,) in schemas:  # every schema an earlier run made, public included
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await conn.execute("CREATE SCHEMA public")
     finally:
         await conn.close()
     return url
