@@ -208,6 +208,8 @@ def _public_definitions() -> dict[str, str | None]:
             if isinstance(value, type):
                 add_class(value)
                 continue
+            if type(value).__module__.startswith("aiouow"):
+                add_class(type(value))  # an instance such as ``func``: what its class offers is API
             home, home_name = _defining_module(module, name)
             node, doc = _module_definitions(home)[home_name]
             found[f"{home}.{home_name}"] = doc
@@ -226,6 +228,9 @@ def _public_definitions() -> dict[str, str | None]:
                 continue
             defs = _class_definitions(base)
             listed = _attributes_section(inspect.getdoc(base) if base.__doc__ else None)
+            for name, (member, _) in defs.items():
+                if name.startswith("__") and name.endswith("__"):
+                    add_function(base.__module__, member)  # operators: ``User.id == 1``, ``func.x``
             for name in vars(base):
                 if name.startswith("_") or name in taken:
                     continue
@@ -237,6 +242,8 @@ def _public_definitions() -> dict[str, str | None]:
                 member, doc = defs[name]
                 if doc is None and name in listed:
                     doc = "listed in Attributes"
+                if doc is None:
+                    doc = _inherited_doc(cls, base, name)
                 found[qualname] = doc
                 add_function(base.__module__, member)
                 if isinstance(member, ast.AnnAssign):
@@ -245,6 +252,22 @@ def _public_definitions() -> dict[str, str | None]:
                 if isinstance(member, ast.ClassDef):
                     add_class(getattr(base, name))
     return found
+
+
+def _inherited_doc(cls: type, base: type, name: str) -> str | None:
+    """The docstring of the member that ``base.name`` overrides, as :func:`inspect.getdoc` and
+    ``help()`` inherit a method's: an override that does the same thing (``visit_name = "cte"``
+    for the compiler, ``type``, ``result_name``) need not say it again."""
+    mro = cls.__mro__
+    for parent in mro[mro.index(base) + 1:]:
+        if parent.__module__.startswith("aiouow") and name in vars(parent):
+            member = _class_definitions(parent).get(name)
+            doc = member[1] if member is not None else None
+            if doc is None and name in _attributes_section(inspect.getdoc(parent) if parent.__doc__ else None):
+                doc = "listed in Attributes"
+            if doc is not None:
+                return doc
+    return None
 
 
 def _undocumented() -> list[str]:
