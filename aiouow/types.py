@@ -23,14 +23,20 @@ class TypeEngine:
     """Base of every column type."""
 
     visit_name = "type"
-    #: Python classes a value must be an instance of (``None`` is handled apart).
+    """The name the dialects look the type up by, for its DDL and its value conversions."""
     python_types: tuple[type, ...] = (object,)
+    """The Python classes a value of this type is an instance of (``None`` is handled apart)."""
 
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` can be stored in a column of this type."""
         return isinstance(value, self.python_types)
 
     def cache_key(self) -> tuple[Any, ...]:
+        """A hashable description of the type, its parameters included.
+
+        Two types with equal keys are the same type: compiled statements are cached by it, and
+        ``==`` and ``hash()`` use it.
+        """
         return (self.visit_name,)
 
     def __repr__(self) -> str:
@@ -170,7 +176,7 @@ class Interval(TypeEngine):
 
 
 class LargeBinary(TypeEngine):
-    """Bytes."""
+    """Binary data: ``bytes`` (``bytearray`` and ``memoryview`` are accepted too)."""
 
     visit_name = "binary"
     python_types = (bytes, bytearray, memoryview)

@@ -236,8 +236,8 @@ def _public_definitions() -> dict[str, str | None]:
                     continue
                 taken.add(name)
                 qualname = f"{base.__module__}.{base.__qualname__}.{name}"
-                if name not in defs:
-                    found[qualname] = None if name not in listed else "listed in Attributes"
+                if name not in defs:  # a __slots__ entry: documented in the Attributes section
+                    found[qualname] = "listed in Attributes" if name in listed else _inherited_doc(cls, base, name)
                     continue
                 member, doc = defs[name]
                 if doc is None and name in listed:
