@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 class CTE(Subquery):
     """A named SELECT (or set operation) in ``WITH``, used in FROM / JOIN like a subquery, its
     columns ``cte.c.<name>``. A statement that refers to it (once or more, also from inside a
-    subquery or another CTE) renders it once in its ``WITH``."""
+    subquery or another CTE) renders it once in its ``WITH``.
+
+    Attributes:
+        recursive: Whether it renders as ``WITH RECURSIVE`` (it may refer to itself).
+    """
 
     __slots__ = ("recursive", "_restates")
     visit_name = "cte"

@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 
 
 class Case(ColumnElement[_T]):
-    """``CASE WHEN cond THEN value ... ELSE else_ END``; its type is that of its first typed value."""
+    """``CASE WHEN cond THEN value ... ELSE else_ END``; its type is that of its first typed value.
+
+    Attributes:
+        whens: The ``(condition, value)`` pairs, in order.
+        else_: The value when no condition holds (``None``: SQL's NULL).
+    """
 
     __slots__ = ("whens", "else_", "type")
     visit_name = "case"
@@ -86,7 +91,12 @@ def _to_type(type_: Any, what: str) -> sqltypes.TypeEngine:
 
 
 class Cast(ColumnElement[_T]):
-    """``CAST(expr AS type)``: read back as ``type``."""
+    """``CAST(expr AS type)``: read back as ``type``.
+
+    Attributes:
+        element: The expression converted.
+        type: The type converted to.
+    """
 
     __slots__ = ("element", "type")
     visit_name = "cast"
@@ -125,6 +135,11 @@ def null() -> Null:
 
 
 class BooleanConstant(ColumnElement[bool]):
+    """The SQL constant ``TRUE`` or ``FALSE``, as ``true()`` and ``false()`` return it.
+
+    Attributes:
+        value: ``True`` or ``False``.
+    """
     __slots__ = ("value",)
     visit_name = "boolean_constant"
     type = sqltypes.Boolean()
@@ -155,7 +170,11 @@ def false() -> BooleanConstant:
 
 
 class Distinct(ColumnElement[_T]):
-    """``DISTINCT expr``, inside an aggregate: ``func.count(distinct(Order.customer_id))``."""
+    """``DISTINCT expr``, inside an aggregate: ``func.count(distinct(Order.customer_id))``.
+
+    Attributes:
+        element: The expression made distinct.
+    """
 
     __slots__ = ("element", "type")
     visit_name = "distinct"
@@ -189,7 +208,13 @@ def distinct(expr: Any) -> Distinct[Any]:
 
 
 class Over(ColumnElement[_T]):
-    """A window function: ``func.row_number().over(partition_by=..., order_by=...)``."""
+    """A window function: ``func.row_number().over(partition_by=..., order_by=...)``.
+
+    Attributes:
+        element: The function called over the window.
+        partition_by: The ``PARTITION BY`` expressions (empty: one window of all rows).
+        order_by: The ``ORDER BY`` expressions within each window.
+    """
 
     __slots__ = ("element", "partition_by", "order_by", "type")
     visit_name = "over"
@@ -237,7 +262,12 @@ _INTEGER = sqltypes.Integer()
 
 
 class Extract(ColumnElement[int]):
-    """``EXTRACT(field FROM expr)`` as an integer."""
+    """``EXTRACT(field FROM expr)`` as an integer.
+
+    Attributes:
+        field: The part extracted (``"year"``, ``"month"``, ``"day"``, ``"hour"`` ...).
+        element: The date or timestamp expression it is extracted from.
+    """
 
     __slots__ = ("field", "element")
     visit_name = "extract"

@@ -42,6 +42,11 @@ class EntityClause(ClauseElement):
     """A mapped class in a column list: ``select(User)`` selects all its columns.
 
     ``entity`` is the mapping layer's object; this layer only carries it.
+
+    Attributes:
+        table: The table (or alias) the class's columns come from.
+        columns: The columns selected for it.
+        entity: The mapper (or alias) the rows are turned into objects by.
     """
 
     __slots__ = ("table", "columns", "entity")
@@ -161,6 +166,7 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
         return new
 
     filter = where
+    """Alias of :meth:`where`: WHERE conditions added, several ANDed."""
 
     def filter_by(self, **kw: Any) -> Self:
         """``where(Entity.name == value, ...)`` on the last join's target, else the first
@@ -213,6 +219,14 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
         return self.join(target, onclause, isouter=True)
 
     def select_from(self, *froms: Any) -> Self:
+        """A copy with FROM items added explicitly: models, tables, aliases or subqueries.
+
+        They come first in FROM (joins then start from the first), for a statement whose columns
+        do not name the table to select from (``select(func.count()).select_from(User)``).
+
+        Raises:
+            ArgumentError: An item is not a model class, table, alias or subquery.
+        """
         new = self._copy()
         new._select_from = self._select_from + tuple(_table_of(f) for f in froms)
         return new
@@ -253,11 +267,13 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
         )
 
     def having(self, *clauses: Any) -> Self:
+        """A copy with HAVING conditions (on the groups of ``group_by()``) added; several are ANDed."""
         new = self._copy()
         new._having = self._having + tuple(coerce(c) for c in clauses)
         return new
 
     def distinct(self) -> Self:  # type: ignore[override]  # SELECT DISTINCT, not DISTINCT expr
+        """A copy that selects distinct rows: ``SELECT DISTINCT``."""
         new = self._copy()
         new._distinct = True
         return new
