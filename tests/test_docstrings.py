@@ -75,6 +75,8 @@ def _body_definitions(body: list[ast.stmt]) -> dict[str, tuple[ast.stmt, str | N
     out: dict[str, tuple[ast.stmt, str | None]] = {}
     for i, node in enumerate(body):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if any(isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter") for d in node.decorator_list):
+                continue  # a property's setter: the getter's docstring is the property's
             out[node.name] = (node, ast.get_docstring(node))
         elif names := _target_names(node):
             nxt = body[i + 1] if i + 1 < len(body) else None

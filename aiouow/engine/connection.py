@@ -201,6 +201,7 @@ class Connection:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` has run: the connection is back in the pool and takes no more work."""
         return self._state is _CLOSED
 
     async def close(self) -> None:
@@ -341,9 +342,11 @@ class Connection:
 
     # -- transactions ------------------------------------------------------------
     def in_transaction(self) -> bool:
+        """Whether a transaction is open (or begun and waiting for its first statement to send ``BEGIN``)."""
         return self._state is _BEGUN or self._state is _PENDING
 
     def in_nested_transaction(self) -> bool:
+        """Whether a SAVEPOINT of :meth:`begin_nested` is open."""
         return bool(self._savepoints)
 
     def begin(self) -> Transaction:
@@ -594,6 +597,16 @@ class Connection:
             self._set(_LOST)
 
     async def stream_sql(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:
+        """Run SQL in the driver's parameter style and yield its rows in lists of up to ``chunk``.
+
+        A server-side cursor on PostgreSQL; the rows are the driver's (records or tuples), not
+        :class:`Row` objects. Driver errors are raised as ``aiouow.exc`` errors.
+
+        Args:
+            sql: The SQL text, with ``$1`` (asyncpg) or ``?`` (SQLite) placeholders.
+            params: The values of the placeholders, in order.
+            chunk: How many rows to fetch at a time.
+        """
         dc = await self._ensure_begun()
         if self.engine.echo:
             log.info("%s\n[parameters: %s]", sql, _format_params(params))
@@ -650,6 +663,13 @@ class Connection:
             raise explain(err, self.dialect.name, _statement_values(stmt)) from err.__cause__
 
     async def run_compiled(self, compiled: Compiled, args: list[Any]) -> Result:
+        """Run a statement :meth:`compile` returned, with its parameters, and buffer the result.
+
+        Returns:
+            The rows (converted by the statement's result processors), or for a statement that
+            returns none an empty :class:`Result` whose ``rowcount`` is the number of rows it
+            changed.
+        """
         sql = compiled.sql
         returns_rows = compiled.returns_rows
         if compiled.text_names is not None:
