@@ -53,14 +53,19 @@ class DDLType(UserDefinedType[Any]):
     """A column type that renders exactly as aiouow's DDL writes it (``DDLType("NUMERIC(10, 2)")``).
 
     Alembic writes it into revision scripts as ``aiouow.alembic.DDLType('...')``.
+
+    Attributes:
+        ddl: The type as the DDL spells it (``"NUMERIC(10, 2)"``).
     """
 
     cache_ok = True
+    """SQLAlchemy may cache statements that use the type: it is fully described by ``ddl``."""
 
     def __init__(self, ddl: str) -> None:
         self.ddl = ddl
 
     def get_col_spec(self, **kw: Any) -> str:
+        """The DDL text, as given: SQLAlchemy's hook for a user-defined type's column spec."""
         return self.ddl
 
     def __repr__(self) -> str:

@@ -38,6 +38,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SCOPE_KEY = "aiouow.session"
+"""The key of the request's session in the ASGI scope: ``request.scope["aiouow.session"]``."""
 
 __all__ = ["SCOPE_KEY", "SessionMiddleware", "session_dependency"]
 

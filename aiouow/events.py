@@ -96,6 +96,10 @@ class FlushContext:
     ``after_flush``).  ``inserted``, ``updated`` and ``deleted`` list the objects the flush wrote
     (empty in ``before_flush``, which runs before anything is planned): in ``after_flush`` the
     inserted ones have their generated keys and every one is in its new state already.
+
+    Attributes:
+        session: The session being flushed.
+        info: A dict shared by the hooks of this one flush.
     """
 
     __slots__ = ("session", "info", "_plan")
@@ -117,18 +121,21 @@ class FlushContext:
 
     @property
     def inserted(self) -> list[Any]:
+        """The objects the flush inserted (empty in ``before_flush``)."""
         from .session.unitofwork import InsertBatch
 
         return self._objs(InsertBatch)
 
     @property
     def updated(self) -> list[Any]:
+        """The objects the flush updated (empty in ``before_flush``)."""
         from .session.unitofwork import UpdateBatch
 
         return self._objs(UpdateBatch)
 
     @property
     def deleted(self) -> list[Any]:
+        """The objects the flush deleted (empty in ``before_flush``)."""
         from .session.unitofwork import DeleteBatch
 
         return self._objs(DeleteBatch)

@@ -126,9 +126,12 @@ class Relationship(Generic[_T]):
 
     @property
     def class_(self) -> type:
+        """The class that declares the relationship (``User`` for ``User.posts``)."""
         return self.parent.class_
 
     def empty_value(self, obj: Any) -> Any:
+        """The value the relationship has on ``obj`` before anything is loaded or set: an empty collection, or ``None``.
+        """
         if self.uselist:
             from .collections import make_collection
 
@@ -136,6 +139,14 @@ class Relationship(Generic[_T]):
         return None
 
     def history(self, old: Any, current: Any) -> History:
+        """The change from ``old`` to ``current``, objects compared by identity.
+
+        This is what ``inspect(obj).attrs[name].history`` reports for a relationship.
+
+        Args:
+            old: The value as last loaded or flushed.
+            current: The value now.
+        """
         if current is _state.NO_VALUE:
             return History((), (), ())
         if self.uselist:
@@ -152,6 +163,14 @@ class Relationship(Generic[_T]):
 
     # -- resolution ------------------------------------------------------------
     def resolve(self) -> Relationship:
+        """Find the target class and the join columns, once the classes it names all exist.
+
+        Called on first use; returns the relationship itself.
+
+        Raises:
+            ArgumentError: The target class or the secondary table cannot be found, or the join
+                cannot be worked out from the foreign keys (the message says what to pass).
+        """
         if self._resolved:
             return self
         from .mapper import mapper_for_name

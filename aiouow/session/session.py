@@ -295,9 +295,11 @@ class AsyncSession:
         return conn is None or conn._lost is None
 
     def in_transaction(self) -> bool:
+        """Whether a transaction is open (begun explicitly or by autobegin, and not yet committed or rolled back)."""
         return self._state is not TxState.IDLE
 
     def in_nested_transaction(self) -> bool:
+        """Whether a SAVEPOINT of :meth:`begin_nested` is open."""
         return len(self._levels) > 1
 
     @property
