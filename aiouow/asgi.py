@@ -80,7 +80,12 @@ def session_dependency(factory: sessionmaker | scoped_session) -> Callable[[], A
 
 
 class SessionMiddleware:
-    """Wrap an ASGI application so every request gets its own session from ``db``."""
+    """Wrap an ASGI application so every request gets its own session from ``db``.
+
+    Attributes:
+        app: The wrapped ASGI application.
+        db: The registry each request's session comes from (``db.scope()`` around the request).
+    """
 
     def __init__(self, app: ASGIApp, db: scoped_session) -> None:
         if not isinstance(db, scoped_session):

@@ -72,7 +72,11 @@ class SmallInteger(Integer):
 
 
 class String(TypeEngine):
-    """A string, optionally of bounded length (``VARCHAR(length)``)."""
+    """A string, optionally of bounded length (``VARCHAR(length)``).
+
+    Attributes:
+        length: The maximum length (``VARCHAR(length)``), or ``None`` for no limit.
+    """
 
     visit_name = "string"
     python_types = (str,)
@@ -101,7 +105,12 @@ class Float(TypeEngine):
 
 
 class Numeric(TypeEngine):
-    """An exact decimal number.  Values are :class:`decimal.Decimal`."""
+    """An exact decimal number.  Values are :class:`decimal.Decimal`.
+
+    Attributes:
+        precision: The total number of digits, or ``None`` for the database's unbounded NUMERIC.
+        scale: The number of digits after the decimal point.
+    """
 
     visit_name = "numeric"
     python_types = (decimal.Decimal, int)
@@ -127,7 +136,11 @@ class Boolean(TypeEngine):
 
 
 class DateTime(TypeEngine):
-    """A timestamp; ``timezone=True`` stores time-zone aware values."""
+    """A timestamp; ``timezone=True`` stores time-zone aware values.
+
+    Attributes:
+        timezone: Whether values are time-zone aware (``TIMESTAMP WITH TIME ZONE``).
+    """
 
     visit_name = "datetime"
     python_types = (_dt.datetime,)
@@ -197,7 +210,12 @@ class JSON(TypeEngine):
 
 
 class Enum(TypeEngine):
-    """A Python :class:`enum.Enum`, stored by member name."""
+    """A Python :class:`enum.Enum`, stored by member name.
+
+    Attributes:
+        enum_class: The :class:`enum.Enum` subclass.
+        length: The length of its longest member name (the width of the column that stores it).
+    """
 
     visit_name = "enum"
 

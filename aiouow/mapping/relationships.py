@@ -54,6 +54,23 @@ class Relationship(Generic[_T]):
     On the class it stands for the relationship itself (``.join(User.posts)``,
     ``selectinload(User.posts)``); on an instance it is the loaded value, a ``_T``
     (``list[Post]``, ``User | None``) for the type checker.
+
+    Attributes:
+        argument: The target as given: a class, or its name as a string.
+        key: The attribute name on the declaring class.
+        parent: The :class:`Mapper` of the declaring class.
+        mapper: The target class's :class:`Mapper` (set by :meth:`resolve`).
+        direction: ``"many-to-one"``, ``"one-to-many"`` or ``"many-to-many"`` (set by :meth:`resolve`).
+        back_populates: The name of the relationship on the other side kept in step, if any.
+        cascade: The cascade words in effect (``"all"`` expanded).
+        lazy: The loading strategy when nothing else is asked for (``"raise"``: reading it unloaded raises).
+        passive_deletes: Whether deleting a parent leaves its children's rows to the database's ON DELETE.
+        viewonly: Whether the relationship is read only: changes to it are never flushed.
+        order_by: The ORDER BY of the loaded collection (expressions, resolved).
+        secondary: The association table of a many-to-many relationship.
+        pairs: ``(parent column, target column)`` pairs that join the two sides.
+        secondary_parent: For a many-to-many: ``(parent column, association column)`` pairs.
+        secondary_target: For a many-to-many: ``(target column, association column)`` pairs.
     """
 
     def __init__(

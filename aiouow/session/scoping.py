@@ -90,6 +90,9 @@ class scoped_session(_SessionAttributes):  # noqa: N801 - SQLAlchemy's name, kep
 
     ``db.add(obj)``, ``await db.execute(stmt)`` and the other session methods
     act on ``db()``.
+
+    Attributes:
+        session_factory: What makes each task's session (a ``sessionmaker``).
     """
 
     def __init__(self, session_factory: Callable[..., AsyncSession]) -> None:

@@ -91,6 +91,19 @@ class AsyncSession:
     reading an unloaded attribute raises ``NotLoadedError`` and never does I/O.
     ``isolation_level`` overrides the engine's for this session's transactions
     (``create_engine(isolation_level=...)`` lists the levels).
+
+    Attributes:
+        bind: The engine (or connection) the session works on, unless ``binds``/``get_bind`` route elsewhere.
+        isolation_level: The level its transactions begin at; ``None``: the engine's.
+        expire_on_commit: Whether ``commit()`` expires every object.
+        autoflush: Whether queries flush pending changes first.
+        autobegin: Whether the first operation that needs the database begins a transaction.
+        info: A dict for the application's own data, kept for the session's lifetime.
+        join_transaction_mode: How a session bound to a connection already in a transaction joins it
+            (``"create_savepoint"``: its commits and rollbacks stay inside a SAVEPOINT).
+        n_plus_one_threshold: How many single-object loads of one relationship trip the N+1 guard.
+        n_plus_one: What the guard does: ``"warn"`` (``NPlusOneWarning``, once), ``"raise"``
+            (``NPlusOneError``) or ``None`` (nothing).
     """
 
     def __init__(

@@ -245,6 +245,18 @@ class Table:
     """A table: ``Table("post_tags", Column(...), Column(...))``.
 
     Tables register in ``Model.metadata`` unless another ``metadata=`` is given.
+
+    Attributes:
+        name: The table's name.
+        schema: The PostgreSQL schema it lives in (``None``: the search path's).
+        fullname: ``schema.name``, or ``name``: its key in ``MetaData.tables`` and in ``ForeignKey("s.t.c")``.
+        columns: Its columns, in order.
+        c: The same columns by key: ``table.c.id`` or ``table.c["id"]``.
+        primary_key: Its primary-key columns, in order.
+        foreign_keys: Every foreign key of its columns.
+        indexes: The indexes of its ``index=True`` columns (``ix_<table>_<column>``).
+        metadata: The :class:`MetaData` it is registered in.
+        mapper: The mapper of the model mapped to it (``None`` for a plain ``Table``).
     """
 
     visit_name = "table"
@@ -428,7 +440,11 @@ class TableAlias:
 
 
 class MetaData:
-    """A collection of tables, created and dropped together."""
+    """A collection of tables, created and dropped together.
+
+    Attributes:
+        tables: Every table, by full name (``schema.name`` or ``name``).
+    """
 
     def __init__(self) -> None:
         self.tables: dict[str, Table] = {}
