@@ -183,9 +183,11 @@ def _is_async(fn: Fn) -> bool:
 
 
 def listen(target: Any, name: str, fn: Fn) -> None:
-    """Call ``fn`` at event ``name`` of ``target`` (a sessionmaker, an AsyncSession or a model
-    class).  Session events take plain functions or ``async def`` ones; model and state events
-    take plain functions only (``ArgumentError`` otherwise)."""
+    """Call ``fn`` at event ``name`` of ``target`` (a sessionmaker, an AsyncSession or a model class).
+
+    Session events take plain functions or ``async def`` ones; model and state events take plain
+    functions only (``ArgumentError`` otherwise).
+    """
     if not callable(fn):
         raise ArgumentError(f"events.listen({name!r}) takes a callable, not {fn!r}")
     reg = _registry_of(target, name, create=True)

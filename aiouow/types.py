@@ -152,8 +152,11 @@ class DateTime(TypeEngine):
         return (self.visit_name, self.timezone)
 
     def refuses_aware(self, value: Any) -> bool:
-        """An aware value for a naive column: refused when it is sent (asyncpg refuses it; SQLite
-        would store it converted to UTC), not when it is set, which stays a plain isinstance()."""
+        """Whether ``value`` is an aware datetime for this naive column.
+
+        Such a value is refused when it is sent (asyncpg refuses it; SQLite would store it converted
+        to UTC), not when it is set, which stays a plain isinstance().
+        """
         return not self.timezone and isinstance(value, _dt.datetime) and value.utcoffset() is not None
 
     def __repr__(self) -> str:

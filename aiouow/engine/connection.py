@@ -187,9 +187,11 @@ class Connection:
         return dc
 
     async def acquire(self) -> None:
-        """Check a connection out of the pool now, if none is held yet (no transaction begins);
-        a large flush waits for one (on SQLite: for the writer) before it pauses the garbage
-        collector."""
+        """Check a connection out of the pool now, if none is held yet (no transaction begins).
+
+        A large flush waits for one (on SQLite: for the writer) before it pauses the garbage
+        collector.
+        """
         dc = await self._driver()
         await dc.reserve_writer()
 
@@ -653,8 +655,11 @@ class Connection:
 
     async def execute(self, stmt: ClauseElement, params: dict[str, Any] | Sequence[dict[str, Any]] | None = None
                       ) -> Result:
-        """Execute a statement; ``params`` fills ``text()`` parameters, or a list of
-        dicts runs an ``insert()`` once per dict."""
+        """Execute a statement and return its buffered :class:`Result`.
+
+        ``params`` fills ``text()`` parameters, or, as a list of dicts, runs an ``insert()`` once
+        per dict.
+        """
         if isinstance(stmt, str):
             raise exc.ArgumentError("execute() takes a statement; wrap literal SQL in text()")
         if isinstance(params, (list, tuple)):

@@ -71,14 +71,18 @@ class Engine:
                 log.addHandler(handler)
 
     def connect(self, *, isolation_level: str | None = None) -> Connection:
-        """A connection: ``async with engine.connect() as conn:``; ``isolation_level`` overrides
-        the engine's for its transactions."""
+        """A connection: ``async with engine.connect() as conn:``.
+
+        ``isolation_level`` overrides the engine's for its transactions.
+        """
         return Connection(self, isolation_level=self.dialect.check_isolation_level(
             isolation_level, "engine.connect()"))
 
     def begin(self) -> _EngineBegin:
-        """``async with engine.begin() as conn:``: a connection in a transaction,
-        committed on success and rolled back on error."""
+        """A connection in a transaction: ``async with engine.begin() as conn:``.
+
+        The transaction is committed on success and rolled back on error.
+        """
         return _EngineBegin(self)
 
     async def dispose(self) -> None:

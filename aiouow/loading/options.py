@@ -151,7 +151,9 @@ def selectinload(attr: RelationshipArg) -> LoaderOption:
 
 def joinedload(attr: RelationshipArg) -> LoaderOption:
     """Eager-load a relationship in the same query (LEFT OUTER JOIN); parents are de-duplicated.
-    Through an alias (``joinedload(m.reports)``) it loads like ``selectinload``."""
+
+    Through an alias (``joinedload(m.reports)``) it loads like ``selectinload``.
+    """
     return _option("joined", attr)
 
 
@@ -181,8 +183,10 @@ def _group_of(opt: LoaderOption, mappers: list[Any], tables: list[Any], objs: li
 
 async def apply_options(session: SessionInternals, options: Sequence[Any], mappers: list[Any], objs: list[list[Any]],
                         populate: bool, tables: list[Any] | None = None) -> None:
-    """Run the loads the options ask for on freshly loaded objects; ``tables`` are the FROM
-    items (table or alias) each group of objects was selected from."""
+    """Run the loads the options ask for on freshly loaded objects.
+
+    ``tables`` are the FROM items (table or alias) each group of objects was selected from.
+    """
     if tables is None:
         tables = [m.table for m in mappers]
     for opt in options:

@@ -147,8 +147,7 @@ class Relationship(Generic[_T]):
         return self.parent.class_
 
     def empty_value(self, obj: Any) -> Any:
-        """The value the relationship has on ``obj`` before anything is loaded or set: an empty collection, or ``None``.
-        """
+        """What the relationship reads as on ``obj`` before anything is loaded or set (``[]`` or ``None``)."""
         if self.uselist:
             from .collections import make_collection
 

@@ -594,8 +594,11 @@ class FunctionCall(ColumnElement[Any]):
         return ("f", self.name, self.type, *[a._ck(binds) for a in self.args])
 
     def over(self, partition_by: Any = None, order_by: Any = None) -> Over[Any]:
-        """The function over a window: ``func.rank().over(partition_by=Customer.country,
-        order_by=Order.total.desc())``; each argument takes one expression or a list."""
+        """The function over a window: ``func.rank().over(partition_by=..., order_by=...)``.
+
+        ``func.rank().over(partition_by=Customer.country, order_by=Order.total.desc())``; each
+        argument takes one expression or a list.
+        """
         from .expressions import Over
 
         return Over(self, partition_by, order_by)
@@ -686,9 +689,11 @@ class TextClause(ClauseElement):
         return TextClause(self.text, {**self.binds, **values})
 
     def bound_values(self) -> tuple[BindParameter | str, ...]:
-        """Per ``:name`` occurrence, for a text() fragment inside a statement: a bound parameter
-        for a name given to bindparams(), else the name, whose value comes with execute()'s
-        params (a whole text() statement takes all its values by name instead)."""
+        """Per ``:name`` occurrence, for a text() fragment inside a statement, where its value comes from.
+
+        A bound parameter for a name given to bindparams(), else the name, whose value comes with
+        execute()'s params (a whole text() statement takes all its values by name instead).
+        """
         bound = self._bound
         if bound is None:
             values = self.binds

@@ -124,8 +124,10 @@ def cast(expr: Any, type_: type[_T]) -> Cast[_T]: ...
 @overload
 def cast(expr: Any, type_: sqltypes.TypeEngine) -> Cast[Any]: ...
 def cast(expr: Any, type_: Any) -> Cast[Any]:
-    """``CAST(expr AS type)``: ``cast(Order.total, int)``, ``cast(User.id, str)``,
-    ``cast(x, types.Numeric(10, 2))``; the value reads back as that type on every backend."""
+    """``CAST(expr AS type)``; the value reads back as that type on every backend.
+
+    ``cast(Order.total, int)``, ``cast(User.id, str)``, ``cast(x, types.Numeric(10, 2))``.
+    """
     return Cast(coerce(expr), _to_type(type_, f"cast({expr!r}, ...)"))
 
 
@@ -202,8 +204,10 @@ def distinct(expr: ColumnElement[_T]) -> Distinct[_T]: ...
 @overload
 def distinct(expr: Any) -> Distinct[Any]: ...
 def distinct(expr: Any) -> Distinct[Any]:
-    """``DISTINCT expr`` inside an aggregate: ``func.count(distinct(Order.customer_id))``
-    (also spelled ``func.count(Order.customer_id.distinct())``)."""
+    """``DISTINCT expr`` inside an aggregate: ``func.count(distinct(Order.customer_id))``.
+
+    Also spelled ``func.count(Order.customer_id.distinct())``.
+    """
     return Distinct(coerce(expr))
 
 

@@ -244,8 +244,11 @@ class CompoundSelect(Paged, ColumnElement[Any], Generic[_TP]):
         return new
 
     def order_by(self, *clauses: Any) -> Self:
-        """ORDER BY result columns: a selected column or label of the first SELECT, or its name;
-        ``order_by(None)`` removes the ORDER BY."""
+        """A copy ordered by result columns.
+
+        Each is a selected column or label of the first SELECT, or its name; ``order_by(None)``
+        removes the ORDER BY.
+        """
         first = _first_select(self)
         new = self._copy()
         if len(clauses) == 1 and clauses[0] is None:
