@@ -373,6 +373,20 @@ def test_every_docstring_opens_with_a_one_line_summary() -> None:
     assert not long, "summaries spread over several lines:\n  " + "\n  ".join(long)
 
 
+def test_attributes_sections_name_real_attributes() -> None:
+    # an entry for an attribute that was renamed or removed would document nothing
+    wrong = []
+    for qualname in _public_definitions():
+        module, _, rest = qualname.rpartition(".")
+        cls = getattr(sys.modules.get(module), rest, None)
+        if not isinstance(cls, type) or not cls.__doc__:
+            continue
+        known = {n for b in cls.__mro__ for n in (*vars(b), *getattr(b, "__slots__", ()))}
+        known.update(n for b in cls.__mro__ if b.__module__.startswith("aiouow") for n in _init_attributes(b))
+        wrong += [f"{qualname}.{n}" for n in _attributes_section(inspect.getdoc(cls)) if n not in known]
+    assert not wrong, wrong
+
+
 def test_attributes_section_is_read() -> None:
     doc = "A thing.\n\nAttributes:\n    name: Its name.\n    size (int): Its size,\n        in bytes.\n\nMore."
     assert _attributes_section(doc) == {"name", "size"}
