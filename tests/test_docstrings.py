@@ -28,6 +28,7 @@ import ast
 import functools
 import importlib
 import inspect
+import pathlib
 import re
 import sys
 import textwrap
@@ -55,8 +56,13 @@ PUBLIC_MODULES = [
 
 @functools.cache
 def _tree(module: str) -> ast.Module:
-    source = inspect.getsource(sys.modules[module])
-    return ast.parse(source)
+    # the .py file next to the module, which a mypyc build leaves beside its compiled extension
+    # (inspect.getsource() cannot read an extension module)
+    mod = sys.modules[module]
+    path = pathlib.Path(mod.__file__ or "")
+    if path.suffix != ".py":
+        path = path.with_name("__init__.py" if hasattr(mod, "__path__") else module.rpartition(".")[2] + ".py")
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def _target_names(node: ast.stmt) -> list[str]:
