@@ -53,14 +53,19 @@ class DDLType(UserDefinedType[Any]):
     """A column type that renders exactly as aiouow's DDL writes it (``DDLType("NUMERIC(10, 2)")``).
 
     Alembic writes it into revision scripts as ``aiouow.alembic.DDLType('...')``.
+
+    Attributes:
+        ddl: The type as the DDL spells it (``"NUMERIC(10, 2)"``).
     """
 
     cache_ok = True
+    """SQLAlchemy may cache statements that use the type: it is fully described by ``ddl``."""
 
     def __init__(self, ddl: str) -> None:
         self.ddl = ddl
 
     def get_col_spec(self, **kw: Any) -> str:
+        """The DDL text, as given: SQLAlchemy's hook for a user-defined type's column spec."""
         return self.ddl
 
     def __repr__(self) -> str:
@@ -96,8 +101,10 @@ def _dialect(backend: str) -> Dialect:
 
 
 def to_sqlalchemy(metadata: MetaData, backend: str) -> sa.MetaData:
-    """The SQLAlchemy ``MetaData`` equal to ``metadata`` as ``create_all`` makes it on ``backend``
-    (``"sqlite"`` or ``"postgresql"``)."""
+    """The SQLAlchemy ``MetaData`` equal to ``metadata`` as ``create_all`` makes it on ``backend``.
+
+    ``backend`` is ``"sqlite"`` or ``"postgresql"``.
+    """
     if not isinstance(metadata, MetaData):
         raise ArgumentError(f"to_sqlalchemy(): expected an aiouow MetaData (Model.metadata), not {metadata!r}")
     dialect = _dialect(backend)
@@ -125,8 +132,11 @@ def _table(out: sa.MetaData, table: Table, dialect: Dialect) -> sa.Table:
 
 
 def sqlalchemy_url(url: str) -> str:
-    """The SQLAlchemy asyncio URL of an aiouow URL: ``postgresql://u@h/db`` ->
-    ``postgresql+asyncpg://u@h/db``, ``sqlite:///app.db`` -> ``sqlite+aiosqlite:///app.db``."""
+    """The SQLAlchemy asyncio URL of an aiouow URL.
+
+    ``postgresql://u@h/db`` -> ``postgresql+asyncpg://u@h/db``, ``sqlite:///app.db`` ->
+    ``sqlite+aiosqlite:///app.db``.
+    """
     u = make_url(url)
     rest = u.raw.split("://", 1)[1]
     return f"{'sqlite+aiosqlite' if u.backend == 'sqlite' else 'postgresql+asyncpg'}://{rest}"
@@ -172,8 +182,10 @@ def _sqlite_declared(connection: Any, table: str, column: str) -> str | None:
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
-    """Alembic's ``render_item`` hook: writes a :class:`DDLType` into a revision script with its
-    import; anything else is left to Alembic."""
+    """Alembic's ``render_item`` hook: write a :class:`DDLType` into a revision script.
+
+    The script gets the import it needs; anything else is left to Alembic.
+    """
     if type_ == "type" and isinstance(obj, DDLType):
         autogen_context.imports.add("from aiouow.alembic import DDLType")
         return repr(obj)

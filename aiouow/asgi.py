@@ -38,6 +38,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SCOPE_KEY = "aiouow.session"
+"""The key of the request's session in the ASGI scope: ``request.scope["aiouow.session"]``."""
 
 __all__ = ["SCOPE_KEY", "SessionMiddleware", "session_dependency"]
 
@@ -79,7 +80,12 @@ def session_dependency(factory: sessionmaker | scoped_session) -> Callable[[], A
 
 
 class SessionMiddleware:
-    """Wrap an ASGI application so every request gets its own session from ``db``."""
+    """Wrap an ASGI application so every request gets its own session from ``db``.
+
+    Attributes:
+        app: The wrapped ASGI application.
+        db: The registry each request's session comes from (``db.scope()`` around the request).
+    """
 
     def __init__(self, app: ASGIApp, db: scoped_session) -> None:
         if not isinstance(db, scoped_session):

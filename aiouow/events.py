@@ -96,6 +96,10 @@ class FlushContext:
     ``after_flush``).  ``inserted``, ``updated`` and ``deleted`` list the objects the flush wrote
     (empty in ``before_flush``, which runs before anything is planned): in ``after_flush`` the
     inserted ones have their generated keys and every one is in its new state already.
+
+    Attributes:
+        session: The session being flushed.
+        info: A dict shared by the hooks of this one flush.
     """
 
     __slots__ = ("session", "info", "_plan")
@@ -117,18 +121,21 @@ class FlushContext:
 
     @property
     def inserted(self) -> list[Any]:
+        """The objects the flush inserted (empty in ``before_flush``)."""
         from .session.unitofwork import InsertBatch
 
         return self._objs(InsertBatch)
 
     @property
     def updated(self) -> list[Any]:
+        """The objects the flush updated (empty in ``before_flush``)."""
         from .session.unitofwork import UpdateBatch
 
         return self._objs(UpdateBatch)
 
     @property
     def deleted(self) -> list[Any]:
+        """The objects the flush deleted (empty in ``before_flush``)."""
         from .session.unitofwork import DeleteBatch
 
         return self._objs(DeleteBatch)
@@ -176,9 +183,11 @@ def _is_async(fn: Fn) -> bool:
 
 
 def listen(target: Any, name: str, fn: Fn) -> None:
-    """Call ``fn`` at event ``name`` of ``target`` (a sessionmaker, an AsyncSession or a model
-    class).  Session events take plain functions or ``async def`` ones; model and state events
-    take plain functions only (``ArgumentError`` otherwise)."""
+    """Call ``fn`` at event ``name`` of ``target`` (a sessionmaker, an AsyncSession or a model class).
+
+    Session events take plain functions or ``async def`` ones; model and state events take plain
+    functions only (``ArgumentError`` otherwise).
+    """
     if not callable(fn):
         raise ArgumentError(f"events.listen({name!r}) takes a callable, not {fn!r}")
     reg = _registry_of(target, name, create=True)

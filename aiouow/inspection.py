@@ -11,10 +11,13 @@ from .mapping.state import InstanceInspection, state_of
 
 
 def inspect(subject: Any) -> Any:
-    """``inspect(User)`` -> its :class:`Mapper`; ``inspect(user)`` -> its state
+    """The mapping of a model class, the state of an instance, or an alias.
+
+    ``inspect(User)`` -> its :class:`Mapper`; ``inspect(user)`` -> its state
     (``.transient .pending .persistent .deleted .detached .modified .identity
     .session .unloaded .attrs[name].history``); ``inspect(aliased(User))`` -> the alias
-    (``.mapper .class_ .name .table .columns``)."""
+    (``.mapper .class_ .name .table .columns``).
+    """
     alias = inspect_alias(subject)
     if alias is not None:
         return alias

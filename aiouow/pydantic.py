@@ -35,8 +35,11 @@ def model_validate(schema: type[_S], obj: Any, **kw: Any) -> _S:
 
 
 def check_loaded(schema: type[BaseModel], obj: Any) -> None:
-    """Raise ``NotLoadedError`` (or ``DetachedInstanceError``) for the first attribute that
-    ``schema`` reads from ``obj``, or from the objects nested in it, and that is not loaded."""
+    """Raise for the first attribute ``schema`` reads from ``obj`` that is not loaded.
+
+    The objects nested in ``obj`` are checked too; the error is ``NotLoadedError`` (or
+    ``DetachedInstanceError``).
+    """
     _check(schema, obj, set())
 
 

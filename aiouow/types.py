@@ -23,14 +23,20 @@ class TypeEngine:
     """Base of every column type."""
 
     visit_name = "type"
-    #: Python classes a value must be an instance of (``None`` is handled apart).
+    """The name the dialects look the type up by, for its DDL and its value conversions."""
     python_types: tuple[type, ...] = (object,)
+    """The Python classes a value of this type is an instance of (``None`` is handled apart)."""
 
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` can be stored in a column of this type."""
         return isinstance(value, self.python_types)
 
     def cache_key(self) -> tuple[Any, ...]:
+        """A hashable description of the type, its parameters included.
+
+        Two types with equal keys are the same type: compiled statements are cached by it, and
+        ``==`` and ``hash()`` use it.
+        """
         return (self.visit_name,)
 
     def __repr__(self) -> str:
@@ -66,7 +72,11 @@ class SmallInteger(Integer):
 
 
 class String(TypeEngine):
-    """A string, optionally of bounded length (``VARCHAR(length)``)."""
+    """A string, optionally of bounded length (``VARCHAR(length)``).
+
+    Attributes:
+        length: The maximum length (``VARCHAR(length)``), or ``None`` for no limit.
+    """
 
     visit_name = "string"
     python_types = (str,)
@@ -95,7 +105,12 @@ class Float(TypeEngine):
 
 
 class Numeric(TypeEngine):
-    """An exact decimal number.  Values are :class:`decimal.Decimal`."""
+    """An exact decimal number.  Values are :class:`decimal.Decimal`.
+
+    Attributes:
+        precision: The total number of digits, or ``None`` for the database's unbounded NUMERIC.
+        scale: The number of digits after the decimal point.
+    """
 
     visit_name = "numeric"
     python_types = (decimal.Decimal, int)
@@ -121,7 +136,11 @@ class Boolean(TypeEngine):
 
 
 class DateTime(TypeEngine):
-    """A timestamp; ``timezone=True`` stores time-zone aware values."""
+    """A timestamp; ``timezone=True`` stores time-zone aware values.
+
+    Attributes:
+        timezone: Whether values are time-zone aware (``TIMESTAMP WITH TIME ZONE``).
+    """
 
     visit_name = "datetime"
     python_types = (_dt.datetime,)
@@ -133,8 +152,11 @@ class DateTime(TypeEngine):
         return (self.visit_name, self.timezone)
 
     def refuses_aware(self, value: Any) -> bool:
-        """An aware value for a naive column: refused when it is sent (asyncpg refuses it; SQLite
-        would store it converted to UTC), not when it is set, which stays a plain isinstance()."""
+        """Whether ``value`` is an aware datetime for this naive column.
+
+        Such a value is refused when it is sent (asyncpg refuses it; SQLite would store it converted
+        to UTC), not when it is set, which stays a plain isinstance().
+        """
         return not self.timezone and isinstance(value, _dt.datetime) and value.utcoffset() is not None
 
     def __repr__(self) -> str:
@@ -170,7 +192,7 @@ class Interval(TypeEngine):
 
 
 class LargeBinary(TypeEngine):
-    """Bytes."""
+    """Binary data: ``bytes`` (``bytearray`` and ``memoryview`` are accepted too)."""
 
     visit_name = "binary"
     python_types = (bytes, bytearray, memoryview)
@@ -191,7 +213,12 @@ class JSON(TypeEngine):
 
 
 class Enum(TypeEngine):
-    """A Python :class:`enum.Enum`, stored by member name."""
+    """A Python :class:`enum.Enum`, stored by member name.
+
+    Attributes:
+        enum_class: The :class:`enum.Enum` subclass.
+        length: The length of its longest member name (the width of the column that stores it).
+    """
 
     visit_name = "enum"
 

@@ -117,6 +117,11 @@ class Connection:
     ``async with engine.connect() as conn:``; statements autobegin a
     transaction, ``commit()`` / ``rollback()`` end it, closing rolls back what
     was not committed and returns the connection to the pool.
+
+    Attributes:
+        engine: The :class:`Engine` the connection came from.
+        dialect: The engine's dialect (SQL spelling and value conversions of its database).
+        isolation_level: The level its transactions begin at (``None``: the database's default).
     """
 
     def __init__(self, engine: Engine, *, isolation_level: str | None = None) -> None:
@@ -182,9 +187,11 @@ class Connection:
         return dc
 
     async def acquire(self) -> None:
-        """Check a connection out of the pool now, if none is held yet (no transaction begins);
-        a large flush waits for one (on SQLite: for the writer) before it pauses the garbage
-        collector."""
+        """Check a connection out of the pool now, if none is held yet (no transaction begins).
+
+        A large flush waits for one (on SQLite: for the writer) before it pauses the garbage
+        collector.
+        """
         dc = await self._driver()
         await dc.reserve_writer()
 
@@ -201,6 +208,7 @@ class Connection:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` has run: the connection is back in the pool and takes no more work."""
         return self._state is _CLOSED
 
     async def close(self) -> None:
@@ -341,9 +349,11 @@ class Connection:
 
     # -- transactions ------------------------------------------------------------
     def in_transaction(self) -> bool:
+        """Whether a transaction is open (or begun and waiting for its first statement to send ``BEGIN``)."""
         return self._state is _BEGUN or self._state is _PENDING
 
     def in_nested_transaction(self) -> bool:
+        """Whether a SAVEPOINT of :meth:`begin_nested` is open."""
         return bool(self._savepoints)
 
     def begin(self) -> Transaction:
@@ -594,6 +604,16 @@ class Connection:
             self._set(_LOST)
 
     async def stream_sql(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:
+        """Run SQL in the driver's parameter style and yield its rows in lists of up to ``chunk``.
+
+        A server-side cursor on PostgreSQL; the rows are the driver's (records or tuples), not
+        :class:`Row` objects. Driver errors are raised as ``aiouow.exc`` errors.
+
+        Args:
+            sql: The SQL text, with ``$1`` (asyncpg) or ``?`` (SQLite) placeholders.
+            params: The values of the placeholders, in order.
+            chunk: How many rows to fetch at a time.
+        """
         dc = await self._ensure_begun()
         if self.engine.echo:
             log.info("%s\n[parameters: %s]", sql, _format_params(params))
@@ -635,8 +655,11 @@ class Connection:
 
     async def execute(self, stmt: ClauseElement, params: dict[str, Any] | Sequence[dict[str, Any]] | None = None
                       ) -> Result:
-        """Execute a statement; ``params`` fills ``text()`` parameters, or a list of
-        dicts runs an ``insert()`` once per dict."""
+        """Execute a statement and return its buffered :class:`Result`.
+
+        ``params`` fills ``text()`` parameters, or, as a list of dicts, runs an ``insert()`` once
+        per dict.
+        """
         if isinstance(stmt, str):
             raise exc.ArgumentError("execute() takes a statement; wrap literal SQL in text()")
         if isinstance(params, (list, tuple)):
@@ -650,6 +673,13 @@ class Connection:
             raise explain(err, self.dialect.name, _statement_values(stmt)) from err.__cause__
 
     async def run_compiled(self, compiled: Compiled, args: list[Any]) -> Result:
+        """Run a statement :meth:`compile` returned, with its parameters, and buffer the result.
+
+        Returns:
+            The rows (converted by the statement's result processors), or for a statement that
+            returns none an empty :class:`Result` whose ``rowcount`` is the number of rows it
+            changed.
+        """
         sql = compiled.sql
         returns_rows = compiled.returns_rows
         if compiled.text_names is not None:

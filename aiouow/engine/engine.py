@@ -21,7 +21,21 @@ log = logging.getLogger("aiouow.engine")
 
 
 class Engine:
-    """Connections to one database.  Make one with :func:`create_engine`."""
+    """Connections to one database.  Make one with :func:`create_engine`.
+
+    Attributes:
+        url: The parsed database URL.
+        dialect: The database's dialect: how SQL is spelled and values are converted for it.
+        isolation_level: The isolation level every transaction of the engine begins at (``None``: the
+            database's default).
+        prepared_statements: ``False`` when no prepared statement may outlive the round trip that uses
+            it (PgBouncer in transaction mode).
+        pool_size: How many connections may be open at once.
+        pool_timeout: Seconds to wait for a free connection before ``PoolTimeoutError``.
+        pool_pre_ping: Whether a pooled connection is checked (``SELECT 1``) as it is checked out.
+        poolclass: ``"queue"`` (the pool) or ``"null"`` (no idle connections: each checkout opens one).
+        pool: The connection pool.
+    """
 
     def __init__(self, url: URL, dialect: Dialect, pool_size: int, pool_timeout: float, echo: bool,
                  connect_args: dict[str, Any], pool_pre_ping: bool = False, poolclass: str = "queue",
@@ -57,14 +71,18 @@ class Engine:
                 log.addHandler(handler)
 
     def connect(self, *, isolation_level: str | None = None) -> Connection:
-        """A connection: ``async with engine.connect() as conn:``; ``isolation_level`` overrides
-        the engine's for its transactions."""
+        """A connection: ``async with engine.connect() as conn:``.
+
+        ``isolation_level`` overrides the engine's for its transactions.
+        """
         return Connection(self, isolation_level=self.dialect.check_isolation_level(
             isolation_level, "engine.connect()"))
 
     def begin(self) -> _EngineBegin:
-        """``async with engine.begin() as conn:``: a connection in a transaction,
-        committed on success and rolled back on error."""
+        """A connection in a transaction: ``async with engine.begin() as conn:``.
+
+        The transaction is committed on success and rolled back on error.
+        """
         return _EngineBegin(self)
 
     async def dispose(self) -> None:

@@ -99,16 +99,29 @@ class ScalarResult(Generic[_T_co]):
         self._items = items
 
     def all(self) -> list[_T_co]:
+        """Every value, as a list."""
         return list(self._items)
 
     def first(self) -> _T_co | None:
+        """The first value, or ``None`` when there is none."""
         return self._items[0] if self._items else None
 
     def one(self) -> _T_co:
+        """Exactly one value.
+
+        Raises:
+            NoResultFound: There is none.
+            MultipleResultsFound: There are several.
+        """
         one: _T_co = _one(self._items, "row")
         return one
 
     def one_or_none(self) -> _T_co | None:
+        """The only value, or ``None`` when there is none.
+
+        Raises:
+            MultipleResultsFound: There are several.
+        """
         found: _T_co | None = _one_or_none(self._items, "row")
         return found
 
@@ -134,16 +147,29 @@ class MappingResult(list[dict[str, Any]]):
     """Rows as dicts: a list that also has SQLAlchemy's ``.all() .first() .one() .one_or_none()``."""
 
     def all(self) -> list[dict[str, Any]]:
+        """Every row, as a list of dicts."""
         return list(self)
 
     def first(self) -> dict[str, Any] | None:
+        """The first row's dict, or ``None`` when there is none."""
         return self[0] if self else None
 
     def one(self) -> dict[str, Any]:
+        """The only row's dict.
+
+        Raises:
+            NoResultFound: There is no row.
+            MultipleResultsFound: There are several.
+        """
         one: dict[str, Any] = _one(self, "row")
         return one
 
     def one_or_none(self) -> dict[str, Any] | None:
+        """The only row's dict, or ``None`` when there is no row.
+
+        Raises:
+            MultipleResultsFound: There are several.
+        """
         found: dict[str, Any] | None = _one_or_none(self, "row")
         return found
 
@@ -153,6 +179,10 @@ class Result(Generic[_TP]):
 
     ``data`` holds tuples/records, or bare values when ``scalar_rows`` is set
     (a single-column ORM result keeps its objects unwrapped).
+
+    Attributes:
+        rowcount: The number of rows an INSERT, UPDATE or DELETE matched; for a SELECT the number
+            of rows fetched; ``-1`` when not known.
     """
 
     __slots__ = ("_data", "_row_class", "_scalar_rows", "rowcount")
@@ -165,6 +195,7 @@ class Result(Generic[_TP]):
         self.rowcount = rowcount
 
     def keys(self) -> list[str]:
+        """The names of the result's columns, in order (empty for a statement that returns no rows)."""
         return list(self._row_class._fields) if self._row_class is not None else []
 
     def _rows(self) -> list[Row[_TP]]:
@@ -176,24 +207,38 @@ class Result(Generic[_TP]):
         return [rc(r) for r in self._data]
 
     def all(self) -> list[Row[_TP]]:
+        """Every row, as a list of :class:`Row`."""
         return self._rows()
 
     fetchall = all
+    """Alias of :meth:`all`: every row, as a list."""
 
     def __iter__(self) -> Iterator[Row[_TP]]:
         return iter(self._rows())
 
     def first(self) -> Row[_TP] | None:
+        """The first row, or ``None`` when there is none (the other rows are ignored)."""
         if not self._data or self._row_class is None:
             return None
         r = self._data[0]
         return self._row_class((r,) if self._scalar_rows else r)
 
     def one(self) -> Row[_TP]:
+        """Exactly one row.
+
+        Raises:
+            NoResultFound: There is none.
+            MultipleResultsFound: There are several.
+        """
         _one(self._data, "row")
         return self.first()  # type: ignore[return-value]  # not None: _one() found the row
 
     def one_or_none(self) -> Row[_TP] | None:
+        """The only row, or ``None`` when there is none.
+
+        Raises:
+            MultipleResultsFound: There are several.
+        """
         _one_or_none(self._data, "row")
         return self.first()
 
@@ -208,6 +253,10 @@ class Result(Generic[_TP]):
     @overload
     def scalars(self) -> ScalarResult[Any]: ...
     def scalars(self) -> ScalarResult[Any]:
+        """The first column of every row: mapped objects for ``select(User)``, values otherwise.
+
+        ``(await session.execute(select(User))).scalars().all()`` is a list of users.
+        """
         return ScalarResult(self._first_column())
 
     @overload
@@ -215,6 +264,7 @@ class Result(Generic[_TP]):
     @overload
     def scalar(self) -> Any: ...
     def scalar(self) -> Any:
+        """The first column of the first row, or ``None`` when there is no row."""
         if not self._data:
             return None
         r = self._data[0]
@@ -225,6 +275,12 @@ class Result(Generic[_TP]):
     @overload
     def scalar_one(self) -> Any: ...
     def scalar_one(self) -> Any:
+        """The first column of the only row.
+
+        Raises:
+            NoResultFound: There is no row.
+            MultipleResultsFound: There are several.
+        """
         return _one(self._first_column(), "row")
 
     @overload
@@ -232,6 +288,11 @@ class Result(Generic[_TP]):
     @overload
     def scalar_one_or_none(self) -> Any: ...
     def scalar_one_or_none(self) -> Any:
+        """The first column of the only row, or ``None`` when there is no row.
+
+        Raises:
+            MultipleResultsFound: There are several.
+        """
         return _one_or_none(self._first_column(), "row")
 
     def mappings(self) -> MappingResult:
@@ -283,6 +344,10 @@ class AsyncResult(Generic[_R_co]):
                            scalars=True, close=self._close, names_from=self._names_from)
 
     async def partitions(self) -> AsyncIterator[list[_R_co]]:
+        """Yield the result chunk by chunk, as the database sends it: lists of rows (or values).
+
+        Only one chunk is held in memory at a time.
+        """
         async for chunk in self._chunks:
             if self._row_class is None and self._names_from is not None:
                 self._row_class = make_row_class(self._names_from(chunk))
@@ -300,15 +365,21 @@ class AsyncResult(Generic[_R_co]):
                 yield item
 
     async def all(self) -> list[_R_co]:
+        """Fetch what is left of the result and return it as a list (the whole result in memory)."""
         return [x async for x in self]
 
     async def first(self) -> _R_co | None:
+        """The first row (or value), or ``None``; the stream is closed afterwards."""
         async for x in self:
             await self.close()
             return x
         return None
 
     async def close(self) -> None:
+        """Close the stream before its end: the server-side cursor and its connection are freed.
+
+        Iterating to the end closes it too; closing twice does nothing.
+        """
         aclose = getattr(self._chunks, "aclose", None)
         if aclose is not None:
             await aclose()

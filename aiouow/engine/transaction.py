@@ -15,7 +15,13 @@ if TYPE_CHECKING:
 
 
 class Transaction:
-    """``async with conn.begin():`` / ``async with conn.begin_nested():``."""
+    """``async with conn.begin():`` / ``async with conn.begin_nested():``.
+
+    Attributes:
+        conn: The :class:`Connection` the transaction runs on.
+        nested: Whether it is a SAVEPOINT (``begin_nested()``) rather than the whole transaction.
+        savepoint: The SAVEPOINT's name, for a nested one.
+    """
 
     def __init__(self, conn: Connection, *, nested: bool, savepoint: str | None = None) -> None:
         self.conn = conn
@@ -36,12 +42,14 @@ class Transaction:
         return self.__aenter__().__await__()
 
     async def commit(self) -> None:
+        """Commit the transaction, or release the SAVEPOINT for a nested one."""
         if self.savepoint is not None:  # nested
             await self.conn._release_savepoint(self.savepoint)
         else:
             await self.conn.commit()
 
     async def rollback(self) -> None:
+        """Roll the transaction back, or roll back to the SAVEPOINT (keeping the transaction) for a nested one."""
         if self.savepoint is not None:  # nested
             await self.conn._rollback_to_savepoint(self.savepoint)
         else:

@@ -30,10 +30,13 @@ if TYPE_CHECKING:
     from ..sql.schema import TableAlias
     from .protocol import SessionInternals
 
-    #: what the options take: ``User.posts``, a ``Relationship`` to the checker under a
-    #: ``Mapped[list[Post]]`` annotation but the annotated type itself (``list[Post]``, ``User``,
-    #: ``User | None``) under a plain one; anything else is refused at run time with a clear error
     RelationshipArg: TypeAlias = Relationship[Any] | list[Any] | Model | None
+    """What the loader options take: a relationship attribute such as ``User.posts``.
+
+    To the type checker that is a ``Relationship`` under a ``Mapped[list[Post]]`` annotation, but the
+    annotated type itself (``list[Post]``, ``User``, ``User | None``) under a plain one; anything
+    else is refused at run time with a clear error.
+    """
 
 _STRATEGIES = ("selectin", "joined", "raise", "noload")
 
@@ -42,8 +45,10 @@ _STRATEGIES = ("selectin", "joined", "raise", "noload")
 class LoaderOption:
     """A path of (strategy, relationship) steps; chain with ``.selectinload(...)`` etc.
 
-    ``entity`` is the alias the path starts from (``selectinload(m.reports)`` for
-    ``m = aliased(Employee)``), None when it starts from the model itself.
+    Attributes:
+        path: The ``(strategy, relationship)`` steps, from the selected class outwards.
+        entity: The alias the path starts from (``selectinload(m.reports)`` for ``m = aliased(Employee)``),
+            or ``None`` when it starts from the model itself.
     """
 
     __slots__ = ("path", "entity")
@@ -67,15 +72,55 @@ class LoaderOption:
         return LoaderOption((*self.path, (strategy, rel)), self.entity)
 
     def selectinload(self, attr: RelationshipArg) -> LoaderOption:
+        """Then load ``attr`` of the objects reached so far with one more SELECT (``IN`` their keys).
+
+        Args:
+            attr: A relationship of the class the previous step leads to (``Post.tags`` after
+                ``selectinload(User.posts)``).
+
+        Raises:
+            ArgumentError: ``attr`` is not a relationship of that class, or is reached through an alias
+                (only the first step may start from one).
+        """
         return self._then("selectin", attr)
 
     def joinedload(self, attr: RelationshipArg) -> LoaderOption:
+        """Then load ``attr`` of the objects reached so far; past the first step this loads like :meth:`selectinload`.
+
+        Args:
+            attr: A relationship of the class the previous step leads to (``Post.tags`` after
+                ``selectinload(User.posts)``).
+
+        Raises:
+            ArgumentError: ``attr`` is not a relationship of that class, or is reached through an alias
+                (only the first step may start from one).
+        """
         return self._then("joined", attr)
 
     def raiseload(self, attr: RelationshipArg) -> LoaderOption:
+        """Then leave ``attr`` of the objects reached so far unloaded: reading it raises ``NotLoadedError``.
+
+        Args:
+            attr: A relationship of the class the previous step leads to (``Post.tags`` after
+                ``selectinload(User.posts)``).
+
+        Raises:
+            ArgumentError: ``attr`` is not a relationship of that class, or is reached through an alias
+                (only the first step may start from one).
+        """
         return self._then("raise", attr)
 
     def noload(self, attr: RelationshipArg) -> LoaderOption:
+        """Then make ``attr`` of the objects reached so far read as empty (or ``None``) without loading it.
+
+        Args:
+            attr: A relationship of the class the previous step leads to (``Post.tags`` after
+                ``selectinload(User.posts)``).
+
+        Raises:
+            ArgumentError: ``attr`` is not a relationship of that class, or is reached through an alias
+                (only the first step may start from one).
+        """
         return self._then("noload", attr)
 
     def __repr__(self) -> str:
@@ -106,7 +151,9 @@ def selectinload(attr: RelationshipArg) -> LoaderOption:
 
 def joinedload(attr: RelationshipArg) -> LoaderOption:
     """Eager-load a relationship in the same query (LEFT OUTER JOIN); parents are de-duplicated.
-    Through an alias (``joinedload(m.reports)``) it loads like ``selectinload``."""
+
+    Through an alias (``joinedload(m.reports)``) it loads like ``selectinload``.
+    """
     return _option("joined", attr)
 
 
@@ -136,8 +183,10 @@ def _group_of(opt: LoaderOption, mappers: list[Any], tables: list[Any], objs: li
 
 async def apply_options(session: SessionInternals, options: Sequence[Any], mappers: list[Any], objs: list[list[Any]],
                         populate: bool, tables: list[Any] | None = None) -> None:
-    """Run the loads the options ask for on freshly loaded objects; ``tables`` are the FROM
-    items (table or alias) each group of objects was selected from."""
+    """Run the loads the options ask for on freshly loaded objects.
+
+    ``tables`` are the FROM items (table or alias) each group of objects was selected from.
+    """
     if tables is None:
         tables = [m.table for m in mappers]
     for opt in options:

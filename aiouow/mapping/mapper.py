@@ -46,7 +46,29 @@ class ColumnSpec:
 
 
 class Mapper:
-    """``aiouow.inspect(User)``: ``.columns``, ``.primary_key``, ``.relationships``, ``.table``."""
+    """``aiouow.inspect(User)``: ``.columns``, ``.primary_key``, ``.relationships``, ``.table``.
+
+    Attributes:
+        class_: The mapped class.
+        table: Its :class:`Table`.
+        columns: Attribute name to :class:`Column`, in table order.
+        relationships: Attribute name to :class:`Relationship`.
+        primary_key: The primary-key columns, in order.
+        pk_keys: The attribute names of the primary-key columns.
+        column_keys: The attribute names of every column, in table order.
+        attrs: Every mapped attribute name (columns first), mapped to its relationship or ``None``.
+        expire_keys: The attributes expiring an object forgets (all but the primary key, whose values
+            keep the identity known).
+        defaults: ``(attribute, value or factory, is_factory)`` triples the constructor applies.
+        version_key: The attribute of the ``version=True`` column, if there is one.
+        autoincrement_key: The attribute of the primary key the database generates, if there is one.
+        not_null_keys: Attributes that must have a value at flush (NOT NULL, not generated, not the
+            version counter).
+        cache: Per-dialect caches of precompiled SQL and row loaders, filled by the layers above.
+        column_specs: ``id()`` of each ``column()`` of the class body to the column made of it.
+        pk_of: The primary-key value (a scalar, or a tuple for a composite key) of a dict of attribute
+            values.
+    """
 
     def __init__(self, cls: type, table: Table, columns: dict[str, Column],
                  relationships: dict[str, Relationship], defaults: list[tuple[str, Any, bool]]) -> None:

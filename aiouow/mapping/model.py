@@ -129,6 +129,11 @@ class Model(StateSlot):
     __slots__ = ("__dict__", "__weakref__")  # and StateSlot's _aiouow_state
 
     metadata: ClassVar[MetaData] = default_metadata
+    """The :class:`MetaData` the model's table is registered in (shared by every model by default).
+
+    ``await Model.metadata.create_all(engine)`` creates every table; a base class may set its own
+    ``metadata = MetaData()`` to keep its models apart.
+    """
     __aiouow_mapper__: ClassVar[Mapper]
     __table__: ClassVar[Any]
     __tablename__: ClassVar[str]

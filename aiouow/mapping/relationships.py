@@ -54,6 +54,23 @@ class Relationship(Generic[_T]):
     On the class it stands for the relationship itself (``.join(User.posts)``,
     ``selectinload(User.posts)``); on an instance it is the loaded value, a ``_T``
     (``list[Post]``, ``User | None``) for the type checker.
+
+    Attributes:
+        argument: The target as given: a class, or its name as a string.
+        key: The attribute name on the declaring class.
+        parent: The :class:`Mapper` of the declaring class.
+        mapper: The target class's :class:`Mapper` (set by :meth:`resolve`).
+        direction: ``"many-to-one"``, ``"one-to-many"`` or ``"many-to-many"`` (set by :meth:`resolve`).
+        back_populates: The name of the relationship on the other side kept in step, if any.
+        cascade: The cascade words in effect (``"all"`` expanded).
+        lazy: The loading strategy when nothing else is asked for (``"raise"``: reading it unloaded raises).
+        passive_deletes: Whether deleting a parent leaves its children's rows to the database's ON DELETE.
+        viewonly: Whether the relationship is read only: changes to it are never flushed.
+        order_by: The ORDER BY of the loaded collection (expressions, resolved).
+        secondary: The association table of a many-to-many relationship.
+        pairs: ``(parent column, target column)`` pairs that join the two sides.
+        secondary_parent: For a many-to-many: ``(parent column, association column)`` pairs.
+        secondary_target: For a many-to-many: ``(target column, association column)`` pairs.
     """
 
     def __init__(
@@ -126,9 +143,11 @@ class Relationship(Generic[_T]):
 
     @property
     def class_(self) -> type:
+        """The class that declares the relationship (``User`` for ``User.posts``)."""
         return self.parent.class_
 
     def empty_value(self, obj: Any) -> Any:
+        """What the relationship reads as on ``obj`` before anything is loaded or set (``[]`` or ``None``)."""
         if self.uselist:
             from .collections import make_collection
 
@@ -136,6 +155,14 @@ class Relationship(Generic[_T]):
         return None
 
     def history(self, old: Any, current: Any) -> History:
+        """The change from ``old`` to ``current``, objects compared by identity.
+
+        This is what ``inspect(obj).attrs[name].history`` reports for a relationship.
+
+        Args:
+            old: The value as last loaded or flushed.
+            current: The value now.
+        """
         if current is _state.NO_VALUE:
             return History((), (), ())
         if self.uselist:
@@ -152,6 +179,14 @@ class Relationship(Generic[_T]):
 
     # -- resolution ------------------------------------------------------------
     def resolve(self) -> Relationship:
+        """Find the target class and the join columns, once the classes it names all exist.
+
+        Called on first use; returns the relationship itself.
+
+        Raises:
+            ArgumentError: The target class or the secondary table cannot be found, or the join
+                cannot be worked out from the foreign keys (the message says what to pass).
+        """
         if self._resolved:
             return self
         from .mapper import mapper_for_name

@@ -98,10 +98,14 @@ class History(NamedTuple):
     """Changes to one attribute since it was loaded or last flushed."""
 
     added: tuple[Any, ...]
+    """Values (or objects) set since the attribute was loaded or flushed."""
     unchanged: tuple[Any, ...]
+    """Values (or objects) still there since it was loaded or flushed."""
     deleted: tuple[Any, ...]
+    """Values (or objects) replaced or removed since it was loaded or flushed."""
 
     def has_changes(self) -> bool:
+        """Whether anything was added or deleted."""
         return bool(self.added or self.deleted)
 
 

@@ -46,6 +46,7 @@ class IdentityMapView(Mapping[tuple[type, tuple[Any, ...]], Any]):
         return sum(len(m) for m in self._maps.values())
 
     def values(self) -> list[Any]:  # type: ignore[override]
+        """Every object in the identity map."""
         return [obj for m in self._maps.values() for obj in m.values()]
 
 

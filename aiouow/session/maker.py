@@ -21,6 +21,10 @@ class sessionmaker:  # noqa: N801 - SQLAlchemy's name, kept on purpose
     ``Session()`` makes a session (keywords override the defaults);
     ``async with Session.begin() as session:`` commits on success, rolls back
     on error, and closes.
+
+    Attributes:
+        class_: The session class it makes (``AsyncSession`` or a subclass).
+        kw: The keywords every session is made with; :meth:`configure` changes them.
     """
 
     def __init__(self, bind: Engine | Connection | None = None, *, class_: type[AsyncSession] = AsyncSession,
@@ -49,8 +53,10 @@ class sessionmaker:  # noqa: N801 - SQLAlchemy's name, kept on purpose
         self.kw.update(kw)
 
     def begin(self) -> _BeginSession:
-        """``async with Session.begin() as session:``: a new session in a transaction, committed
-        on success, rolled back on error, closed."""
+        """A new session in a transaction: ``async with Session.begin() as session:``.
+
+        The transaction is committed on success and rolled back on error; the session is closed.
+        """
         return _BeginSession(self())
 
     def __repr__(self) -> str:

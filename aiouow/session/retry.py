@@ -90,14 +90,15 @@ async def run_transaction(
     max_backoff: float = 2.0,
     isolation_level: str | None = None,
 ) -> T:
-    """``await fn(session)`` in a transaction of a new session from ``session_factory``, then
-    commit, and return what ``fn`` returned.
+    """Run ``await fn(session)`` in a new session's transaction, commit, and return its result.
 
-    A serialization failure or deadlock (SQLSTATE 40001 / 40P01; on SQLite a busy or locked
-    database, or a stale snapshot) rolls the attempt back, logs a WARNING on the
-    ``aiouow.session`` logger (attempt, code, delay), waits ``backoff * 2**(attempt-1)`` seconds
-    (at most ``max_backoff``; half of it random) and runs ``fn`` again in a new session, up to
-    ``retries`` more times; then the last error propagates.  Any other error propagates at once.
+    The session comes from ``session_factory``. A serialization failure or deadlock (SQLSTATE
+    40001 / 40P01; on SQLite a busy or locked database, or a stale snapshot) rolls the attempt
+    back, logs a WARNING on the ``aiouow.session`` logger (attempt, code, delay), waits
+    ``backoff * 2**(attempt-1)`` seconds (at most ``max_backoff``; half of it random) and runs
+    ``fn`` again in a new session, up to ``retries`` more times; then the last error propagates.
+    Any other error propagates at once.
+
     ``fn`` must not commit or roll back itself; it may run more than once, so it should do
     nothing outside the database it cannot do twice.  A connection lost during COMMIT raises
     ``CommitOutcomeUnknownError`` (the commit may have happened).  ``isolation_level`` is

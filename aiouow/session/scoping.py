@@ -90,6 +90,9 @@ class scoped_session(_SessionAttributes):  # noqa: N801 - SQLAlchemy's name, kep
 
     ``db.add(obj)``, ``await db.execute(stmt)`` and the other session methods
     act on ``db()``.
+
+    Attributes:
+        session_factory: What makes each task's session (a ``sessionmaker``).
     """
 
     def __init__(self, session_factory: Callable[..., AsyncSession]) -> None:
@@ -131,8 +134,10 @@ class scoped_session(_SessionAttributes):  # noqa: N801 - SQLAlchemy's name, kep
         return slot is not None and slot.task is task and slot.session is not None
 
     async def remove(self) -> None:
-        """Close the current task's session (rolling back what was not committed) and forget it;
-        the next ``db()`` creates a new one."""
+        """Close the current task's session (rolling back what was not committed) and forget it.
+
+        The next ``db()`` creates a new one.
+        """
         task = _task()
         slot = self._var.get()
         if slot is None or slot.task is not task or slot.session is None:
@@ -142,8 +147,11 @@ class scoped_session(_SessionAttributes):  # noqa: N801 - SQLAlchemy's name, kep
 
     @asynccontextmanager
     async def scope(self, **kw: Any) -> AsyncIterator[AsyncSession]:
-        """``async with db.scope() as session:`` a new session for the block, closed on exit
-        (never committed implicitly); the task's previous session is current again afterwards."""
+        """A new session for the block: ``async with db.scope() as session:``.
+
+        It is closed on exit (never committed implicitly); the task's previous session is current
+        again afterwards.
+        """
         task = _task()
         session = self.session_factory(**kw)
         previous = self._var.get()

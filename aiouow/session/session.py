@@ -91,6 +91,19 @@ class AsyncSession:
     reading an unloaded attribute raises ``NotLoadedError`` and never does I/O.
     ``isolation_level`` overrides the engine's for this session's transactions
     (``create_engine(isolation_level=...)`` lists the levels).
+
+    Attributes:
+        bind: The engine (or connection) the session works on, unless ``binds``/``get_bind`` route elsewhere.
+        isolation_level: The level its transactions begin at; ``None``: the engine's.
+        expire_on_commit: Whether ``commit()`` expires every object.
+        autoflush: Whether queries flush pending changes first.
+        autobegin: Whether the first operation that needs the database begins a transaction.
+        info: A dict for the application's own data, kept for the session's lifetime.
+        join_transaction_mode: How a session bound to a connection already in a transaction joins it
+            (``"create_savepoint"``: its commits and rollbacks stay inside a SAVEPOINT).
+        n_plus_one_threshold: How many single-object loads of one relationship trip the N+1 guard.
+        n_plus_one: What the guard does: ``"warn"`` (``NPlusOneWarning``, once), ``"raise"``
+            (``NPlusOneError``) or ``None`` (nothing).
     """
 
     def __init__(
@@ -219,9 +232,11 @@ class AsyncSession:
         return routed.connection_for_mapper(self, mapper, write)
 
     def get_bind(self, mapper: Mapper | None = None, clause: Any = None) -> Engine | Connection:
-        """The engine for work on ``mapper`` (``clause``: the statement, when there is one): the
-        ``get_bind=`` hook's answer if it gives one, else ``binds`` by class or table, else
-        ``bind``.  Override it in a subclass to route by other rules (SQLAlchemy's hook)."""
+        """The engine for work on ``mapper`` (``clause``: the statement, when there is one).
+
+        The ``get_bind=`` hook's answer if it gives one, else ``binds`` by class or table, else
+        ``bind``.  Override it in a subclass to route by other rules (SQLAlchemy's hook).
+        """
         fn = self._get_bind_fn
         if fn is not None:
             chosen = fn(mapper, clause)
@@ -242,8 +257,10 @@ class AsyncSession:
         sync_dml(self, stmt, rows, fetched_at)
 
     async def connection(self) -> Connection:
-        """The connection of the current transaction (checked out if needed); with replicas,
-        the primary's (the rest of the transaction then runs there)."""
+        """The connection of the current transaction (checked out if needed).
+
+        With replicas, the primary's (the rest of the transaction then runs there).
+        """
         with self._guard:
             _connection.require_usable(self)
             _connection.autobegin(self)
@@ -287,17 +304,22 @@ class AsyncSession:
 
     @property
     def is_active(self) -> bool:
-        """False while the transaction awaits ``rollback()``: a flush or commit failed, or an
-        operation was cancelled mid-statement (which took the transaction with it)."""
+        """False while the transaction awaits ``rollback()``.
+
+        That is after a flush or commit failed, or an operation was cancelled mid-statement (which
+        took the transaction with it).
+        """
         if self._state is TxState.FAILED:
             return False
         conn = self._conn
         return conn is None or conn._lost is None
 
     def in_transaction(self) -> bool:
+        """Whether a transaction is open (begun explicitly or by autobegin, and not yet committed or rolled back)."""
         return self._state is not TxState.IDLE
 
     def in_nested_transaction(self) -> bool:
+        """Whether a SAVEPOINT of :meth:`begin_nested` is open."""
         return len(self._levels) > 1
 
     @property
@@ -369,14 +391,19 @@ class AsyncSession:
 
     # -- commit / rollback / close -----------------------------------------------------
     def begin(self) -> SessionTransaction:
-        """Begin a transaction explicitly: ``async with session.begin():`` commits on success,
-        rolls back on error."""
+        """Begin a transaction explicitly.
+
+        ``async with session.begin():`` commits on success and rolls back on error.
+        """
         self._guard.check()
         return transaction.begin(self)
 
     def begin_nested(self) -> NestedTransaction:
-        """A SAVEPOINT: ``async with session.begin_nested():`` releases it on success and rolls
-        back to it (only the work since, in the database and in the identity map) on error."""
+        """Begin a SAVEPOINT: ``async with session.begin_nested():``.
+
+        It is released on success; on error the session rolls back to it, forgetting only the work
+        done since, in the database and in the identity map.
+        """
         self._guard.check()
         return NestedTransaction(self)
 
@@ -386,14 +413,18 @@ class AsyncSession:
             await transaction.commit(self)
 
     async def rollback(self) -> None:
-        """Roll back the whole transaction: pending objects are expunged, deleted ones restored,
-        persistent ones expired."""
+        """Roll back the whole transaction.
+
+        Pending objects are expunged, deleted ones restored, persistent ones expired.
+        """
         with self._guard:
             await transaction.rollback(self)
 
     async def close(self) -> None:
         """Roll back what is not committed, expunge every object, return the connection.
-        The session can be used again afterwards."""
+
+        The session can be used again afterwards.
+        """
         with self._guard:
             await transaction.close(self)
 
@@ -460,8 +491,11 @@ class AsyncSession:
     # -- get ------------------------------------------------------------------------
     async def get(self, entity: type[T], ident: Any, *, populate_existing: bool = False,
                   with_for_update: bool = False, options: Sequence[Any] = ()) -> T | None:
-        """The object with this primary key: from the identity map without SQL when it is there
-        (and not expired), else loaded.  None if there is no such row."""
+        """The object with this primary key, or None if there is no such row.
+
+        It comes from the identity map without SQL when it is there (and not expired); else it is
+        loaded.
+        """
         mapper = lifecycle.mapper_of_class(entity, "get")
         pk = mapper.identity_from_pk(ident)
         with self._guard:
@@ -477,9 +511,11 @@ class AsyncSession:
 
     # -- merge / is_modified ------------------------------------------------------------
     async def merge(self, obj: T, load: bool = True) -> T:
-        """Copy the state of ``obj`` onto the object this session holds for its primary key
-        (loading it if needed, or creating it) and return that object.  Relationships with
-        ``merge`` cascade are merged too."""
+        """Copy the state of ``obj`` onto the object this session holds for its primary key.
+
+        That object is loaded if needed, or created, and returned.  Relationships with the
+        ``merge`` cascade are merged too.
+        """
         with self._guard:
             merged: T = await lifecycle.merge(self, obj, load, {})
         return merged

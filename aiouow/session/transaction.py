@@ -90,7 +90,11 @@ def end_levels(session: AsyncSession) -> None:
 
 
 class SessionTransaction:
-    """What ``session.begin()`` returns: ``async with`` commits on success, rolls back on error."""
+    """What ``session.begin()`` returns: ``async with`` commits on success, rolls back on error.
+
+    Attributes:
+        session: The session whose transaction this is.
+    """
 
     def __init__(self, session: AsyncSession, level: TxLevel) -> None:
         self.session = session
@@ -98,6 +102,7 @@ class SessionTransaction:
 
     @property
     def is_active(self) -> bool:
+        """Whether the transaction is still open (not yet committed, rolled back or closed)."""
         return not self._level.closed
 
     def _check_open(self, op: str) -> None:
@@ -108,10 +113,20 @@ class SessionTransaction:
             )
 
     async def commit(self) -> None:
+        """Commit the session's transaction: ``await session.commit()``.
+
+        Raises:
+            InvalidRequestError: The transaction is already committed or rolled back.
+        """
         self._check_open("commit")
         await self.session.commit()
 
     async def rollback(self) -> None:
+        """Roll back the session's transaction: ``await session.rollback()``.
+
+        Raises:
+            InvalidRequestError: The transaction is already committed or rolled back.
+        """
         self._check_open("rollback")
         await self.session.rollback()
 
@@ -138,6 +153,9 @@ class NestedTransaction:
 
     ``async with session.begin_nested():`` (or ``tx = await session.begin_nested()``,
     then ``await tx.commit()`` / ``await tx.rollback()``).
+
+    Attributes:
+        session: The session the SAVEPOINT belongs to.
     """
 
     def __init__(self, session: AsyncSession) -> None:
@@ -172,6 +190,7 @@ class NestedTransaction:
 
     @property
     def is_active(self) -> bool:
+        """Whether the SAVEPOINT has been started and is neither released nor rolled back."""
         return self._level is not None and not self._level.closed
 
     def _check(self, op: str) -> TxLevel:

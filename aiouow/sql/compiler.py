@@ -79,6 +79,18 @@ class Compiled:
     replaces them for ``text()`` statements, whose values arrive by name.
     ``items`` describes the result: ``("entity", entity, start, stop)`` or
     ``("column", None, index, index + 1)`` per selected item.
+
+    Attributes:
+        sql: The SQL text in the dialect's parameter style.
+        params: Per placeholder, where its value comes from: ``(bind_index, processor, expand)``.
+        text_names: For a ``text()`` statement, the parameter names, in order (its values arrive by name).
+        named: Names of ``text()`` fragment parameters whose values come with ``execute()``'s params.
+        names: The result's column names, in order.
+        result_procs: ``(column index, converter)`` pairs that turn driver values into Python ones.
+        items: What each selected item is: ``("entity", entity, start, stop)`` or
+            ``("column", None, index, index + 1)``.
+        returns_rows: Whether the statement returns rows (a SELECT, or a statement with RETURNING).
+        is_select: Whether it is a SELECT (or a set operation of SELECTs).
     """
 
     __slots__ = ("sql", "params", "text_names", "names", "result_procs", "items", "returns_rows",

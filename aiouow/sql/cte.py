@@ -14,9 +14,14 @@ if TYPE_CHECKING:
 
 
 class CTE(Subquery):
-    """A named SELECT (or set operation) in ``WITH``, used in FROM / JOIN like a subquery, its
-    columns ``cte.c.<name>``. A statement that refers to it (once or more, also from inside a
-    subquery or another CTE) renders it once in its ``WITH``."""
+    """A named SELECT (or set operation) in ``WITH``, used in FROM / JOIN like a subquery.
+
+    Its columns are ``cte.c.<name>``. A statement that refers to it (once or more, also from
+    inside a subquery or another CTE) renders it once in its ``WITH``.
+
+    Attributes:
+        recursive: Whether it renders as ``WITH RECURSIVE`` (it may refer to itself).
+    """
 
     __slots__ = ("recursive", "_restates")
     visit_name = "cte"
@@ -51,8 +56,10 @@ class CTE(Subquery):
         return CTE(CompoundSelect(keyword, (self.element, *others)), self.name, self.recursive, self)
 
     def union_all(self, *others: Select[Any]) -> CTE:
-        """This CTE as ``anchor UNION ALL others``, the others free to join this CTE itself (with
-        ``recursive=True``): the recursive part of a tree walk."""
+        """This CTE as ``anchor UNION ALL others``: the recursive part of a tree walk.
+
+        With ``recursive=True`` the others may join this CTE itself.
+        """
         return self._set_op("UNION ALL", others)
 
     def union(self, *others: Select[Any]) -> CTE:

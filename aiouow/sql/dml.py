@@ -65,6 +65,15 @@ def attribute_label(stmt: DMLStatement, col: Column) -> str:
 
 
 class DMLStatement(ClauseElement):
+    """What ``insert()``, ``update()`` and ``delete()`` share: a target table and ``RETURNING``.
+
+    Builder methods return a new statement; the one they are called on is left as it was.
+
+    Attributes:
+        table: The table written to.
+        entity: The mapper of the model the statement was built from (``None`` for a plain
+            ``Table``): an ORM-enabled statement keeps the session's objects in step.
+    """
     __slots__ = ("table", "entity", "_returning", "_execution_options")
 
     def __init__(self, target: Any) -> None:
@@ -86,6 +95,14 @@ class DMLStatement(ClauseElement):
         return new
 
     def execution_options(self, **kw: Any) -> Self:
+        """A copy with options the session reads when it runs the statement.
+
+        ``bind="primary"`` is the one a write statement takes (it always runs on the primary);
+        the keywords are kept as given, so that options of a :class:`Select` can be passed too.
+
+        Returns:
+            A new statement with ``kw`` merged into its options.
+        """
         new = self._copy()
         new._execution_options = {**self._execution_options, **kw}
         return new
@@ -105,6 +122,16 @@ class Insert(DMLStatement):
         self._rows: tuple[tuple[tuple[Column, ClauseElement], ...], ...] = ()
 
     def values(self, *args: Any, **kw: Any) -> Insert:
+        """A copy that inserts these values: keywords for one row, or one list of dicts for many.
+
+        ``insert(User).values(name="a")``, ``insert(User).values([{"name": "a"}, {"name": "b"}])``.
+        Keys are column keys (attribute names) or ``Column`` objects; values are bound as parameters
+        (or are SQL expressions). Calling it again adds rows.
+
+        Raises:
+            ArgumentError: Both a list and keywords are given, the rows name different columns, or a
+                key is not a column of the table.
+        """
         if args and kw:
             raise ArgumentError("insert().values() takes a list of dicts or keywords, not both")
         rows: Sequence[Mapping[str, Any]]
@@ -164,11 +191,24 @@ class Update(DMLStatement):
         self._values: tuple[tuple[Column, ClauseElement], ...] = ()
 
     def where(self, *clauses: Any) -> Update:
+        """A copy with WHERE conditions added; several (and repeated calls) are ANDed."""
         new = self._copy()
         new._where = self._where + tuple(coerce(c) for c in clauses)
         return new
 
     def values(self, mapping: Mapping[Any, Any] | None = None, **kw: Any) -> Update:
+        """A copy that sets these columns: ``values(name="b")`` or ``values({User.name: "b"})``.
+
+        Values are bound as parameters or are SQL expressions (``values(n=User.n + 1)``); keys are
+        column keys (attribute names) or ``Column`` objects.
+
+        Args:
+            mapping: Column (or key) to value; merged with the keywords.
+            **kw: Column key to value.
+
+        Raises:
+            ArgumentError: A key is not a column of the table.
+        """
         items = {**(mapping or {}), **kw}
         new = self._copy()
         new._values = self._values + tuple(
@@ -196,6 +236,7 @@ class Delete(DMLStatement):
         self._where: tuple[ClauseElement, ...] = ()
 
     def where(self, *clauses: Any) -> Delete:
+        """A copy with WHERE conditions added; several (and repeated calls) are ANDed."""
         new = self._copy()
         new._where = self._where + tuple(coerce(c) for c in clauses)
         return new

@@ -46,6 +46,7 @@ class ClauseElement:
 
     __slots__ = ()
     visit_name = "element"
+    """Which ``visit_<name>`` method of the compiler turns the element into SQL."""
 
     def _ck(self, binds: list[BindParameter]) -> Any:
         raise NotImplementedError
@@ -99,6 +100,11 @@ class ColumnElement(ClauseElement, Generic[_T]):
 
     __slots__ = ()
     type: sqltypes.TypeEngine = sqltypes.NULLTYPE
+    """The column type of the value the expression yields.
+
+    It decides how plain values compared with the expression are bound and how the
+    result is read back; ``NullType`` when it is not known.
+    """
 
     # -- operators ---------------------------------------------------------
     def _bin(self, op: str, other: Any, type_: sqltypes.TypeEngine | None = None) -> BinaryExpression[bool]:
@@ -212,15 +218,43 @@ class ColumnElement(ClauseElement, Generic[_T]):
         )
 
     def is_(self, other: Any) -> BinaryExpression[bool]:
+        """``self IS other``: the comparison to use for ``None`` (``IS NULL``).
+
+        Args:
+            other: ``None``, a value or an expression.
+        """
         return BinaryExpression(self, "IS", NULL if other is None else coerce(other, self.type), _BOOLEAN)
 
     def is_not(self, other: Any) -> BinaryExpression[bool]:
+        """``self IS NOT other``; ``is_not(None)`` is ``IS NOT NULL``.
+
+        Args:
+            other: ``None``, a value or an expression.
+        """
         return BinaryExpression(self, "IS NOT", NULL if other is None else coerce(other, self.type), _BOOLEAN)
 
     def in_(self, values: Any) -> BinaryExpression[bool]:
+        """``self IN (...)``: true when the value is one of ``values``.
+
+        Args:
+            values: A list (or other iterable) of values, each sent as a bound parameter; or a
+                ``select()`` of one column, for ``IN (SELECT ...)``.
+
+        Raises:
+            ArgumentError: ``values`` is neither (a subquery is a FROM item: pass the statement
+                itself, or ``select(sq.c.name)``).
+        """
         return self._in("IN", values)
 
     def not_in(self, values: Any) -> BinaryExpression[bool]:
+        """``self NOT IN (...)``, the negation of :meth:`in_`, taking the same arguments.
+
+        Args:
+            values: A list of values, or a ``select()`` of one column.
+
+        Raises:
+            ArgumentError: ``values`` is neither.
+        """
         return self._in("NOT IN", values)
 
     def _in(self, op: str, values: Any) -> BinaryExpression[bool]:
@@ -238,9 +272,21 @@ class ColumnElement(ClauseElement, Generic[_T]):
         return BinaryExpression(self, op, ExpandingBind(items, self.type), _BOOLEAN)
 
     def like(self, pattern: Any) -> BinaryExpression[bool]:
+        """``self LIKE pattern``: ``%`` matches any run of characters, ``_`` any one.
+
+        Args:
+            pattern: The pattern, a string (bound as a parameter) or an expression.
+        """
         return self._bin("LIKE", pattern)
 
     def ilike(self, pattern: Any) -> BinaryExpression[bool]:
+        """``self ILIKE pattern``: :meth:`like`, ignoring case.
+
+        ``ILIKE`` on PostgreSQL, ``lower(self) LIKE lower(pattern)`` on SQLite.
+
+        Args:
+            pattern: The pattern, a string or an expression.
+        """
         return self._bin("ILIKE", pattern)
 
     def contains(self, other: str) -> BinaryExpression[bool]:
@@ -248,21 +294,39 @@ class ColumnElement(ClauseElement, Generic[_T]):
         return self._bin("LIKE", f"%{other}%")
 
     def startswith(self, other: str) -> BinaryExpression[bool]:
+        """``LIKE 'other%'``: the value begins with ``other`` (whose ``%`` and ``_`` keep their LIKE meaning)."""
         return self._bin("LIKE", f"{other}%")
 
     def endswith(self, other: str) -> BinaryExpression[bool]:
+        """``LIKE '%other'``: the value ends with ``other`` (whose ``%`` and ``_`` keep their LIKE meaning)."""
         return self._bin("LIKE", f"%{other}")
 
     def between(self, low: Any, high: Any) -> BooleanClauseList:
+        """``low <= self AND self <= high``, both bounds included.
+
+        Args:
+            low: The lower bound, a value or an expression.
+            high: The upper bound, a value or an expression.
+        """
         return and_(self >= low, self <= high)
 
     def desc(self) -> UnaryExpression[_T]:
+        """Descending order, for ``order_by()``: ``User.name.desc()``."""
         return UnaryExpression(self, "DESC")
 
     def asc(self) -> UnaryExpression[_T]:
+        """Ascending order, for ``order_by()`` (the default; spelled out for clarity)."""
         return UnaryExpression(self, "ASC")
 
     def label(self, name: str) -> Label[_T]:
+        """The expression under a name: ``AS name`` in the SELECT list.
+
+        The label names the result column (``row.name``), and ``order_by()`` / ``group_by()``
+        take it (or the name as a string) to refer to the expression again.
+
+        Args:
+            name: The column name in the result.
+        """
         return Label(name, self)
 
     def distinct(self) -> Distinct[_T]:
@@ -273,11 +337,18 @@ class ColumnElement(ClauseElement, Generic[_T]):
 
     @property
     def result_name(self) -> str:
+        """The key of the expression's column in result rows, when it has no label."""
         return "value"
 
 
 class BindParameter(ColumnElement[_T]):
-    """A value sent to the database as a bound parameter, never spliced into SQL."""
+    """A value sent to the database as a bound parameter, never spliced into SQL.
+
+    Attributes:
+        value: The Python value sent to the database.
+        type: How the value is converted for the driver.
+        name: The parameter's name, when it has one (``None`` for a positional value).
+    """
 
     __slots__ = ("value", "type", "name")
     visit_name = "bind"
@@ -328,6 +399,7 @@ class ExpandingBind(BindParameter[Any]):
 
 
 class Null(ColumnElement[None]):
+    """SQL ``NULL``, as ``null()`` returns it and ``== None`` compares with it."""
     __slots__ = ()
     visit_name = "null"
 
@@ -345,6 +417,17 @@ def _integral(type_: object) -> bool:
 
 
 class BinaryExpression(ColumnElement[_T]):
+    """Two operands and an operator: ``User.id == 1``, ``Order.total * 2``.
+
+    Comparisons are boolean expressions for ``where()``; arithmetic yields a value typed
+    after its operands.
+
+    Attributes:
+        left: The left operand.
+        op: The SQL operator (``"="``, ``"IS"``, ``"LIKE"``, ``"+"`` ...).
+        right: The right operand (a plain value is a bound parameter here).
+        type: The type of the result.
+    """
     __slots__ = ("left", "op", "right", "type")
     visit_name = "binary"
 
@@ -363,6 +446,14 @@ class BinaryExpression(ColumnElement[_T]):
 
 
 class UnaryExpression(ColumnElement[_T]):
+    """An operator applied to one expression: ``NOT x``, ``-x``, ``x DESC``.
+
+    Attributes:
+        element: The operand.
+        op: The SQL operator or modifier (``"NOT"``, ``"-"``, ``"DESC"``, ``"ASC"``).
+        prefix: Whether the operator comes before the operand (``NOT x``) or after (``x DESC``).
+        type: The operand's type.
+    """
     __slots__ = ("element", "op", "prefix", "type")
     visit_name = "unary"
 
@@ -380,10 +471,20 @@ class UnaryExpression(ColumnElement[_T]):
 
     @property
     def result_name(self) -> str:
+        """The operand's result name (``-x`` reads back under the name of ``x``)."""
         return getattr(self.element, "result_name", "value")
 
 
 class BooleanClauseList(ColumnElement[bool]):
+    """Conditions joined by one operator, as ``and_()`` and ``or_()`` build them.
+
+    Nested lists with the same operator are flattened: ``and_(a, and_(b, c))`` is
+    ``a AND b AND c``.
+
+    Attributes:
+        op: ``"AND"`` or ``"OR"``.
+        clauses: The conditions, in order.
+    """
     __slots__ = ("op", "clauses")
     visit_name = "boolean_list"
     type = _BOOLEAN
@@ -427,6 +528,13 @@ def not_(clause: Any) -> UnaryExpression[bool]:
 
 
 class Label(ColumnElement[_T]):
+    """An expression under a name, as :meth:`ColumnElement.label` makes it.
+
+    Attributes:
+        name: The name of the result column.
+        element: The labelled expression.
+        type: The expression's type.
+    """
     __slots__ = ("name", "element", "type")
     visit_name = "label"
 
@@ -443,10 +551,22 @@ class Label(ColumnElement[_T]):
 
     @property
     def result_name(self) -> str:
+        """The label's name: the result column is called that."""
         return self.name
 
 
 class FunctionCall(ColumnElement[Any]):
+    """A call of a SQL function, as ``func.<name>(...)`` makes it.
+
+    Its type is inferred from the function and its arguments where that is known
+    (``count`` is an integer, ``max``/``min``/``sum``/``coalesce`` keep their argument's type);
+    pass ``type_=`` to ``func.<name>()`` otherwise.
+
+    Attributes:
+        name: The function's name, as written.
+        args: The arguments, as expressions (plain values become bound parameters).
+        type: The type of the function's result.
+    """
     __slots__ = ("name", "args", "type")
     visit_name = "function"
 
@@ -474,8 +594,11 @@ class FunctionCall(ColumnElement[Any]):
         return ("f", self.name, self.type, *[a._ck(binds) for a in self.args])
 
     def over(self, partition_by: Any = None, order_by: Any = None) -> Over[Any]:
-        """The function over a window: ``func.rank().over(partition_by=Customer.country,
-        order_by=Order.total.desc())``; each argument takes one expression or a list."""
+        """The function over a window: ``func.rank().over(partition_by=..., order_by=...)``.
+
+        ``func.rank().over(partition_by=Customer.country, order_by=Order.total.desc())``; each
+        argument takes one expression or a list.
+        """
         from .expressions import Over
 
         return Over(self, partition_by, order_by)
@@ -486,6 +609,7 @@ class FunctionCall(ColumnElement[Any]):
 
     @property
     def result_name(self) -> str:
+        """The function's name in lower case: ``func.count(x)`` reads back as ``count``."""
         return self.name.lower()
 
 
@@ -523,6 +647,11 @@ class _FunctionFactory:
 
 
 func = _FunctionFactory()
+"""Any SQL function by name: ``func.count(User.id)``, ``func.lower(User.name)``.
+
+Every attribute is a function of that name; calling it gives a :class:`FunctionCall`
+whose arguments are expressions or plain values (bound as parameters).
+"""
 
 
 #: a ``:name`` parameter of text() (not ``::cast``, not ``\\:``, not inside a word)
@@ -540,7 +669,12 @@ def leading_keyword(sql: str) -> str:
 
 
 class TextClause(ClauseElement):
-    """Literal SQL with ``:name`` parameters: ``text("select * from t where id = :id")``."""
+    """Literal SQL with ``:name`` parameters: ``text("select * from t where id = :id")``.
+
+    Attributes:
+        text: The SQL text, with its ``:name`` parameters.
+        binds: The values given with :meth:`bindparams`, by parameter name.
+    """
 
     __slots__ = ("text", "binds", "_bound")
     visit_name = "text"
@@ -555,9 +689,11 @@ class TextClause(ClauseElement):
         return TextClause(self.text, {**self.binds, **values})
 
     def bound_values(self) -> tuple[BindParameter | str, ...]:
-        """Per ``:name`` occurrence, for a text() fragment inside a statement: a bound parameter
-        for a name given to bindparams(), else the name, whose value comes with execute()'s
-        params (a whole text() statement takes all its values by name instead)."""
+        """Per ``:name`` occurrence, for a text() fragment inside a statement, where its value comes from.
+
+        A bound parameter for a name given to bindparams(), else the name, whose value comes with
+        execute()'s params (a whole text() statement takes all its values by name instead).
+        """
         bound = self._bound
         if bound is None:
             values = self.binds

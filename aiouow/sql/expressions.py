@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 
 
 class Case(ColumnElement[_T]):
-    """``CASE WHEN cond THEN value ... ELSE else_ END``; its type is that of its first typed value."""
+    """``CASE WHEN cond THEN value ... ELSE else_ END``; its type is that of its first typed value.
+
+    Attributes:
+        whens: The ``(condition, value)`` pairs, in order.
+        else_: The value when no condition holds (``None``: SQL's NULL).
+    """
 
     __slots__ = ("whens", "else_", "type")
     visit_name = "case"
@@ -86,7 +91,12 @@ def _to_type(type_: Any, what: str) -> sqltypes.TypeEngine:
 
 
 class Cast(ColumnElement[_T]):
-    """``CAST(expr AS type)``: read back as ``type``."""
+    """``CAST(expr AS type)``: read back as ``type``.
+
+    Attributes:
+        element: The expression converted.
+        type: The type converted to.
+    """
 
     __slots__ = ("element", "type")
     visit_name = "cast"
@@ -114,8 +124,10 @@ def cast(expr: Any, type_: type[_T]) -> Cast[_T]: ...
 @overload
 def cast(expr: Any, type_: sqltypes.TypeEngine) -> Cast[Any]: ...
 def cast(expr: Any, type_: Any) -> Cast[Any]:
-    """``CAST(expr AS type)``: ``cast(Order.total, int)``, ``cast(User.id, str)``,
-    ``cast(x, types.Numeric(10, 2))``; the value reads back as that type on every backend."""
+    """``CAST(expr AS type)``; the value reads back as that type on every backend.
+
+    ``cast(Order.total, int)``, ``cast(User.id, str)``, ``cast(x, types.Numeric(10, 2))``.
+    """
     return Cast(coerce(expr), _to_type(type_, f"cast({expr!r}, ...)"))
 
 
@@ -125,6 +137,11 @@ def null() -> Null:
 
 
 class BooleanConstant(ColumnElement[bool]):
+    """The SQL constant ``TRUE`` or ``FALSE``, as ``true()`` and ``false()`` return it.
+
+    Attributes:
+        value: ``True`` or ``False``.
+    """
     __slots__ = ("value",)
     visit_name = "boolean_constant"
     type = sqltypes.Boolean()
@@ -155,7 +172,11 @@ def false() -> BooleanConstant:
 
 
 class Distinct(ColumnElement[_T]):
-    """``DISTINCT expr``, inside an aggregate: ``func.count(distinct(Order.customer_id))``."""
+    """``DISTINCT expr``, inside an aggregate: ``func.count(distinct(Order.customer_id))``.
+
+    Attributes:
+        element: The expression made distinct.
+    """
 
     __slots__ = ("element", "type")
     visit_name = "distinct"
@@ -183,13 +204,21 @@ def distinct(expr: ColumnElement[_T]) -> Distinct[_T]: ...
 @overload
 def distinct(expr: Any) -> Distinct[Any]: ...
 def distinct(expr: Any) -> Distinct[Any]:
-    """``DISTINCT expr`` inside an aggregate: ``func.count(distinct(Order.customer_id))``
-    (also spelled ``func.count(Order.customer_id.distinct())``)."""
+    """``DISTINCT expr`` inside an aggregate: ``func.count(distinct(Order.customer_id))``.
+
+    Also spelled ``func.count(Order.customer_id.distinct())``.
+    """
     return Distinct(coerce(expr))
 
 
 class Over(ColumnElement[_T]):
-    """A window function: ``func.row_number().over(partition_by=..., order_by=...)``."""
+    """A window function: ``func.row_number().over(partition_by=..., order_by=...)``.
+
+    Attributes:
+        element: The function called over the window.
+        partition_by: The ``PARTITION BY`` expressions (empty: one window of all rows).
+        order_by: The ``ORDER BY`` expressions within each window.
+    """
 
     __slots__ = ("element", "partition_by", "order_by", "type")
     visit_name = "over"
@@ -237,7 +266,12 @@ _INTEGER = sqltypes.Integer()
 
 
 class Extract(ColumnElement[int]):
-    """``EXTRACT(field FROM expr)`` as an integer."""
+    """``EXTRACT(field FROM expr)`` as an integer.
+
+    Attributes:
+        field: The part extracted (``"year"``, ``"month"``, ``"day"``, ``"hour"`` ...).
+        element: The date or timestamp expression it is extracted from.
+    """
 
     __slots__ = ("field", "element")
     visit_name = "extract"

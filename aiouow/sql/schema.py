@@ -14,7 +14,15 @@ if TYPE_CHECKING:
 
 
 class ForeignKey:
-    """A reference from a column to ``"table.column"`` (or a ``Column``)."""
+    """A reference from a column to ``"table.column"`` (or a ``Column``).
+
+    Attributes:
+        target: The referenced column, as given: ``"table.column"``, ``"schema.table.column"``
+            or a ``Column``.
+        ondelete: The ``ON DELETE`` action (upper case: ``"CASCADE"``, ``"SET NULL"`` ...) or ``None``.
+        onupdate: The ``ON UPDATE`` action, likewise.
+        parent: The column holding the foreign key, once it is given to one.
+    """
 
     __slots__ = ("target", "ondelete", "onupdate", "parent", "_column")
 
@@ -76,6 +84,24 @@ class Column(ColumnElement):
     Python type (``int``) or an ``aiouow.types`` instance.
     ``default`` is the value a core ``insert()`` sends when the column is not
     given; a callable default is called once per inserted row, as in SQLAlchemy.
+
+    Attributes:
+        name: The column's name in the database.
+        key: The column's name in Python: ``table.c.<key>``, the mapped attribute, the result row's field.
+        type: Its column type (an ``aiouow.types`` instance).
+        primary_key: Whether it is part of the table's primary key.
+        nullable: Whether it accepts NULL (by default: any column that is not part of the primary key).
+        unique: Whether it has a UNIQUE constraint of its own.
+        index: Whether an index is created on it.
+        foreign_keys: Its :class:`ForeignKey` objects.
+        autoincrement: Whether the database generates the value: ``"auto"`` (the default) for the
+            sole integer primary-key column of a table unless it is a foreign key, ``True`` for it
+            even then, ``False`` never.
+        table: The :class:`Table` it belongs to.
+        default: The Python-side default an INSERT that omits the column sends (a callable is called
+            once per row).
+        default_is_callable: Whether ``default`` is called for each row rather than sent as it is.
+        version: Whether it is the optimistic-concurrency counter of its model (``version=True``).
     """
 
     __slots__ = (
@@ -199,7 +225,13 @@ class ColumnCollection(Generic[_C]):
 
 
 class Index:
-    """An index over columns of one table."""
+    """An index over columns of one table.
+
+    Attributes:
+        name: The index's name.
+        columns: The indexed columns, in order.
+        unique: Whether it is a UNIQUE index.
+    """
 
     __slots__ = ("name", "columns", "unique")
 
@@ -213,9 +245,22 @@ class Table:
     """A table: ``Table("post_tags", Column(...), Column(...))``.
 
     Tables register in ``Model.metadata`` unless another ``metadata=`` is given.
+
+    Attributes:
+        name: The table's name.
+        schema: The PostgreSQL schema it lives in (``None``: the search path's).
+        fullname: ``schema.name``, or ``name``: its key in ``MetaData.tables`` and in ``ForeignKey("s.t.c")``.
+        columns: Its columns, in order.
+        c: The same columns by key: ``table.c.id`` or ``table.c["id"]``.
+        primary_key: Its primary-key columns, in order.
+        foreign_keys: Every foreign key of its columns.
+        indexes: The indexes of its ``index=True`` columns (``ix_<table>_<column>``).
+        metadata: The :class:`MetaData` it is registered in.
+        mapper: The mapper of the model mapped to it (``None`` for a plain ``Table``).
     """
 
     visit_name = "table"
+    """Which ``visit_<name>`` method of the compiler turns it into SQL."""
 
     def __init__(self, name: str, *columns: Column, metadata: MetaData | None = None,
                  schema: str | None = None) -> None:
@@ -287,7 +332,17 @@ class Table:
 
 
 class AliasColumn(ColumnElement):
-    """A column of a :class:`TableAlias`: compiles as ``"alias"."column"``."""
+    """A column of a :class:`TableAlias`: compiles as ``"alias"."column"``.
+
+    Attributes:
+        name: The column's name in the database.
+        key: Its name in Python, as for the aliased column.
+        type: Its column type.
+        table: The :class:`TableAlias` it belongs to.
+        element: The column of the aliased table it stands for.
+        primary_key: Whether that column is part of the primary key.
+        nullable: Whether that column accepts NULL.
+    """
 
     __slots__ = ("name", "key", "type", "table", "element", "primary_key", "nullable")
     visit_name = "column"
@@ -325,12 +380,21 @@ class TableAlias:
     Its columns (``alias.c.name``) compile as ``"alias"."name"`` and it renders
     as ``"table" AS "alias"`` in FROM / JOIN.  Two aliases of one table with one
     name are the same FROM entry.
+
+    Attributes:
+        element: The aliased :class:`Table`.
+        name: The alias's name.
+        columns: Its columns, in order, as :class:`AliasColumn` objects.
+        c: The same columns by key: ``alias.c.name``.
+        primary_key: Its primary-key columns.
+        mapper: The mapper of the aliased table's model (``None`` for a plain ``Table``).
     """
 
     __slots__ = ("element", "name", "columns", "c", "primary_key", "mapper", "_by_column", "_ckid", "_marker")
     visit_name = "table_alias"
-    #: an alias is never schema-qualified (its columns are ``"alias"."name"``)
+    """Which ``visit_<name>`` method of the compiler turns it into SQL."""
     schema: str | None = None
+    """Always ``None``: an alias is never schema-qualified (its columns are ``"alias"."name"``)."""
 
     def __init__(self, table: Table, name: str, anonymous: bool = False) -> None:
         if not isinstance(table, Table):
@@ -376,7 +440,11 @@ class TableAlias:
 
 
 class MetaData:
-    """A collection of tables, created and dropped together."""
+    """A collection of tables, created and dropped together.
+
+    Attributes:
+        tables: Every table, by full name (``schema.name`` or ``name``).
+    """
 
     def __init__(self) -> None:
         self.tables: dict[str, Table] = {}

@@ -42,6 +42,11 @@ class EntityClause(ClauseElement):
     """A mapped class in a column list: ``select(User)`` selects all its columns.
 
     ``entity`` is the mapping layer's object; this layer only carries it.
+
+    Attributes:
+        table: The table (or alias) the class's columns come from.
+        columns: The columns selected for it.
+        entity: The mapper (or alias) the rows are turned into objects by.
     """
 
     __slots__ = ("table", "columns", "entity")
@@ -161,10 +166,14 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
         return new
 
     filter = where
+    """Alias of :meth:`where`: WHERE conditions added, several ANDed."""
 
     def filter_by(self, **kw: Any) -> Self:
-        """``where(Entity.name == value, ...)`` on the last join's target, else the first
-        ``select_from()`` item, else the first selected model or column's table (SQLAlchemy's rule)."""
+        """``where(Entity.name == value, ...)`` for keyword arguments.
+
+        The entity is the last join's target, else the first ``select_from()`` item, else the first
+        selected model or column's table (SQLAlchemy's rule).
+        """
         first = self._columns[0]
         target: Any = (self._joins[-1].right if self._joins else self._select_from[0] if self._select_from
                        else first.table if isinstance(first, EntityClause) else getattr(first, "table", None))
@@ -213,21 +222,34 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
         return self.join(target, onclause, isouter=True)
 
     def select_from(self, *froms: Any) -> Self:
+        """A copy with FROM items added explicitly: models, tables, aliases or subqueries.
+
+        They come first in FROM (joins then start from the first), for a statement whose columns
+        do not name the table to select from (``select(func.count()).select_from(User)``).
+
+        Raises:
+            ArgumentError: An item is not a model class, table, alias or subquery.
+        """
         new = self._copy()
         new._select_from = self._select_from + tuple(_table_of(f) for f in froms)
         return new
 
     def order_by(self, *clauses: Any) -> Self:
-        """ORDER BY expressions; a ``.label()`` of the selected columns (or its name as a
-        string) orders by that result column. ``order_by(None)`` removes the ORDER BY."""
+        """A copy with ORDER BY expressions added.
+
+        A ``.label()`` of the selected columns (or its name as a string) orders by that result
+        column. ``order_by(None)`` removes the ORDER BY.
+        """
         new = self._copy()
         new._order_by = () if len(clauses) == 1 and clauses[0] is None else \
             self._order_by + tuple(self._by_item(c, "order_by") for c in clauses)
         return new
 
     def group_by(self, *clauses: Any) -> Self:
-        """GROUP BY expressions; labels and label names as in :meth:`order_by`;
-        ``group_by(None)`` removes the GROUP BY."""
+        """A copy with GROUP BY expressions added.
+
+        Labels and label names work as in :meth:`order_by`; ``group_by(None)`` removes the GROUP BY.
+        """
         new = self._copy()
         new._group_by = () if len(clauses) == 1 and clauses[0] is None else \
             self._group_by + tuple(self._by_item(c, "group_by") for c in clauses)
@@ -253,11 +275,13 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
         )
 
     def having(self, *clauses: Any) -> Self:
+        """A copy with HAVING conditions (on the groups of ``group_by()``) added; several are ANDed."""
         new = self._copy()
         new._having = self._having + tuple(coerce(c) for c in clauses)
         return new
 
     def distinct(self) -> Self:  # type: ignore[override]  # SELECT DISTINCT, not DISTINCT expr
+        """A copy that selects distinct rows: ``SELECT DISTINCT``."""
         new = self._copy()
         new._distinct = True
         return new
@@ -289,15 +313,19 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
         return ScalarSelect(self)
 
     def subquery(self, name: str | None = None) -> Subquery:
-        """This SELECT in FROM or JOIN, its columns reachable as ``sq.c.<name>`` (labels name
-        them); without a name it is ``anon_1``, ... Count a query's rows with
-        ``select(func.count()).select_from(stmt.subquery())``."""
+        """This SELECT in FROM or JOIN, its columns reachable as ``sq.c.<name>``.
+
+        Labels name the columns; without a name it is ``anon_1``, ... Count a query's rows with
+        ``select(func.count()).select_from(stmt.subquery())``.
+        """
         return Subquery(self, name)
 
     def cte(self, name: str | None = None, recursive: bool = False) -> CTE:
-        """This SELECT as a common table expression, in ``WITH`` at the top of the statement
-        that uses it (in FROM / JOIN, columns as ``cte.c.<name>``). With ``recursive=True``,
-        ``cte.union_all(select(...).join(cte, ...))`` walks a tree."""
+        """This SELECT as a common table expression, in ``WITH`` at the top of the statement using it.
+
+        It is used in FROM / JOIN, its columns as ``cte.c.<name>``. With ``recursive=True``,
+        ``cte.union_all(select(...).join(cte, ...))`` walks a tree.
+        """
         return CTE(self, name, recursive)
 
     def exists(self) -> UnaryExpression[bool]:
@@ -305,8 +333,10 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
         return exists(self)
 
     def correlate(self, *froms: Any) -> Self:
-        """As a subquery, take these tables (models, aliases) from the enclosing statement,
-        and only these; ``correlate(None)`` correlates nothing."""
+        """As a subquery, take these tables (models, aliases) from the enclosing statement, and only these.
+
+        ``correlate(None)`` correlates nothing.
+        """
         new = self._copy()
         new._correlate = None if froms == (None,) else (self._correlate or ()) + tuple(_table_of(f) for f in froms)
         return new
@@ -329,8 +359,10 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
 
     # -- replacing the column list -------------------------------------------
     def add_columns(self, *columns: Any) -> Select[Any]:
-        """These columns (models, expressions) after the selected ones; a model's tables join
-        the FROM list as the first ones did."""
+        """A copy that selects these columns (models, expressions) after the selected ones.
+
+        A model's tables join the FROM list as the first ones did.
+        """
         new: Select[Any] = self._copy()
         new._columns = self._columns + _column_list(columns)
         return new
@@ -350,9 +382,11 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
     @overload
     def with_only_columns(self, *columns: Any, maintain_column_froms: bool = False) -> Select[Any]: ...
     def with_only_columns(self, *columns: Any, maintain_column_froms: bool = False) -> Select[Any]:
-        """The same statement selecting only ``columns``. As in SQLAlchemy 2.x the FROM list
-        follows the new columns (plus ``select_from()`` and the joins); ``maintain_column_froms``
-        keeps the tables of the old columns in it too."""
+        """The same statement selecting only ``columns``.
+
+        As in SQLAlchemy 2.x the FROM list follows the new columns (plus ``select_from()`` and the
+        joins); ``maintain_column_froms`` keeps the tables of the old columns in it too.
+        """
         if len(columns) == 1 and isinstance(columns[0], (list, tuple)):
             columns = tuple(columns[0])
         if not columns:
@@ -469,8 +503,10 @@ _BOOLEAN = sqltypes.Boolean()
 
 
 def exists(stmt: Select[Any]) -> UnaryExpression[bool]:
-    """``EXISTS (subquery)``, correlated to the enclosing statement as a scalar subquery is;
-    ``~exists(...)`` is ``NOT EXISTS``."""
+    """``EXISTS (subquery)``, correlated to the enclosing statement as a scalar subquery is.
+
+    ``~exists(...)`` is ``NOT EXISTS``.
+    """
     expr: UnaryExpression[bool] = UnaryExpression(stmt, "EXISTS", prefix=True)
     expr.type = _BOOLEAN  # not the SELECT's first column's: SQLite read 0 / 1 as integers
     return expr

@@ -128,10 +128,17 @@ class Subquery:
 
     Its columns are ``sq.c.<name>``: a label's name, a column's attribute name, a function's
     name. Without a name it compiles as ``anon_1``, ``anon_2``, ... in order of appearance.
+
+    Attributes:
+        element: The SELECT (or set operation) inside.
+        name: The name given, or ``None`` for an anonymous one (``anon_1`` ...).
+        columns: Its columns, in order, as :class:`SubqueryColumn` objects.
+        c: The same columns by name: ``sq.c.total`` or ``sq.c["total"]``.
     """
 
     __slots__ = ("element", "name", "columns", "c", "_marker")
     visit_name = "subquery"
+    """Which ``visit_<name>`` method of the compiler turns it into SQL."""
 
     def __init__(self, element: Select[Any] | CompoundSelect[Any], name: str | None = None) -> None:
         if name is not None and (not isinstance(name, str) or not name):
@@ -161,7 +168,11 @@ class Subquery:
 
 
 class ScalarSelect(ColumnElement[_T]):
-    """A one-column SELECT used as a value: ``(SELECT count(*) FROM posts WHERE ...)``."""
+    """A one-column SELECT used as a value: ``(SELECT count(*) FROM posts WHERE ...)``.
+
+    Attributes:
+        element: The one-column SELECT inside.
+    """
 
     __slots__ = ("element",)
     visit_name = "scalar_select"
@@ -189,6 +200,10 @@ class CompoundSelect(Paged, ColumnElement[Any], Generic[_TP]):
 
     ``order_by`` takes the first SELECT's columns or labels (or their names as strings): a set
     operation's result is ordered by its result columns.
+
+    Attributes:
+        keyword: The set operator: ``"UNION"``, ``"UNION ALL"``, ``"INTERSECT"`` or ``"EXCEPT"``.
+        selects: The SELECTs combined, in order.
     """
 
     __slots__ = ("keyword", "selects", "_order_by", "_options", "_execution_options")
@@ -229,8 +244,11 @@ class CompoundSelect(Paged, ColumnElement[Any], Generic[_TP]):
         return new
 
     def order_by(self, *clauses: Any) -> Self:
-        """ORDER BY result columns: a selected column or label of the first SELECT, or its name;
-        ``order_by(None)`` removes the ORDER BY."""
+        """A copy ordered by result columns.
+
+        Each is a selected column or label of the first SELECT, or its name; ``order_by(None)``
+        removes the ORDER BY.
+        """
         first = _first_select(self)
         new = self._copy()
         if len(clauses) == 1 and clauses[0] is None:

@@ -27,9 +27,11 @@ __all__ = ["transactional_session"]
 
 @asynccontextmanager
 async def transactional_session(engine: Engine, **session_kw: Any) -> AsyncIterator[AsyncSession]:
-    """``async with transactional_session(engine) as session:`` a session inside an outer
-    transaction that is always rolled back at exit; the session's own commits and rollbacks
-    become SAVEPOINT releases and rollbacks.  Keywords go to ``AsyncSession``."""
+    """A session inside an outer transaction that is always rolled back at exit.
+
+    ``async with transactional_session(engine) as session:``: the session's own commits and
+    rollbacks become SAVEPOINT releases and rollbacks.  Keywords go to ``AsyncSession``.
+    """
     session_kw.setdefault("join_transaction_mode", "create_savepoint")
     conn: Connection = engine.connect()
     try:

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar, cast
 import pytest
 
 ENV_VAR = "AIOUOW_TEST_URL"
+"""The environment variable read for the test database's URL when neither the option nor the ini key gives one."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -46,6 +47,7 @@ _created = pytest.StashKey[set[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register the ``--aiouow-url`` option and the ``aiouow_url`` / ``aiouow_create_all`` ini keys."""
     group = parser.getgroup("aiouow", "aiouow test database")
     group.addoption(
         "--aiouow-url",
