@@ -36,7 +36,7 @@ class AiouowError(Exception):
         return f"{self._message()}\n(aiouow error {self.code}: {ERRORS_URL}#{self.code})"
 
 
-def message_of(err: BaseException) -> str:
+def message_of(err: BaseException | None) -> str:
     """``str(err)``, but without the link line for an aiouow error: for quoting one error in
     another's message, which carries its own link."""
     return err._message() if isinstance(err, AiouowError) else str(err)
