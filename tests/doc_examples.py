@@ -16,6 +16,8 @@ a ```python (or ```sh) fence, and the line right above it may hold one marker co
 * ``<!-- typecheck: shell -->`` (```sh): a step of that project, run with bash in its directory.
 * ``<!-- typecheck: skip REASON -->``: neither checked nor run; the reason is required.
 
+A complete example followed by a line ``It prints:`` and a ```text block must print exactly that.
+
 ```sh blocks without a marker, ```text, ```ini and other fences are not code of the examples.
 On a page with ``shell`` steps the blocks are one project: they run in the order of the page, in
 one directory, and the PostgreSQL database is emptied once, before the first; on other pages it is
@@ -64,6 +66,7 @@ async def create_user(session: AsyncSession) -> None:
 
 _FENCE = re.compile(r"^```(python|sh)\n(.*?)^```", re.S | re.M)
 _MARKER = re.compile(r"<!--\s*typecheck:\s*(\w+)\s*(.*?)\s*-->\s*$")
+_PRINTS = re.compile(r"\s*It prints:\n\n```text\n(.*?)^```", re.S | re.M)
 _SQLITE_URL = re.compile(r"""\bf?(["'])sqlite:///[^"'\n]*\1""")
 KINDS = ("complete", "prelude", "file", "shell", "skip")
 
@@ -76,6 +79,7 @@ class Block:
     kind: str  # one of KINDS, or "" for an unmarked sh block (not an example)
     arg: str  # the file's path, or the reason of a skip
     code: str
+    expected: str | None = None  # the output an "It prints:" block after it shows
 
     @property
     def where(self) -> str:
@@ -105,7 +109,9 @@ def blocks(source: Path) -> list[Block]:
             raise ValueError(f"{where}: typecheck: {kind} needs {'a reason' if kind == 'skip' else 'a path'}")
         if (kind == "shell") != (lang == "sh") and kind:
             raise ValueError(f"{where}: typecheck: shell marks ```sh blocks, and a ```sh block takes no other")
-        found.append(Block(source, line, lang, kind, arg, code))
+        prints = _PRINTS.match(text, m.end())
+        expected = prints.group(1) if prints and kind == "complete" else None
+        found.append(Block(source, line, lang, kind, arg, code, expected))
     return found
 
 
@@ -194,4 +200,6 @@ def run_page(page: list[Block], url: str | None, workdir: Path, empty_database: 
             failures.append(f"{b.where}: exited with {done.returncode}\n{done.stdout}{done.stderr}")
             if project:
                 break  # the later steps build on this one
+        elif b.expected is not None and done.stdout != b.expected:
+            failures.append(f"{b.where}: printed\n{done.stdout}\ninstead of what the page shows:\n{b.expected}")
     return failures

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import aiouow
-from aiouow import Mapped, Model, column, exc, select, sessionmaker
+from aiouow import Mapped, MetaData, Model, column, exc, select, sessionmaker
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = (ROOT / "docs" / "errors.md").read_text()
@@ -57,14 +57,18 @@ def test_every_class_links_its_entry_and_keeps_its_message() -> None:
     assert str(exc.NoSuchColumnError("no column 'x'")).startswith("no column 'x'\n")  # not KeyError's quoting
 
 
-class Memo(Model):
+class MemoBase(Model):
+    metadata = MetaData()  # not the suite's: the db fixture empties every table of Model.metadata
+
+
+class Memo(MemoBase):
     __tablename__ = "errors_page_memos"
     id: Mapped[int] = column(primary_key=True)
     text: Mapped[str] = column(unique=True)
 
 
 async def test_a_raised_error_carries_the_link(engine: aiouow.Engine) -> None:
-    await Model.metadata.create_all(engine, tables=[Memo.__table__])
+    await MemoBase.metadata.create_all(engine)
     try:
         async with sessionmaker(engine)() as session:
             with pytest.raises(exc.NoResultFound) as caught:
@@ -83,4 +87,4 @@ async def test_a_raised_error_carries_the_link(engine: aiouow.Engine) -> None:
             assert text.count("aiouow error") == 1 and text.endswith(f"{exc.ERRORS_URL}#hnwu)")
             await session.rollback()
     finally:
-        await Model.metadata.drop_all(engine, tables=[Memo.__table__])
+        await MemoBase.metadata.drop_all(engine)
