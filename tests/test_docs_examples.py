@@ -3,6 +3,7 @@ so that no example rots (the conventions: tests/doc_examples.py and docs/develop
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -13,7 +14,8 @@ from .conftest import IN_CI, PG_URL, _pg_available
 
 PAGES = {source: ex.blocks(source) for source in ex.SOURCES}
 _PG_BASE, _PG_DB = PG_URL.rsplit("/", 1)
-DOCS_DB = f"{_PG_DB.split('?')[0]}_docs"
+# beside the test database (not a name another checkout's test database could have: it is emptied)
+DOCS_DB = f"{_PG_DB.split('?')[0]}_examples"
 
 
 def test_every_marker_is_known_and_skips_are_rare() -> None:
@@ -29,7 +31,7 @@ def test_examples_type_check(tmp_path: Path) -> None:
 
 
 async def _empty_pg_database() -> str:
-    """``<test db>_docs``, made once and emptied of every schema (public made again)."""
+    """``<test db>_examples``, made once and emptied of every schema (public made again)."""
     admin = await asyncpg.connect(PG_URL)
     try:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DOCS_DB):
@@ -56,8 +58,6 @@ def _runnable(page: list[ex.Block]) -> bool:
 @pytest.mark.parametrize("source", [s for s, page in PAGES.items() if _runnable(page)],
                          ids=lambda s: s.name)
 async def test_examples_run(source: Path, backend: str, tmp_path: Path) -> None:
-    import asyncio
-
     url: str | None = None
     empty = None
     if backend == "postgresql":
