@@ -4,36 +4,68 @@ Every class derives from :class:`AiouowError`.  Driver exceptions never leak
 unwrapped: they become a :class:`DBAPIError` subclass chosen by SQLSTATE class
 (the same class whichever driver raised it), with the driver's own exception
 kept as ``.orig``.
+
+Every class has a short, stable ``code``; the text of a raised error ends with a link to the entry
+for that code on the errors page of the documentation (``ERRORS_URL`` followed by ``#`` and the
+code), which says what causes the error and how to fix it.  A code never changes once published,
+and a code is never reused, even if its class is renamed or removed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+#: the errors page of the documentation; ``site_url`` in mkdocs.yml plus ``errors/``
+ERRORS_URL = "https://aiouow.readthedocs.io/en/latest/errors/"
 
 
 class AiouowError(Exception):
-    """Base class of every aiouow error."""
+    """Base class of every aiouow error.
+
+    ``code`` names the entry of this class on the errors page; ``str(err)`` is the message followed
+    by a line with the link to that entry.
+    """
+
+    code: ClassVar[str] = "ga7c"
+
+    def _message(self) -> str:
+        """The message alone, without the link (what another message quotes)."""
+        return Exception.__str__(self)  # not KeyError's, which would quote it
+
+    def __str__(self) -> str:
+        return f"{self._message()}\n(aiouow error {self.code}: {ERRORS_URL}#{self.code})"
+
+
+def message_of(err: BaseException | None) -> str:
+    """``str(err)``, but without the link line for an aiouow error: for quoting one error in
+    another's message, which carries its own link."""
+    return err._message() if isinstance(err, AiouowError) else str(err)
 
 
 class ArgumentError(AiouowError):
     """A function or constructor was given an argument it cannot use."""
+
+    code: ClassVar[str] = "fpbd"
 
 
 class NoSuchColumnError(ArgumentError, KeyError):
     """A name that is no column of the table (``table.c["nope"]``, ``filter_by(nope=1)``); also a
     ``KeyError``, which a mapping lookup raises."""
 
-    def __str__(self) -> str:  # KeyError's would quote the message
-        return Exception.__str__(self)
+    code: ClassVar[str] = "zjxp"
 
 
 class UnknownAttributeError(ArgumentError, TypeError):
     """A model constructor was given a keyword that is no mapped attribute; also the
     ``TypeError`` Python raises for an unexpected keyword argument."""
 
+    code: ClassVar[str] = "dv3w"
+
 
 class InvalidRequestError(AiouowError):
     """The operation is not valid in the current state."""
+
+    code: ClassVar[str] = "izqw"
 
 
 class PendingRollbackError(InvalidRequestError):
@@ -41,6 +73,8 @@ class PendingRollbackError(InvalidRequestError):
 
     ``.orig`` holds the error that failed the flush.
     """
+
+    code: ClassVar[str] = "hnwu"
 
     def __init__(self, message: str, orig: BaseException | None = None) -> None:
         super().__init__(message)
@@ -54,33 +88,49 @@ class NotLoadedError(InvalidRequestError):
     default)`` must not silently swallow a missing load.
     """
 
+    code: ClassVar[str] = "ht60"
+
 
 class DetachedInstanceError(NotLoadedError):
     """An unloaded attribute of an object that belongs to no session was read."""
+
+    code: ClassVar[str] = "h305"
 
 
 class ObjectDeletedError(InvalidRequestError):
     """The row behind an object no longer exists."""
 
+    code: ClassVar[str] = "c3x2"
+
 
 class NoResultFound(InvalidRequestError):
     """A result expected to hold exactly one row held none."""
+
+    code: ClassVar[str] = "su2z"
 
 
 class MultipleResultsFound(InvalidRequestError):
     """A result expected to hold at most one row held several."""
 
+    code: ClassVar[str] = "ye5b"
+
 
 class StaleDataError(AiouowError):
     """An UPDATE or DELETE matched a different number of rows than expected."""
+
+    code: ClassVar[str] = "gi8l"
 
 
 class ConcurrentSessionUseError(InvalidRequestError):
     """One session was used by two tasks at the same time."""
 
+    code: ClassVar[str] = "tbs7"
+
 
 class PoolTimeoutError(AiouowError):
     """No connection became free within ``pool_timeout`` seconds."""
+
+    code: ClassVar[str] = "pjgh"
 
 
 class DBAPIError(AiouowError):
@@ -89,6 +139,8 @@ class DBAPIError(AiouowError):
     ``.orig`` is the driver's exception, ``.statement`` and ``.params`` what was
     being executed when it was raised.
     """
+
+    code: ClassVar[str] = "mde3"
 
     def __init__(
         self,
@@ -109,8 +161,8 @@ class DBAPIError(AiouowError):
         state = getattr(self.orig, "sqlstate", None)
         return state if isinstance(state, str) and state else None
 
-    def __str__(self) -> str:
-        text = super().__str__()
+    def _message(self) -> str:
+        text = super()._message()
         if self.statement:
             text = f"{text}\n[SQL: {self.statement}]"
         return text
@@ -119,13 +171,19 @@ class DBAPIError(AiouowError):
 class IntegrityError(DBAPIError):
     """A constraint was violated (SQLSTATE class 23)."""
 
+    code: ClassVar[str] = "x9sz"
+
 
 class DataError(DBAPIError):
     """A value could not be stored or converted (SQLSTATE class 22)."""
 
+    code: ClassVar[str] = "qol8"
+
 
 class ProgrammingError(DBAPIError):
     """The SQL or the schema is wrong (SQLSTATE class 42)."""
+
+    code: ClassVar[str] = "qwfp"
 
 
 class OperationalError(DBAPIError):
@@ -133,21 +191,29 @@ class OperationalError(DBAPIError):
     rolling a transaction back, is one too, as :class:`SerializationError` / :class:`DeadlockError`
     for 40001 / 40P01)."""
 
+    code: ClassVar[str] = "jtku"
+
 
 class SerializationError(OperationalError):
     """The database could not serialize this transaction with a concurrent one (SQLSTATE 40001)
     and rolled it back; running it again from the start can succeed (``aiouow.run_transaction``)."""
+
+    code: ClassVar[str] = "m4v2"
 
 
 class DeadlockError(OperationalError):
     """The database broke a deadlock by rolling this transaction back (SQLSTATE 40P01); running
     it again from the start can succeed (``aiouow.run_transaction``)."""
 
+    code: ClassVar[str] = "zer4"
+
 
 class CommitOutcomeUnknownError(OperationalError):
     """The connection was lost while COMMIT was under way: the transaction may or may not have
     been committed, so it is not retried.  ``.orig`` is the driver's error; check the data
     (or make the transaction idempotent) before running it again."""
+
+    code: ClassVar[str] = "eh5y"
 
 
 class StaleSnapshotError(SerializationError):
@@ -158,13 +224,19 @@ class StaleSnapshotError(SerializationError):
     again: a ``run_transaction``-style retry, or ``rollback()`` then redo the work.
     """
 
+    code: ClassVar[str] = "maqf"
+
 
 class NPlusOneWarning(AiouowError, UserWarning):
     """Many single-object loads of one relationship were issued in one session."""
 
+    code: ClassVar[str] = "jec2"
+
 
 class NPlusOneError(InvalidRequestError):
     """The N+1 guard of a session created with ``n_plus_one="raise"`` tripped."""
+
+    code: ClassVar[str] = "bqk5"
 
 
 __all__ = [

@@ -12,7 +12,7 @@ never a silent change.
 Deterministic (``derandomize=True``, no example database), one table per type, a few dozen values
 per type and backend.
 
-Where the backends legitimately differ (each is in the README): SQLite keeps NUL characters, over-long
+Where the backends legitimately differ (each is in docs/models.md): SQLite keeps NUL characters, over-long
 VARCHARs and 64-bit integers in any integer column; SQLite does not keep the sign of a zero float;
 SQLite's Numeric is a double (15 significant digits, so ``Numeric(15, 4)`` is fuzzed there);
 PostgreSQL's JSONB stores numbers as NUMERIC, so an integral float of 1e16 or more reads back as an

@@ -116,7 +116,7 @@ class SQLiteDialect(Dialect):
         "text": "TEXT",
         "float": "REAL",
         # NUMERIC affinity: values are stored as numbers, so comparisons, ORDER BY and
-        # aggregates are numeric (at a double's 15 significant digits; see the README)
+        # aggregates are numeric (at a double's 15 significant digits; see docs/models.md)
         "numeric": "NUMERIC",
         "boolean": "BOOLEAN",
         "datetime": "DATETIME_TEXT",

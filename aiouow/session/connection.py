@@ -53,7 +53,7 @@ def require_usable(session: AsyncSession) -> None:
         raise exc.PendingRollbackError(
             "this session's transaction was rolled back because of an error during flush "
             "(or its database connection was lost, or an operation was cancelled before it finished) "
-            f"({type(session._failure).__name__}: {session._failure}); call `await session.rollback()` "
+            f"({type(session._failure).__name__}: {exc.message_of(session._failure)}); call `await session.rollback()` "
             "(or leave the begin_nested() block) before using the database again",
             session._failure,
         )

@@ -130,7 +130,7 @@ async def run_transaction(
                 if reason is None:
                     if committing and isinstance(err, exc.OperationalError):
                         raise exc.CommitOutcomeUnknownError(
-                            f"the connection failed during COMMIT ({type(err).__name__}: {err}); the "
+                            f"the connection failed during COMMIT ({type(err).__name__}: {exc.message_of(err)}); the "
                             "transaction may or may not have been committed, so run_transaction() does not "
                             "run it again: check the data, or make the work idempotent, before retrying",
                             err.orig, "COMMIT", None) from err
