@@ -24,6 +24,9 @@ class AiouowError(Exception):
 
     ``code`` names the entry of this class on the errors page; ``str(err)`` is the message followed
     by a line with the link to that entry.
+
+    Attributes:
+        code: The short code of the class's entry on the errors page (``errors/#<code>``).
     """
 
     code: ClassVar[str] = "ga7c"
@@ -49,15 +52,19 @@ class ArgumentError(AiouowError):
 
 
 class NoSuchColumnError(ArgumentError, KeyError):
-    """A name that is no column of the table (``table.c["nope"]``, ``filter_by(nope=1)``); also a
-    ``KeyError``, which a mapping lookup raises."""
+    """A name that is no column of the table (``table.c["nope"]``, ``filter_by(nope=1)``).
+
+    Also a ``KeyError``, which a mapping lookup raises.
+    """
 
     code: ClassVar[str] = "zjxp"
 
 
 class UnknownAttributeError(ArgumentError, TypeError):
-    """A model constructor was given a keyword that is no mapped attribute; also the
-    ``TypeError`` Python raises for an unexpected keyword argument."""
+    """A model constructor was given a keyword that is no mapped attribute.
+
+    Also the ``TypeError`` Python raises for an unexpected keyword argument.
+    """
 
     code: ClassVar[str] = "dv3w"
 
@@ -72,6 +79,9 @@ class PendingRollbackError(InvalidRequestError):
     """A previous flush failed; the session must be rolled back first.
 
     ``.orig`` holds the error that failed the flush.
+
+    Attributes:
+        orig: The error that failed the flush.
     """
 
     code: ClassVar[str] = "hnwu"
@@ -138,6 +148,11 @@ class DBAPIError(AiouowError):
 
     ``.orig`` is the driver's exception, ``.statement`` and ``.params`` what was
     being executed when it was raised.
+
+    Attributes:
+        orig: The driver's own exception (``None`` for an error aiouow raised before sending SQL).
+        statement: The SQL being executed, if any.
+        params: Its parameters, if any.
     """
 
     code: ClassVar[str] = "mde3"
@@ -156,8 +171,10 @@ class DBAPIError(AiouowError):
 
     @property
     def sqlstate(self) -> str | None:
-        """The five-character SQLSTATE the server reported (``"40001"``, ``"23505"``), or None:
-        SQLite has no SQLSTATE, and a lost connection or a client-side error carries none."""
+        """The five-character SQLSTATE the server reported (``"40001"``, ``"23505"``), or None.
+
+        SQLite has no SQLSTATE, and a lost connection or a client-side error carries none.
+        """
         state = getattr(self.orig, "sqlstate", None)
         return state if isinstance(state, str) and state else None
 
@@ -187,31 +204,40 @@ class ProgrammingError(DBAPIError):
 
 
 class OperationalError(DBAPIError):
-    """The connection or the server failed (SQLSTATE classes 08 and 57; class 40, the server
-    rolling a transaction back, is one too, as :class:`SerializationError` / :class:`DeadlockError`
-    for 40001 / 40P01)."""
+    """The connection or the server failed (SQLSTATE classes 08 and 57).
+
+    Class 40, the server rolling a transaction back, is one too, as :class:`SerializationError`
+    / :class:`DeadlockError` for 40001 / 40P01.
+    """
 
     code: ClassVar[str] = "jtku"
 
 
 class SerializationError(OperationalError):
-    """The database could not serialize this transaction with a concurrent one (SQLSTATE 40001)
-    and rolled it back; running it again from the start can succeed (``aiouow.run_transaction``)."""
+    """The database rolled this transaction back as not serializable (SQLSTATE 40001).
+
+    It conflicted with a concurrent one; running it again from the start can succeed
+    (``aiouow.run_transaction``).
+    """
 
     code: ClassVar[str] = "m4v2"
 
 
 class DeadlockError(OperationalError):
-    """The database broke a deadlock by rolling this transaction back (SQLSTATE 40P01); running
-    it again from the start can succeed (``aiouow.run_transaction``)."""
+    """The database broke a deadlock by rolling this transaction back (SQLSTATE 40P01).
+
+    Running it again from the start can succeed (``aiouow.run_transaction``).
+    """
 
     code: ClassVar[str] = "zer4"
 
 
 class CommitOutcomeUnknownError(OperationalError):
-    """The connection was lost while COMMIT was under way: the transaction may or may not have
-    been committed, so it is not retried.  ``.orig`` is the driver's error; check the data
-    (or make the transaction idempotent) before running it again."""
+    """The connection was lost while COMMIT was under way: the outcome is unknown.
+
+    The transaction may or may not have been committed, so it is not retried.  ``.orig`` is the
+    driver's error; check the data (or make the transaction idempotent) before running it again.
+    """
 
     code: ClassVar[str] = "eh5y"
 

@@ -347,35 +347,16 @@ def test_public_set_covers_the_documented_entry_points() -> None:
     assert len(names) > 300
 
 
-#: undocumented names this branch may not fix: aiouow/exc.py is edited on the ``docs`` branch only,
-#: which writes its docstrings (empty this set once its ``Attributes:`` sections are merged)
-KNOWN_GAPS = {
-    "aiouow.exc.DBAPIError.orig",
-    "aiouow.exc.DBAPIError.params",
-    "aiouow.exc.DBAPIError.statement",
-    "aiouow.exc.PendingRollbackError.orig",
-}
-
-
 def test_every_public_name_has_a_docstring() -> None:
-    missing = [name for name in _undocumented() if name not in KNOWN_GAPS]
+    missing = _undocumented()
     assert not missing, f"{len(missing)} public names have no docstring:\n  " + "\n  ".join(missing)
-
-
-def test_known_gaps_are_still_gaps() -> None:
-    # a gap that was filled leaves the list, so that it cannot hide a new one
-    assert KNOWN_GAPS <= set(_undocumented()), sorted(KNOWN_GAPS - set(_undocumented()))
-
-
-#: modules whose docstrings are written on another branch (aiouow/exc.py: the ``docs`` branch)
-SUMMARY_LINE_EXEMPT = ("aiouow.exc.",)
 
 
 def test_every_docstring_opens_with_a_one_line_summary() -> None:
     # Google style as griffe renders it: the first line is the summary (shown alone in tables and
     # tooltips), then a blank line before anything else
     long = sorted(name for name, doc in _public_definitions().items()
-                  if doc is not None and "\n" in doc.split("\n\n")[0] and not name.startswith(SUMMARY_LINE_EXEMPT))
+                  if doc is not None and "\n" in doc.split("\n\n")[0])
     assert not long, "summaries spread over several lines:\n  " + "\n  ".join(long)
 
 

@@ -87,7 +87,7 @@ class AsyncSession:
     ``expire_on_commit``, ``autoflush`` and ``autobegin`` mean what they mean in
     SQLAlchemy.  ``replicas=[engine, ...]`` sends reads to replicas until the transaction
     writes; ``binds={Model: engine}`` / ``get_bind=`` put models on other engines
-    (``binds.py``, ``routed.py``; README "Several engines").  Loading is always explicit:
+    (``binds.py``, ``routed.py``; docs/engine.md, "Several engines").  Loading is always explicit:
     reading an unloaded attribute raises ``NotLoadedError`` and never does I/O.
     ``isolation_level`` overrides the engine's for this session's transactions
     (``create_engine(isolation_level=...)`` lists the levels).
