@@ -484,6 +484,18 @@ class AsyncSession:
             merged: T = await lifecycle.merge(self, obj, load, {})
         return merged
 
+    async def merge_all(self, objs: Iterable[T], load: bool = True) -> list[T]:
+        """``merge()`` each object, in order, returning the merged objects in input order, with
+        the database work batched: the primary keys the identity map does not hold (among the
+        inputs and what their ``merge`` cascade reaches) are loaded in one SELECT per model and
+        chunk of keys, and the collections the merge replaces in one query per relationship,
+        where a loop of ``merge()`` sends one SELECT per missing object.  Duplicates, objects
+        without a key (they become pending), ``load=False`` and errors behave as in that loop;
+        an input that is not a mapped object raises ``ArgumentError`` before anything is merged."""
+        with self._guard:
+            merged: list[T] = await lifecycle.merge_all(self, objs, load)
+        return merged
+
     def is_modified(self, obj: Any) -> bool:
         """Whether the object has net attribute changes not yet flushed."""
         return lifecycle.is_modified(obj)
