@@ -478,8 +478,9 @@ class AsyncSession:
     # -- merge / is_modified ------------------------------------------------------------
     async def merge(self, obj: T, load: bool = True) -> T:
         """Copy the state of ``obj`` onto the object this session holds for its primary key
-        (loading it if needed, or creating it) and return that object.  Relationships with
-        ``merge`` cascade are merged too."""
+        (loading it if the identity map does not hold it, or creating it) and return that object.
+        Relationships with ``merge`` cascade are merged too.  An identity the map holds is never
+        queried for; ``merge_all()`` merges many objects with their misses loaded together."""
         with self._guard:
             merged: T = await lifecycle.merge(self, obj, load, {})
         return merged
