@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import aiouow
 from aiouow import ForeignKey, Model, column, create_engine, inspect, relationship, select, sessionmaker
@@ -140,3 +141,47 @@ class Aiouow(System):
             await s.commit()
         return len(users)
 
+
+    # -- T1-T5 --------------------------------------------------------------------------
+    async def t1_add(self, users: list[UserData]) -> int:
+        for u in users:
+            async with self.Session.begin() as s:
+                s.add(BenchUser(name=u.name, email=u.email, created_at=u.created_at))
+        return len(users)
+
+    async def t2_change(self, keys: list[int]) -> int:
+        for i, k in enumerate(keys):
+            async with self.Session.begin() as s:
+                u = await s.get_one(BenchUser, k)
+                u.name = f"c{i}"
+        return len(keys)
+
+    async def t3_delete(self, keys: list[int]) -> int:
+        for k in keys:
+            async with self.Session.begin() as s:
+                await s.delete(await s.get_one(BenchUser, k))
+        return len(keys)
+
+    async def detached_users(self, keys: list[int]) -> list[Any]:
+        async with self.Session(expire_on_commit=False) as s:
+            found = {u.id: u for u in await s.scalars(select(BenchUser).where(BenchUser.id.in_(keys)))}
+        return [found[k] for k in keys]
+
+    async def t4_merge(self, batches: list[list[Any]]) -> int:
+        done = 0
+        for b, batch in enumerate(batches):
+            async with self.Session.begin() as s:
+                for i, d in enumerate(batch):
+                    m = await s.merge(d)
+                    m.name = f"m{b}-{i}"
+            done += len(batch)
+        return done
+
+    async def t5_merge_all(self, batches: list[list[Any]]) -> int:
+        done = 0
+        for b, batch in enumerate(batches):
+            async with self.Session.begin() as s:
+                for i, m in enumerate(await s.merge_all(batch)):
+                    m.name = f"m{b}-{i}"
+            done += len(batch)
+        return done

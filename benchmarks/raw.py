@@ -10,6 +10,12 @@ per SQLite database, and reads on up to pool_size more), ``executemany`` for wri
 ``INSERT ... VALUES ... RETURNING id`` where generated keys are needed, and an
 ``asyncio.Lock`` around each transaction when tasks share the connection.
 
+T1-T3 (one small transaction at a time) send what a correct program must and no more: each
+write is one autocommitted statement (asyncpg outside a transaction block, aiosqlite in
+autocommit mode), T2/T3 reading the row first with its own SELECT.  T4/T5 change rows the
+program already holds: one transaction of an ``executemany`` UPDATE per batch (asyncpg sends
+it as one pipelined request), nothing read back; T5 is the same as T4.
+
 Rows stay driver rows (asyncpg ``Record``, tuples): no objects are built.
 """
 
@@ -239,3 +245,73 @@ class Raw(System):
             await c.execute("ROLLBACK")
             raise
         return len(rows)
+
+    # -- T1-T5 --------------------------------------------------------------------------
+    async def t1_add(self, users: list[UserData]) -> int:
+        if self.backend.pg:
+            sql = f"INSERT INTO {USERS} (name, email, created_at) VALUES ($1, $2, $3) RETURNING id"
+            async with self.pool.acquire() as c:
+                for u in users:
+                    await c.fetchval(sql, u.name, u.email, u.created_at)
+            return len(users)
+        sql = f"INSERT INTO {USERS} (name, email, created_at) VALUES (?, ?, ?) RETURNING id"
+        for u in users:
+            await self.conn.execute_fetchall(sql, (u.name, u.email, u.created_at.isoformat(" ")))
+        return len(users)
+
+    async def t2_change(self, keys: list[int]) -> int:
+        if self.backend.pg:
+            sel, upd = SELECT_USERS + " WHERE id = $1", f"UPDATE {USERS} SET name = $1 WHERE id = $2"
+            async with self.pool.acquire() as c:
+                for i, k in enumerate(keys):
+                    row = await c.fetchrow(sel, k)
+                    await c.execute(upd, f"c{i}", row[0])
+            return len(keys)
+        sel, upd = SELECT_USERS + " WHERE id = ?", f"UPDATE {USERS} SET name = ? WHERE id = ?"
+        for i, k in enumerate(keys):
+            row = (await self.conn.execute_fetchall(sel, (k,)))[0]
+            await self.conn.execute(upd, (f"c{i}", row[0]))
+        return len(keys)
+
+    async def t3_delete(self, keys: list[int]) -> int:
+        if self.backend.pg:
+            sel, dele = SELECT_USERS + " WHERE id = $1", f"DELETE FROM {USERS} WHERE id = $1"
+            async with self.pool.acquire() as c:
+                for k in keys:
+                    row = await c.fetchrow(sel, k)
+                    await c.execute(dele, row[0])
+            return len(keys)
+        sel, dele = SELECT_USERS + " WHERE id = ?", f"DELETE FROM {USERS} WHERE id = ?"
+        for k in keys:
+            row = (await self.conn.execute_fetchall(sel, (k,)))[0]
+            await self.conn.execute(dele, (row[0],))
+        return len(keys)
+
+    async def detached_users(self, keys: list[int]) -> list[Any]:
+        if self.backend.pg:
+            async with self.pool.acquire() as c:
+                rows = {r[0]: r for r in await c.fetch(SELECT_USERS + " WHERE id = ANY($1::bigint[])", keys)}
+        else:
+            rows = {r[0]: r for r in await self.conn.execute_fetchall(
+                SELECT_USERS + f" WHERE id IN ({', '.join('?' * len(keys))})", keys)}
+        return [rows[k] for k in keys]
+
+    async def t4_merge(self, batches: list[list[Any]]) -> int:
+        done = 0
+        if self.backend.pg:
+            upd = f"UPDATE {USERS} SET name = $1 WHERE id = $2"
+            async with self.pool.acquire() as c:
+                for b, batch in enumerate(batches):
+                    async with c.transaction():
+                        await c.executemany(upd, [(f"m{b}-{i}", r[0]) for i, r in enumerate(batch)])
+                    done += len(batch)
+            return done
+        upd = f"UPDATE {USERS} SET name = ? WHERE id = ?"
+        for b, batch in enumerate(batches):
+            async with self._sqlite_tx():
+                await self.conn.executemany(upd, [(f"m{b}-{i}", r[0]) for i, r in enumerate(batch)])
+            done += len(batch)
+        return done
+
+    async def t5_merge_all(self, batches: list[list[Any]]) -> int:
+        return await self.t4_merge(batches)  # nothing to merge: the same statements as T4

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import gc
 import os
 import platform
@@ -38,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import Profile, ScalingCell, aiouow_system, profile_run, render_profiles, render_scaling
+from .roundtrips import RoundTripProxy, counting_sqlite_calls
 from .schema import USERS, Backend, post_data, user_data
-from .systems import NotAvailable, System
+from .systems import MERGE_BATCH, NotAvailable, System
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -56,6 +59,10 @@ class Workload:
     run: Callable[[System, int, dict[str, Any]], Awaitable[int]]
     expected: Callable[[int], int]  # n -> the value the run must return
     check: Callable[[Backend, int], Awaitable[str | None]] | None = None  # n -> None, or what is wrong
+    #: untimed, after seeding: what the run needs from the system itself (in ctx["prepared"])
+    prepare: Callable[[System, int, dict[str, Any]], Awaitable[Any]] | None = None
+    #: n -> transactions in a run, for the workloads whose round trips per transaction are counted
+    transactions: Callable[[int], int] | None = None
 
 
 async def _check_counts(backend: Backend, users: int, posts: int) -> str | None:
@@ -88,6 +95,36 @@ async def _run_w6(system: System, n: int, ctx: dict[str, Any]) -> int:
     return sum(done)
 
 
+def t_count(n: int) -> int:
+    """Transactions of T1-T3 (and merged objects of T4/T5): 1000, or N if smaller."""
+    return min(1000, n)
+
+
+def t_batches(n: int) -> int:
+    """Transactions of T4/T5, each of MERGE_BATCH merges: as many merges as T1-T3 have transactions."""
+    return max(1, t_count(n) // MERGE_BATCH)
+
+
+def _merge_keys(n: int) -> list[list[int]]:
+    return [[(b * MERGE_BATCH + i) % n + 1 for i in range(MERGE_BATCH)] for b in range(t_batches(n))]
+
+
+async def _prepare_merge(system: System, n: int, ctx: dict[str, Any]) -> list[list[Any]]:
+    batches = ctx["t4_keys"]
+    keys = sorted({k for b in batches for k in b})
+    objs = dict(zip(keys, await system.detached_users(keys)))
+    return [[objs[k] for k in b] for b in batches]
+
+
+async def _check_renamed(backend: Backend, prefix: str, expected: int) -> str | None:
+    changed = await backend.scalar(f"SELECT count(*) FROM {USERS} WHERE name LIKE '{prefix}%'")
+    return None if changed == expected else f"expected {expected} users renamed {prefix}..., found {changed}"
+
+
+def _check_merged(backend: Backend, n: int) -> Awaitable[str | None]:
+    return _check_renamed(backend, "m", len({k for b in _merge_keys(n) for k in b}))
+
+
 WORKLOADS = [
     Workload("W1", "unit-of-work insert: N users each with one post, add + commit", (1.0, 1.5),
              lambda n: (0, 0), lambda s, n, c: s.w1_insert(c["users"], c["posts"]), lambda n: n,
@@ -108,6 +145,24 @@ WORKLOADS = [
     Workload("W8", f"read-heavy mix: {TASKS} tasks x {TXNS_PER_TASK} sessions (get + next 20 users; "
              "every 5th renames and commits)", (1.2, 1.2),
              lambda n: (n, 0), _run_w8, lambda n: TASKS * TXNS_PER_TASK, _check_w8),
+    # per-transaction workloads (issue 16): one task, each transaction its own session or statement
+    Workload("T1", "min(N, 1000) transactions: add one user, commit", (1.3, 1.3),
+             lambda n: (0, 0), lambda s, n, c: s.t1_add(c["t1_users"]), t_count,
+             lambda b, n: _check_counts(b, t_count(n), 0), transactions=t_count),
+    Workload("T2", "min(N, 1000) transactions: get one user, change one attribute, commit", (1.3, 1.3),
+             lambda n: (n, 0), lambda s, n, c: s.t2_change(c["t2_keys"]), t_count,
+             lambda b, n: _check_renamed(b, "c", t_count(n)), transactions=t_count),
+    Workload("T3", "min(N, 1000) transactions: get one user, delete it, commit", (1.3, 1.3),
+             lambda n: (n, 0), lambda s, n, c: s.t3_delete(c["t3_keys"]), t_count,
+             lambda b, n: _check_counts(b, n - t_count(n), 0), transactions=t_count),
+    Workload("T4", f"min(N, 1000)/{MERGE_BATCH} transactions: merge() {MERGE_BATCH} detached users one by one, change "
+             "each, commit", (1.3, 1.3),
+             lambda n: (n, 0), lambda s, n, c: s.t4_merge(c["prepared"]), lambda n: t_batches(n) * MERGE_BATCH,
+             _check_merged, prepare=_prepare_merge, transactions=t_batches),
+    Workload("T5", f"T4 with the {MERGE_BATCH} merged in one call (merge_all; SQLAlchemy: one IN query, "
+             "then merge() without autoflush)", (1.3, 1.3),
+             lambda n: (n, 0), lambda s, n, c: s.t5_merge_all(c["prepared"]), lambda n: t_batches(n) * MERGE_BATCH,
+             _check_merged, prepare=_prepare_merge, transactions=t_batches),
 ]
 
 
@@ -119,6 +174,10 @@ def make_context(n: int) -> dict[str, Any]:
         "posts": [post_data(i) for i in range(1, n + 1)],
         "w4_keys": rng.sample(range(1, n + 1), n // 10),
         "w6_keys": [[rng.randint(1, n) for _ in range(TXNS_PER_TASK)] for _ in range(TASKS)],
+        "t1_users": user_data(t_count(n)),
+        "t2_keys": rng.sample(range(1, n + 1), t_count(n)),
+        "t3_keys": rng.sample(range(1, n + 1), t_count(n)),
+        "t4_keys": _merge_keys(n),
     }
 
 
@@ -148,6 +207,7 @@ class Cell:
     gc_shares: list[float] = field(default_factory=list)
     na: str | None = None
     error: str | None = None
+    round_trips: float | None = None  # per transaction, from the counting pass
 
     @property
     def median(self) -> float | None:
@@ -173,11 +233,17 @@ class BackendResult:
         return self.cells.setdefault((wid, system), Cell())
 
 
+async def prepared(w: Workload, system: System, n: int, ctx: dict[str, Any]) -> dict[str, Any]:
+    """``ctx``, with what ``w.prepare`` makes for this system (after seeding, untimed) if it has one."""
+    return ctx if w.prepare is None else {**ctx, "prepared": await w.prepare(system, n, ctx)}
+
+
 async def time_one(backend: Backend, system: System, w: Workload, n: int, ctx: dict[str, Any],
                    timer: GCTimer) -> tuple[float, float] | None:
     """Seed, time one run of ``w`` on ``system``, check it.  None if the system cannot run it."""
     users, per_user = w.seed(n)
     await backend.reset(users, per_user)
+    ctx = await prepared(w, system, n, ctx)
     gc.collect()
     timer.reset()
     t0 = time.perf_counter()
@@ -238,8 +304,9 @@ async def run_extras(res: BackendResult, systems: list[System], workloads: list[
             if _goal_missed(res, w):
                 users, per_user = w.seed(n)
                 await backend.reset(users, per_user)
+                wctx = await prepared(w, aiouow, n, ctx)
                 gc.collect()
-                res.profiles[(backend.label, w.id)] = await profile_run(lambda w=w: w.run(aiouow, n, ctx))
+                res.profiles[(backend.label, w.id)] = await profile_run(lambda w=w, c=wctx: w.run(aiouow, n, c))
                 log(f"  {backend.label:<10} {w.id}  profiled")
     pair = [s for s in systems if s.name in ("raw", "aiouow")]
     for size in extras.scaling:
@@ -295,7 +362,57 @@ async def bench_backend(backend: Backend, systems: list[System], workloads: list
     finally:
         for s in systems:
             await s.close()
+    await count_round_trips(res, [s.name for s in systems], workloads, n, ctx, log)
     return res
+
+
+async def count_round_trips(res: BackendResult, wanted: list[str], workloads: list[Workload], n: int,
+                            ctx: dict[str, Any], log: Callable[[str], None]) -> None:
+    """The untimed counting pass (``roundtrips.py``): every system, opened afresh through the
+    counter, runs each per-transaction workload twice, the second run counted (the first opens
+    the connections and prepares the statements a long-running program has ready)."""
+    todo = [w for w in workloads if w.transactions is not None]
+    if not todo:
+        return
+    backend = res.backend
+    async with contextlib.AsyncExitStack() as stack:
+        if backend.pg:
+            proxy = await stack.enter_async_context(RoundTripProxy(backend.raw_target))
+            counted = dataclasses.replace(backend, aiouow_url=proxy.dsn, raw_target=proxy.dsn,
+                                          sqlalchemy_url=proxy.dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
+
+            def count() -> int:
+                return proxy.count
+        else:
+            calls = stack.enter_context(counting_sqlite_calls([backend.admin]))
+            counted = backend
+
+            def count() -> int:
+                return calls.count
+        systems, _ = make_systems(wanted, log)
+        try:
+            for s in systems:
+                await s.open(counted)
+            for w in todo:
+                assert w.transactions is not None
+                for s in systems:
+                    cell = res.cell(w.id, s.name)
+                    if cell.na or cell.error:
+                        continue
+                    try:
+                        for counting in (False, True):
+                            await backend.reset(*w.seed(n))
+                            wctx = await prepared(w, s, n, ctx)
+                            before = count()
+                            await w.run(s, n, wctx)
+                            if counting:
+                                cell.round_trips = (count() - before) / w.transactions(n)
+                    except Exception as err:  # noqa: BLE001 - reported; the timings stand
+                        log(f"  ! {backend.label} {w.id} {s.label} round-trip count: {type(err).__name__}: {err}")
+            log(f"  {backend.label:<10} round trips per transaction counted")
+        finally:
+            for s in systems:
+                await s.close()
 
 
 def _fmt_cell(cell: Cell) -> str:
@@ -327,6 +444,9 @@ def render(results: list[BackendResult], workloads: list[Workload], n: int, runs
         if "aiouow" in others:
             head.append("aiouow goal")
         head.append("GC share: " + " / ".join(labels[x] for x in names))
+        counted = any(w.transactions is not None for w in workloads)
+        if counted:
+            head.append("round trips per transaction: " + " / ".join(labels[x] for x in names))
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
         for w in workloads:
@@ -346,6 +466,10 @@ def render(results: list[BackendResult], workloads: list[Workload], n: int, runs
                 g = res.cell(w.id, x).gc_share
                 shares.append("-" if g is None else f"{g * 100:.0f}%")
             row.append(" / ".join(shares))
+            if counted:
+                trips = [res.cell(w.id, x).round_trips for x in names]
+                row.append("" if w.transactions is None else
+                           " / ".join("-" if t is None else f"{t:.3g}" for t in trips))
             out.append("| " + " | ".join(row) + " |")
         out.append("")
         if res.memory:

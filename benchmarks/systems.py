@@ -7,6 +7,7 @@ from typing import Any
 from .schema import Backend, PostData, UserData
 
 W8_PAGE = 20  # users read after each get in W8
+MERGE_BATCH = 100  # detached users merged per transaction in T4 and T5
 
 
 class NotAvailable(Exception):
@@ -59,3 +60,29 @@ class System:
     async def w7_delete(self, count: int) -> int:
         """Load the first ``count`` users by id, delete them (posts go by ON DELETE CASCADE), commit."""
         raise NotImplementedError
+
+    # -- per-transaction workloads (T1-T5): every transaction is its own session or statement --------
+    async def t1_add(self, users: list[UserData]) -> int:
+        """Per user, a transaction that adds it and commits."""
+        raise NotImplementedError
+
+    async def t2_change(self, keys: list[int]) -> int:
+        """Per key, a transaction that gets the user, renames it ``c<i>``, commits."""
+        raise NotImplementedError
+
+    async def t3_delete(self, keys: list[int]) -> int:
+        """Per key, a transaction that gets the user, deletes it, commits."""
+        raise NotImplementedError
+
+    async def detached_users(self, keys: list[int]) -> list[Any]:
+        """The users with these keys, loaded and detached (untimed: the input of T4 and T5)."""
+        raise NotImplementedError
+
+    async def t4_merge(self, batches: list[list[Any]]) -> int:
+        """Per batch, a transaction that merges each detached user in a loop of ``merge()``, renames
+        the merged object ``m<i>``, commits."""
+        raise NotImplementedError
+
+    async def t5_merge_all(self, batches: list[list[Any]]) -> int:
+        """T4 with the batch merged in one call (``merge_all()`` or the system's equivalent)."""
+        raise NotAvailable(f"{self.name} has no batched merge")

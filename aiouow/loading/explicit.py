@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import exc
 from ..mapping import state as _state
 from ..mapping.collections import make_collection
+from ..mapping.mapper import Mapper
 from ..mapping.relationships import MANYTOMANY, MANYTOONE, Relationship
 from ..mapping.state import DETACHED, PENDING, PERSISTENT, TRANSIENT
 from ..sql.elements import and_, or_
@@ -81,6 +82,22 @@ async def load_relationship(session: SessionInternals, objs: Sequence[Any], rel:
         await _load_many_to_one(session, todo, rel)
     else:
         await _load_collection(session, todo, rel, refresh)
+
+
+async def load_by_pks(session: SessionInternals, mapper: Mapper, pks: Sequence[Any]) -> list[Any]:
+    """The objects of ``mapper`` for these primary keys (identity form: a value, or a tuple for a
+    composite key) that have a row, loaded in one SELECT per chunk of keys under the backend's
+    parameter limit; keys without a row are simply absent from the result."""
+    if not pks:
+        return []
+    await session._connection_for_mapper(mapper, False)
+    pk_cols = list(mapper.primary_key)
+    keys = [(k,) for k in pks] if len(pk_cols) == 1 else list(pks)
+    out: list[Any] = []
+    for chunk in _chunks(keys, _chunk_size(session, len(pk_cols))):
+        rows = await _fetch(session, Select(mapper.class_).where(_in(pk_cols, chunk)))
+        out.extend(instances(session, mapper, rows, 0, False))
+    return out
 
 
 async def _ensure_columns(session: SessionInternals, objs: list[Any], keys: list[str]) -> None:

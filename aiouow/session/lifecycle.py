@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 from .. import events as _events
 from .. import exc
 from ..loading.execute import select_by_pk
-from ..loading.explicit import load_relationship
+from ..loading.explicit import load_by_pks, load_relationship
 from ..loading.rows import instances
 from ..mapping import state as _state
 from ..mapping.collections import make_collection
 from ..mapping.mapper import Mapper
+from ..mapping.relationships import MANYTOONE
 from ..mapping.state import (
     DETACHED,
     NO_VALUE,
@@ -420,7 +421,30 @@ def expire_obj_history(session: AsyncSession, obj: Any, names: list[str] | None)
             session._modified.pop(id(obj), None)
 
 
-async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any]) -> Any:
+class MergeBatch:
+    """What ``merge_all()`` learned before merging object by object.
+
+    ``absent``: the keys its batched SELECTs found no row for, so that ``merge()`` does not ask
+    again; ``created``: the pending object made for such a key, so that a second input with the
+    same key merges onto it, as it would in a loop of ``merge()`` (where the next miss's autoflush
+    inserts the first and its SELECT finds it).
+    """
+
+    __slots__ = ("absent", "created")
+
+    def __init__(self) -> None:
+        self.absent: set[tuple[Mapper, Any]] = set()
+        self.created: dict[tuple[Mapper, Any], Any] = {}
+
+
+def _has_key(pk: Any) -> bool:
+    return pk is not None and not (isinstance(pk, tuple) and None in pk)
+
+
+async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any],
+                batch: MergeBatch | None = None) -> Any:
+    """Copy ``obj`` onto the session's object for its key; an identity already in the map is
+    never queried for (only a relationship the target has not loaded may be, for its history)."""
     mapper = mapper_of_instance(obj, "merge")
     if id(obj) in memo:
         return memo[id(obj)]
@@ -429,15 +453,18 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
         return obj
     d = obj.__dict__
     pk = mapper.pk_of(d)
-    has_pk = pk is not None and not (isinstance(pk, tuple) and None in pk)
+    has_pk = _has_key(pk)
     target = None
     if has_pk:
         target = session._identity_for(mapper).get(pk)
         if target is None and load:
-            await session._prepare()
-            row = await select_by_pk(session, mapper, pk, False)
-            if row is not None:
-                target = instances(session, mapper, [row], 0, False)[0]
+            if batch is not None and (mapper, pk) in batch.absent:
+                target = batch.created.get((mapper, pk))
+            else:
+                await session._prepare()
+                row = await select_by_pk(session, mapper, pk, False)
+                if row is not None:
+                    target = instances(session, mapper, [row], 0, False)[0]
     cls: Any = mapper.class_
     values = {k: d[k] for k in mapper.column_keys if k in d}
     if target is None:
@@ -458,6 +485,8 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
             for k, v in values.items():
                 setattr(target, k, v)
             session.add(target)
+            if batch is not None and has_pk:
+                batch.created[(mapper, pk)] = target
     elif load:
         for k, v in values.items():
             if k in target.__dict__ and _same(target.__dict__[k], v):
@@ -472,9 +501,9 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
         value = d[rel.key]
         merged: Any
         if isinstance(value, list):
-            merged = [await merge(session, item, load, memo) for item in value]
+            merged = [await merge(session, item, load, memo, batch) for item in value]
         else:
-            merged = None if value is None else await merge(session, value, load, memo)
+            merged = None if value is None else await merge(session, value, load, memo, batch)
         if load:
             if rel.key not in target.__dict__ and status_of(target) == PERSISTENT:
                 await load_relationship(session, [target], rel)  # the history needs the current value
@@ -483,6 +512,72 @@ async def merge(session: AsyncSession, obj: Any, load: bool, memo: dict[int, Any
             target.__dict__[rel.key] = make_collection(rel, target, merged) if isinstance(merged, list) \
                 else merged
     return target
+
+
+async def merge_all(session: AsyncSession, objs: Iterable[Any], load: bool) -> list[Any]:
+    """``[await merge(o) for o in objs]`` with the identity-map misses loaded first: one SELECT
+    per mapper and chunk of keys for the inputs and what their ``merge`` cascade reaches, and one
+    query per relationship for the collections the merged objects need loaded."""
+    items = list(objs)
+    for obj in items:
+        mapper_of_instance(obj, "merge_all")  # nothing is merged if any input is not mapped
+    batch = await _prefetch_for_merge(session, items) if load else None
+    return [await merge(session, obj, load, {}, batch) for obj in items]
+
+
+async def _prefetch_for_merge(session: AsyncSession, roots: list[Any]) -> MergeBatch:
+    """Load the rows a loop of ``merge()`` would load one by one, and the collections it would."""
+    batch = MergeBatch()
+    sources: list[tuple[Any, Mapper, Any]] = []
+    seen: set[int] = set()
+    stack = list(reversed(roots))
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        mapper = getattr(type(obj), "__aiouow_mapper__", None)
+        if not isinstance(mapper, Mapper) or obj in session:
+            continue  # merge() returns an object of this session as it is, cascading nothing
+        d = obj.__dict__
+        pk = mapper.pk_of(d)
+        if _has_key(pk):
+            sources.append((obj, mapper, pk))
+        for rel in _cascading(mapper, "merge"):
+            value = d.get(rel.key)
+            if isinstance(value, list):
+                stack.extend(reversed(value))
+            elif value is not None:
+                stack.append(value)
+    missing = _merge_misses(session, sources)
+    if missing:
+        await session._prepare()  # the autoflush the first miss's SELECT would run
+        missing = _merge_misses(session, sources)  # what that flush made persistent is held now
+    for mapper, keys in missing.items():
+        found = {mapper.pk_of(o.__dict__) for o in await load_by_pks(session, mapper, list(keys))}
+        batch.absent.update((mapper, k) for k in keys if k not in found)
+    # a merged collection replaces the target's current one, whose members the history needs
+    # (merge() loads it per object otherwise); many-to-one values mostly come from the map
+    wanted: dict[Any, list[Any]] = {}
+    for obj, mapper, pk in sources:
+        target = session._identity_for(mapper).get(pk)
+        if target is None or status_of(target) != PERSISTENT:
+            continue
+        for rel in _cascading(mapper, "merge"):
+            if rel.key in obj.__dict__ and rel.key not in target.__dict__ and rel.resolve().direction != MANYTOONE:
+                wanted.setdefault(rel, []).append(target)
+    for rel, targets in wanted.items():
+        await load_relationship(session, targets, rel)
+    return batch
+
+
+def _merge_misses(session: AsyncSession, sources: list[tuple[Any, Mapper, Any]]) -> dict[Mapper, dict[Any, None]]:
+    """The keys of ``sources`` the identity map does not hold, by mapper, in first-seen order."""
+    out: dict[Mapper, dict[Any, None]] = {}
+    for _obj, mapper, pk in sources:
+        if pk not in session._identity_for(mapper):
+            out.setdefault(mapper, {})[pk] = None
+    return out
 
 
 def is_modified(obj: Any) -> bool:

@@ -238,7 +238,7 @@ _PROXIED = frozenset({
     "add", "add_all", "begin", "begin_nested", "close", "commit", "connection", "delete", "deleted", "dirty",
     "execute", "expire", "expire_all", "expunge", "expunge_all", "flush", "get", "get_one", "identity_map",
     "in_nested_transaction", "in_transaction", "info", "is_active", "is_modified", "load", "load_all", "merge",
-    "new", "no_autoflush", "refresh", "rollback", "scalar", "scalars", "stream", "stream_scalars",
+    "merge_all", "new", "no_autoflush", "refresh", "rollback", "scalar", "scalars", "stream", "stream_scalars",
     "bind", "autoflush", "expire_on_commit", "autobegin", "join_transaction_mode", "n_plus_one",
     "n_plus_one_threshold",
 })

@@ -513,11 +513,24 @@ class AsyncSession:
     async def merge(self, obj: T, load: bool = True) -> T:
         """Copy the state of ``obj`` onto the object this session holds for its primary key.
 
-        That object is loaded if needed, or created, and returned.  Relationships with the
-        ``merge`` cascade are merged too.
+        That object is loaded if the identity map does not hold it, or created, and returned.
+        Relationships with the ``merge`` cascade are merged too.  An identity the map holds is
+        never queried for; ``merge_all()`` merges many objects with their misses loaded together.
         """
         with self._guard:
             merged: T = await lifecycle.merge(self, obj, load, {})
+        return merged
+
+    async def merge_all(self, objs: Iterable[T], load: bool = True) -> list[T]:
+        """``merge()`` each object, in order, returning the merged objects in input order, with
+        the database work batched: the primary keys the identity map does not hold (among the
+        inputs and what their ``merge`` cascade reaches) are loaded in one SELECT per model and
+        chunk of keys, and the collections the merge replaces in one query per relationship,
+        where a loop of ``merge()`` sends one SELECT per missing object.  Duplicates, objects
+        without a key (they become pending), ``load=False`` and errors behave as in that loop;
+        an input that is not a mapped object raises ``ArgumentError`` before anything is merged."""
+        with self._guard:
+            merged: list[T] = await lifecycle.merge_all(self, objs, load)
         return merged
 
     def is_modified(self, obj: Any) -> bool:

@@ -183,13 +183,15 @@ async def session_methods(session: AsyncSession) -> None:
     async for part in stream_users.partitions():
         assert_type(part, list[User])
 
-    # get() / get_one() / merge()
+    # get() / get_one() / merge() / merge_all()
     got = await session.get(User, 1)
     assert_type(got, User | None)
     _ = got.name  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]
     assert_type(await session.get(User, 1, options=[selectinload(User.posts)]), User | None)
     assert_type(await session.get_one(User, 1), User)
     assert_type(await session.merge(User(name="m")), User)
+    assert_type(await session.merge_all([User(name="m"), User(name="n")]), list[User])
+    assert_type(await session.merge_all((p for p in [Post()]), load=False), list[Post])
 
     # explicit loading
     ann = await session.get_one(User, 1)
