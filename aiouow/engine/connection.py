@@ -8,8 +8,40 @@ translation live in one place.  The :class:`Engine` that makes connections is in
 module is the connection alone: its state machine and statement execution.
 
 A transaction starts lazily: ``begin()`` (or autobegin) only notes it, and
-``BEGIN`` is sent with the first statement that needs the database, so
-work that never touches the database costs no round trip.
+``BEGIN`` is sent with the first statement that is not a plain read, so
+work that never touches the database costs no round trip, and neither do the
+reads before a transaction's first write.
+
+Which statements run before BEGIN.  Problem: a small transaction paid round trips its
+work does not need (BEGIN and COMMIT around a single INSERT; BEGIN before the SELECT of
+``get()`` + change + commit).  The rule, one for both backends (PENDING below is "BEGIN
+not sent"):
+
+- A *plain read* (``Compiled.reads_only``: a SELECT aiouow compiled, without FOR UPDATE,
+  ``text()`` fragments, DML or functions outside ``sql.compiler.PURE_FUNCTIONS``) runs on
+  its own while the transaction is PENDING, and sees the latest committed data.  At READ
+  COMMITTED each statement of a transaction takes a new snapshot anyway and a plain SELECT
+  takes no lock, so nothing tells it from a read inside the transaction; on SQLite these are
+  the reads that run on a pooled reader (``dialects/sqlite_pool.py``).  A stream on
+  PostgreSQL begins (its cursor lives in a transaction).
+- ``alone``: the one statement of a commit whose whole work it is (the session decides,
+  ``session/flush.py``) is sent without BEGIN, autocommitted, and ``commit()`` then has
+  nothing to send.  A single statement is atomic, so what it does is all or nothing, as in a
+  transaction.
+- Anything else (a write, ``text()`` and ``exec_driver_sql()``, which may be ``SET LOCAL`` or
+  a transaction-scoped lock, ``with_for_update()``, a SAVEPOINT) sends BEGIN first, and from
+  then on every statement is in the transaction, as before.
+- Never before BEGIN: with an isolation level other than the default READ COMMITTED, with
+  ``create_engine(always_begin=True)``, and on a connection a session handed to user code
+  (``session.connection()``, ``after_begin`` listeners), all of which set ``_lazy`` off.
+
+Alternatives: sending BEGIN in the same round trip as the first statement would keep every
+statement in the transaction, but asyncpg has no pipelining API (its simple-query protocol
+takes several statements only without parameters), and writing protocol messages through
+its private ``_protocol`` is not an option; SQLite does it already (the BEGIN runs in the
+statement's thread hop).  A connection found dead at such a first statement is replaced as
+at BEGIN (``_first_begin``): a read is sent again, an autocommitted write only when the
+error shows it never ran (``Dialect.never_ran``).
 
 A :class:`Connection` is in one :class:`ConnState`; every change goes through
 :data:`MOVES` (``Connection._set``), and a move not in it raises::
