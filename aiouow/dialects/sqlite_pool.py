@@ -285,6 +285,9 @@ class RoutedConnection(DriverConnection):
                 if not _refused_as_read(err):
                     raise
                 _writes_cache[sql] = True
+                # a write sent as a read, before the engine began the transaction: it must not
+                # escape one, so one begins for it (the engine sees it in ``in_transaction``)
+                self._tx = True
             finally:
                 self._pool._give_reader(rd)
         w = await self._writer()
@@ -315,6 +318,7 @@ class RoutedConnection(DriverConnection):
                     if not _refused_as_read(err):
                         raise
                     _writes_cache[sql] = True
+                    self._tx = True  # as in fetch()
                 if cursor is not None:
                     self._names = rd._names
                     while True:

@@ -485,7 +485,9 @@ class Connection:
         if dc is not None and self._loop is not asyncio.get_running_loop():
             self._wrong_loop()
         try:
-            if self._state is _BEGUN and dc is not None:
+            # PENDING and yet in a transaction: the driver began one for a statement sent as a
+            # plain read that turned out to write (SQLite's query_only refused it on a reader)
+            if dc is not None and (self._state is _BEGUN or dc.in_transaction):
                 if self.engine.echo:
                     log.info("COMMIT")
                 await self._script(dc, "COMMIT")
@@ -505,7 +507,7 @@ class Connection:
             self._drop_foreign(dc)  # closing it rolls back; the next statement checks out anew
             return
         try:
-            if self._state is _BEGUN and dc is not None:
+            if dc is not None and (self._state is _BEGUN or dc.in_transaction):
                 if self.engine.echo:
                     log.info("ROLLBACK")
                 try:
