@@ -378,9 +378,9 @@ async def test_exhausted_pool_times_out_and_recovers(engine: Engine, new_engine:
     assert 0.15 <= time.monotonic() - started < 1.5
     assert eng.pool.checked_out == capacity
     if engine.dialect.name == "sqlite":
-        # plain reads do not wait for the writer (text() would: it begins the transaction)
+        # reads do not wait for the writer
         async with eng.connect() as conn:
-            assert (await conn.execute(select(func.count(Tag.id)))).scalar_one() >= 0
+            assert (await conn.execute(text("SELECT 1 AS one"))).scalar_one() == 1
 
     # a waiter gets the connection as soon as one is released
     waiter = asyncio.create_task(_connect_and_write(eng))

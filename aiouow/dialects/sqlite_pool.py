@@ -8,18 +8,19 @@ connection and up to ``pool_size`` *reader* connections (``PRAGMA
 query_only``).  What an engine ``Connection`` checks out is a small router
 (:class:`RoutedConnection`), not a driver connection; per statement it picks:
 
-- Until the engine begins the transaction, each read runs alone (autocommit) on a
+- Until a transaction first writes, each read runs alone (autocommit) on a
   pooled reader, so every statement sees the latest committed data, as
   PostgreSQL's default READ COMMITTED does; any number of sessions read at
   once, beside one writer.  A stream holds its reader, and its snapshot,
-  until it is exhausted or closed or the transaction ends.  The engine begins
-  the transaction (``defer_begin``) at its first statement that is not a plain
-  read (``engine/connection.py``): a write, ``text()``, ``with_for_update()``, a
-  SAVEPOINT.  A statement sent alone without it (the session's single-statement
-  commit) runs on the writer in autocommit.
-- Beginning takes the writer and starts ``BEGIN IMMEDIATE`` (in the
-  same thread hop as the next statement); the transaction keeps the writer, and
-  runs every statement there (it reads its own writes), until COMMIT/ROLLBACK.
+  until it is exhausted or closed or the transaction ends.  That holds whether
+  the engine has begun the transaction or not (it begins at its first statement
+  that is not a plain read, ``engine/connection.py``, e.g. a ``text()`` SELECT,
+  which still reads here): a deferred BEGIN only says what the first write starts.
+  A write the session sends alone without BEGIN (a commit's single statement) runs
+  on the writer in autocommit.
+- The first write takes the writer and starts ``BEGIN IMMEDIATE`` (in the
+  same thread hop as the statement); the transaction keeps the writer, and
+  runs its reads there too (it reads its own writes), until COMMIT/ROLLBACK.
   Writing transactions are thus serialized, and none ever upgrades a read
   snapshot to a write, the classic "database is locked" trap.  Waiting for
   the writer is bounded by ``pool_timeout``; so is the busy timeout with which
@@ -32,7 +33,8 @@ query_only``).  What an engine ``Connection`` checks out is a small router
   ``with_for_update()`` SELECT (its "lock": the writer, so read-modify-write
   is serialized as a row lock would on PostgreSQL) and anything unknown.  A
   write mistaken for a read is refused by ``query_only`` and rerun on the
-  writer, so it never escapes its transaction.
+  writer, so it never escapes its transaction (one begins for it if the engine
+  sent it as a plain read, before BEGIN).
 
 In short: READ COMMITTED until the first write, then SERIALIZABLE (the sole
 writer) to the end.  ``isolation_level="SERIALIZABLE"`` runs the whole
@@ -217,16 +219,17 @@ class SQLitePool(Pool):
 
 class RoutedConnection(DriverConnection):
     """What an engine ``Connection`` checks out on SQLite: reads on pooled readers until the
-    engine begins the transaction, then everything on the writer (see the module docstring)."""
+    transaction first writes, then everything on the writer (see the module docstring)."""
 
-    __slots__ = ("_pool", "_timeout", "_w", "_tx", "_wtx", "_names", "_streams")
+    __slots__ = ("_pool", "_timeout", "_w", "_tx", "_wtx", "_serializable", "_names", "_streams")
 
     def __init__(self, pool: SQLitePool, timeout: float) -> None:
         self._pool = pool
         self._timeout = timeout
         self._w: SQLiteConnection | None = None  # the writer, while held
-        self._tx = False  # the engine began a transaction: every statement of it runs on the writer
+        self._tx = False  # a transaction is open (BEGIN deferred to its first write)
         self._wtx = False  # ... and it runs on the writer (BEGIN sent, or due with the next statement)
+        self._serializable = False  # ... and every statement of it runs there (isolation_level)
         self._names: list[str] = []
         #: readers held by open streams, each in a one-item list emptied when taken back
         self._streams: list[list[SQLiteConnection]] = []
@@ -256,14 +259,14 @@ class RoutedConnection(DriverConnection):
         return w
 
     def _on_writer(self, sql: str) -> bool:
-        return self._tx or self._w is not None or self._pool.serial or _writes(sql)
+        return self._w is not None or self._pool.serial or self._serializable or _writes(sql)
 
     async def reserve_writer(self) -> None:
         """Take the writer now, before a write that must not wait for it later."""
         await self._writer()
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        if self._pool.serial and self._w is None and not self._tx and not _writes(sql):
+        if self._pool.serial and self._w is None and not _writes(sql):
             # one connection for everything: a read before the transaction's first write runs
             # alone on it and gives it back, as a reader would, so a transaction that only read
             # does not keep every other session waiting until it ends (issue 13)
@@ -285,8 +288,8 @@ class RoutedConnection(DriverConnection):
                 if not _refused_as_read(err):
                     raise
                 _writes_cache[sql] = True
-                # a write sent as a read, before the engine began the transaction: it must not
-                # escape one, so one begins for it (the engine sees it in ``in_transaction``)
+                # a write sent as a plain read, which the engine ran before BEGIN: it must not
+                # escape a transaction, so one begins for it (the engine sees ``in_transaction``)
                 self._tx = True
             finally:
                 self._pool._give_reader(rd)
@@ -345,14 +348,15 @@ class RoutedConnection(DriverConnection):
             yield rows
 
     def defer_begin(self, isolation_level: str | None = None) -> bool:
-        # from now on every statement runs on the writer (SERIALIZABLE, which begins at the first
-        # statement, thus sees one snapshot: no other writer commits between its reads and writes)
         self._tx = True
+        # SERIALIZABLE: reads take the writer too, so the transaction sees one snapshot and no
+        # other writer commits between its reads and its writes
+        self._serializable = isolation_level == "SERIALIZABLE"
         return True
 
     def cancel_deferred_begin(self) -> bool:
         pending = self._tx
-        self._tx = False
+        self._tx = self._serializable = False
         w = self._w
         if w is not None and not w.in_transaction:
             # the transaction ends without having written: give a reserved writer back
@@ -364,7 +368,7 @@ class RoutedConnection(DriverConnection):
 
     async def script(self, sql: str) -> None:
         if sql == "COMMIT" or sql == "ROLLBACK":
-            self._tx = False
+            self._tx = self._serializable = False
             self._drop_streams()
             w = self._w
             if w is None:
@@ -388,7 +392,7 @@ class RoutedConnection(DriverConnection):
     def _end(self) -> SQLiteConnection | None:
         """Give back the readers of open streams; the writer, if held, for the pool to take."""
         self._drop_streams()
-        self._tx = self._wtx = False
+        self._tx = self._wtx = self._serializable = False
         w, self._w = self._w, None
         if w is not None:
             w.cancel_deferred_begin()
