@@ -137,9 +137,10 @@ def create_engine(
     By default a transaction sends BEGIN only with its first statement that is not a plain read,
     and a commit whose whole work is one statement sends that statement alone, autocommitted
     (README "Sessions", ``engine/connection.py``).  ``always_begin=True`` sends BEGIN before the
-    first statement of every transaction, whatever it is, and COMMIT after the last: for code that
-    relies on every statement of a transaction sharing its snapshot or its start time (on SQLite
-    this runs every transaction on the writer, from its first statement).
+    first statement of every transaction, whatever it is, and COMMIT after the last, as before
+    this optimisation: for code that relies on every statement of a transaction sharing its start
+    time or running on one server session (on SQLite a BEGIN still waits for the first write, as
+    SQLite's routing always did; a whole-transaction snapshot there is ``isolation_level="SERIALIZABLE"``).
     """
     u = make_url(url)
     _check_pool_args(u, pool_size, pool_timeout, pool_pre_ping, poolclass, connect_args)
