@@ -66,6 +66,9 @@ class FaultInjector:
         self.cls = cls
         self.fault: Fault | None = None
         self.fired: list[tuple[str, str, str]] = []  # (kind, method, SQL)
+        #: for each fault fired: whether its call ran outside a transaction block (a plain read
+        #: or a commit's single statement sent alone, autocommitted)
+        self.outside: list[bool] = []
         self._saved: dict[str, Any] = {}
 
     @classmethod
@@ -94,6 +97,7 @@ class FaultInjector:
                 if fault.calls == fault.at:
                     injector.fault = None
                     injector.fired.append((fault.kind, name, str(args[0])[:60] if args else ""))
+                    injector.outside.append(not _in_transaction(conn))
                     if fault.kind == "error":
                         assert fault.error is not None
                         raise fault.error()
@@ -110,3 +114,11 @@ class FaultInjector:
         fired = self.fault is None
         self.fault = None
         return fired
+
+
+def _in_transaction(conn: Any) -> bool:
+    """Whether a call on this driver connection runs in a transaction block: one is open, or
+    (SQLite) a deferred BEGIN rides with it."""
+    if isinstance(conn, SQLiteConnection):
+        return bool(conn._raw.in_transaction or conn._begin is not None)
+    return bool(conn.in_transaction)

@@ -22,6 +22,8 @@ async def _level(session: AsyncSession, sql: object) -> str:
     engine = session.bind
     assert isinstance(engine, aiouow.Engine)
     with sql(engine) as log:  # type: ignore[operator]
+        # text() begins the transaction (a plain read would run before BEGIN at the default level)
+        await session.scalar(text("SELECT 1"))
         await session.scalar(select(func.count(User.id)))
     begin = [r for r in log.records if r.startswith("BEGIN")]
     assert len(begin) == 1, log.records

@@ -204,6 +204,41 @@ async def test_session_workload_behind_pgbouncer_transaction_mode(target: str) -
     assert errors == []
 
 
+async def test_single_statement_transactions_behind_pgbouncer_transaction_mode(target: str) -> None:
+    """A commit of one statement goes alone (autocommitted) and the read before it without BEGIN:
+    through the pooler each is a server transaction of its own, whichever server session it gets
+    (asyncpg's unnamed Parse/Describe ends with a Flush, not a Sync, so its Bind/Execute stays on
+    the same one)."""
+    engine = create_engine(target, pool_size=TASKS, pool_timeout=60, prepared_statements=False)
+    try:
+        Session = sessionmaker(engine)
+
+        async def client(i: int) -> None:
+            async with Session(expire_on_commit=False) as session:
+                tag = Tag(name=f"a{i}")
+                session.add(tag)
+                await session.commit()  # INSERT ... RETURNING alone
+            for k in range(3):
+                async with Session() as session:
+                    got = await session.get_one(Tag, tag.id)  # SELECT, no BEGIN
+                    got.name = f"a{i}-{k}"
+                    await session.commit()  # UPDATE alone
+
+        start = engine.round_trips
+        await asyncio.gather(*(client(i) for i in range(TASKS)))
+        assert engine.round_trips - start == TASKS * (1 + 3 * 2)
+        async with Session() as session:
+            names = sorted((await session.scalars(select(Tag.name))).all())
+            assert names == sorted(f"a{i}-2" for i in range(TASKS))
+            session.add(Tag(name="a0-2"))  # taken: the autocommitted INSERT fails, writes nothing
+            with pytest.raises(exc.IntegrityError):
+                await session.commit()
+            await session.rollback()
+            assert await session.scalar(select(func.count(Tag.id))) == TASKS
+    finally:
+        await engine.dispose()
+
+
 async def test_without_the_option_prepared_statements_break(target: str, db: aiouow.Engine) -> None:
     if db.dialect.name == "sqlite":
         # nothing is prepared on a server: the option changes nothing there

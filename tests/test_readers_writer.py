@@ -308,7 +308,9 @@ async def test_sqlite_a_write_mistaken_for_a_read_is_rerun_on_the_writer(db: Eng
     sqlite_pool._writes_cache[sql] = False  # as if the classifier got it wrong
     try:
         async with db.connect() as conn:
-            assert (await conn.exec_driver_sql(sql)).scalars().all() == ["sneaky"]
+            # sent as a plain read would be (before BEGIN, to a reader): query_only refuses it
+            # there, and it runs on the writer, in a transaction begun for it
+            assert [r[0] for r in await conn.fetch_sql(sql, [], read=True)] == ["sneaky"]
             await conn.rollback()  # it ran in the transaction, not beside it on a reader
         assert await count(db, Tag) == 0
         assert sqlite_pool._writes_cache[sql] is True

@@ -429,11 +429,17 @@ class FaultMachine(RuleBasedStateMachine):
             self.stats["commits"] += 1
             return
         self.after_failure(raised, fired, kind)
-        if not (fired and self.injector.fired[-1][2] == "COMMIT"):
+        # a commit whose whole work is one statement sends it alone, autocommitted: cancelled
+        # while it runs, it is a COMMIT cancelled (an injected error fires before it is sent)
+        alone = fired and kind == "cancel" and self.injector.outside[-1] \
+            and self.injector.fired[-1][2].split(" ")[0] in ("INSERT", "UPDATE", "DELETE")
+        if not (fired and (self.injector.fired[-1][2] == "COMMIT" or alone)):
             return  # the flush failed: nothing of it applied in memory either
         self.model_flush()  # the flush went through; COMMIT failed or was cancelled
         if kind != "cancel":
             return
+        if alone:
+            self.stats["cancelled single autocommitted statements"] += 1
         # cancelled mid-COMMIT: all of the transaction may be committed, or nothing
         rows = self.run(self.db_rows())
         if rows == self.view and rows != self.committed:

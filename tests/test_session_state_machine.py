@@ -167,7 +167,9 @@ async def test_random_operation_sequences(smdb: Engine, recorder: Recorder, ops:
 async def test_the_moves_the_code_needs_are_made(smdb: Engine, recorder: Recorder) -> None:
     """The less common moves of the table, each reached on purpose."""
     async with AsyncSession(smdb) as s:
-        s.add(SmItem(id=1, name="a", ref_id=10_000))
+        # two rows: a commit of one statement would send it autocommitted, and the deferred
+        # constraint would fail that statement (in the flush), not the COMMIT
+        s.add_all([SmItem(id=1, name="a", ref_id=10_000), SmItem(id=5, name="e")])
         with pytest.raises(exc.IntegrityError):
             await s.commit()
         assert (TxState.COMMITTING, TxState.FAILED) in recorder.moves

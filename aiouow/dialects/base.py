@@ -172,6 +172,20 @@ class DDLCompiler:
         return f"DROP TABLE IF EXISTS {quote_table(table)}"
 
 
+class RoundTrips:
+    """Calls that went to the server (PostgreSQL) or to the SQLite worker thread, for one engine.
+
+    Every statement, stream chunk, BEGIN/COMMIT/ROLLBACK/SAVEPOINT and ping counts one; opening a
+    connection (its setup statements included) does not.  ``engine.round_trips`` reads it; the
+    driver connections of the engine's pool share one, so the count costs an attribute increment
+    per call."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class DriverConnection:
     """One driver connection, adapted.  Methods take SQL already compiled for it.
 
@@ -259,6 +273,9 @@ class DriverConnection:
 class Pool:
     """Connections of one engine."""
 
+    #: what its driver connections count (shared by all of them)
+    trips: RoundTrips
+
     #: ping a pooled connection on checkout and replace it if the ping fails (``pool_pre_ping``)
     pre_ping: bool = False
     #: released connections are kept for the next checkout; False: closed on release
@@ -309,6 +326,8 @@ class Dialect:
     supports_schemas = True
     #: what ``isolation_level=`` accepts (normalized: upper case, one space between words)
     isolation_levels: tuple[str, ...] = ()
+    #: a stream's cursor exists only inside a transaction block, so a stream begins one
+    cursors_need_transaction = False
 
     def __init__(self) -> None:
         self.cache = StatementCache()
@@ -483,6 +502,11 @@ class Dialect:
         """Whether ``err`` (a driver error raised by a statement on ``conn``) means the connection
         is gone: the server ended it, the network dropped it.  Such a statement did not run."""
         return conn is not None and conn.is_closed
+
+    def never_ran(self, err: BaseException, conn: DriverConnection | None) -> bool:
+        """Whether a disconnect error (``is_disconnect``) shows the statement did not run, or was
+        undone with the connection: an autocommitted write is sent again only then."""
+        return self.is_disconnect(err, conn)
 
     def explain_constraint(self, err: exc.IntegrityError, table: Table, action: str) -> str:
         """What to add to the message of a constraint violation that a flush's ``action``

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import exc
-from .base import DriverConnection, Pool
+from .base import DriverConnection, Pool, RoundTrips
 
 
 class SlotPool(Pool):
@@ -26,6 +26,7 @@ class SlotPool(Pool):
         if size < 1:
             raise exc.ArgumentError(f"pool_size must be at least 1, got {size}")
         self._connect = connect
+        self.trips = RoundTrips()
         self.size = size
         self._what = what
         self._free: deque[DriverConnection] = deque()
@@ -200,6 +201,7 @@ class NullPool(Pool):
 
     def __init__(self, inner: Pool) -> None:
         self.inner = inner
+        self.trips = inner.trips
         # a pool that gives connections back by itself (SQLite's readers) closes them too
         inner.reuses_connections = False
 

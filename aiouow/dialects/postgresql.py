@@ -20,7 +20,7 @@ from .. import types as sqltypes
 from ..sql.compiler import Compiler, quote, quote_table
 from ..sql.elements import BindParameter, ExpandingBind, leading_keyword
 from ..sql.schema import Column, Table
-from .base import Dialect, DriverConnection, Processor, decimal_reader, json_dumps, json_loads, none_safe
+from .base import Dialect, DriverConnection, Processor, RoundTrips, decimal_reader, json_dumps, json_loads, none_safe
 from .batch import BatchWriter, MappedTable, StatementRunner, column_sql, processed_rows
 from .pool import SlotPool
 
@@ -250,6 +250,7 @@ class PGDialect(Dialect):
     expands_in_lists = False
     max_params = 32767
     isolation_levels = ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
+    cursors_need_transaction = True
     type_names = {
         "integer": "INTEGER",
         "big_integer": "BIGINT",
@@ -345,6 +346,14 @@ class PGDialect(Dialect):
             return getattr(err, "sqlstate", None) in ("57P01", "57P02", "57P03")
         return isinstance(err, asyncpg.InterfaceError) and "connection is closed" in str(err)
 
+    def never_ran(self, err: BaseException, conn: DriverConnection | None) -> bool:
+        # asyncpg refused to send on a connection it knew closed; or the server ended the session
+        # (administrator command, shutdown, crash recovery), which aborts a statement it had not
+        # finished; not a connection dropped mid-statement, whose outcome is unknown
+        if isinstance(err, asyncpg.PostgresError):
+            return getattr(err, "sqlstate", None) in ("57P01", "57P02", "57P03")
+        return isinstance(err, asyncpg.InterfaceError) and "connection is closed" in str(err)
+
     def _pooler_error(self, err: BaseException, statement: str | None, params: Any) -> exc.DBAPIError:
         """asyncpg's own prepared statement is missing (or already there) on the server: a pooler
         lent this connection another server session.  Operational, so the connection, whose
@@ -376,9 +385,10 @@ class PGDialect(Dialect):
             except BaseException:
                 conn.terminate()  # cancelled (or failed) half-way: never leave the connection open
                 raise
-            return PGConnection(conn, sql_cursors=unnamed)
+            return PGConnection(conn, pool.trips, sql_cursors=unnamed)
 
-        return SlotPool(connect, pool_size, "postgresql")
+        pool = SlotPool(connect, pool_size, "postgresql")
+        return pool
 
 
 def _constraint_message(err: asyncpg.PostgresError) -> str:
@@ -437,10 +447,12 @@ _DECLARABLE = frozenset(("select", "values", "table"))
 
 
 class PGConnection(DriverConnection):
-    __slots__ = ("_c", "_loop", "_sql_cursors", "_cursor_count")
+    __slots__ = ("_c", "_loop", "_sql_cursors", "_cursor_count", "_trips")
 
-    def __init__(self, conn: asyncpg.Connection, sql_cursors: bool = False) -> None:
+    def __init__(self, conn: asyncpg.Connection, trips: RoundTrips, sql_cursors: bool = False) -> None:
         self._c = conn
+        #: the engine's round-trip count: one per call below that reaches the server
+        self._trips = trips
         #: streams DECLARE a cursor in SQL instead of asyncpg's cursor, whose named prepared
         #: statement would stay behind on whichever server a pooler (PgBouncer) lent
         self._sql_cursors = sql_cursors
@@ -454,6 +466,7 @@ class PGConnection(DriverConnection):
         return self._loop
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        self._trips.count += 1
         rows: list[Any] = await self._c.fetch(sql, *params)
         return rows
 
@@ -461,14 +474,17 @@ class PGConnection(DriverConnection):
         return list(rows[0].keys()) if rows else []
 
     async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        self._trips.count += 1
         return _rowcount(await self._c.execute(sql, *params))
 
     async def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
+        self._trips.count += 1
         await self._until_lost(self._c.executemany(sql, seq))
         return -1
 
     async def copy_records(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]],
                            schema: str | None = None) -> None:
+        self._trips.count += 1
         await self._until_lost(
             self._c.copy_records_to_table(table, columns=list(columns), records=records, schema_name=schema))
 
@@ -514,8 +530,10 @@ class PGConnection(DriverConnection):
         return self._cursor_stream(sql, params, chunk)
 
     async def _cursor_stream(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncGenerator[list[Any], None]:
+        self._trips.count += 1
         cursor = await self._c.cursor(sql, *params)
         while True:
+            self._trips.count += 1
             rows = await cursor.fetch(chunk)
             if not rows:
                 return
@@ -526,17 +544,20 @@ class PGConnection(DriverConnection):
         """A stream through ``DECLARE ... CURSOR`` / ``FETCH``: only unnamed statements, each in
         the transaction a stream needs (a cursor WITHOUT HOLD ends with it)."""
         if leading_keyword(sql) not in _DECLARABLE:
+            self._trips.count += 1
             rows: list[Any] = await self._c.fetch(sql, *params)
             for start in range(0, len(rows), chunk):
                 yield rows[start:start + chunk]
             return
         self._cursor_count += 1
         name = f'"aiouow_cursor_{self._cursor_count}"'
+        self._trips.count += 1
         await self._c.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", *params)
         fetch = f"FETCH FORWARD {int(chunk)} FROM {name}"
         done = False
         try:
             while not done:
+                self._trips.count += 1
                 rows = await self._c.fetch(fetch)
                 done = len(rows) < chunk
                 if rows:
@@ -545,11 +566,13 @@ class PGConnection(DriverConnection):
             # a stream left mid-way: free the portal now rather than at the end of the transaction
             if not done and not self._c.is_closed() and self._c.is_in_transaction():
                 try:
+                    self._trips.count += 1
                     await self._c.execute(f"CLOSE {name}")
                 except Exception:
                     pass  # the transaction failed meanwhile: its rollback closes the cursor
 
     async def script(self, sql: str) -> None:
+        self._trips.count += 1
         await self._c.execute(sql)
 
     @property
@@ -561,6 +584,7 @@ class PGConnection(DriverConnection):
         return bool(self._c.is_closed())
 
     async def ping(self) -> None:
+        self._trips.count += 1
         await self._c.execute("SELECT 1")  # simple query protocol: one round trip, nothing prepared
 
     def terminate(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 
-from .base import DriverConnection
+from .base import DriverConnection, RoundTrips
 
 
 def _setup(raw: sqlite3.Connection, memory: bool, reader: bool) -> str:
@@ -51,10 +51,13 @@ class _JobCancelled(Exception):
 
 
 class SQLiteConnection(DriverConnection):
-    __slots__ = ("_aio", "_on_thread", "_raw", "_begin", "_names", "_job", "_cursors", "_reader")
+    __slots__ = ("_aio", "_on_thread", "_raw", "_begin", "_names", "_job", "_cursors", "_reader", "_trips")
 
-    def __init__(self, aio: aiosqlite.Connection, raw: sqlite3.Connection, reader: bool = False) -> None:
+    def __init__(self, aio: aiosqlite.Connection, raw: sqlite3.Connection, trips: RoundTrips,
+                 reader: bool = False) -> None:
         self._aio = aio
+        #: the engine's round-trip count: one per hop to the worker thread (``_call``)
+        self._trips = trips
         self._on_thread: Callable[..., Awaitable[Any]] = _worker_call(aio)
         self._raw = raw
         #: the BEGIN the next statement sends first, if any
@@ -69,6 +72,7 @@ class SQLiteConnection(DriverConnection):
         self._cursors: list[sqlite3.Cursor] = []
 
     async def _call(self, fn: Any, *args: Any) -> Any:
+        self._trips.count += 1
         job = _Job()
         try:
             return await self._on_thread(self._run_job, job, fn, args)

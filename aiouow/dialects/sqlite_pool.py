@@ -12,7 +12,12 @@ query_only``).  What an engine ``Connection`` checks out is a small router
   pooled reader, so every statement sees the latest committed data, as
   PostgreSQL's default READ COMMITTED does; any number of sessions read at
   once, beside one writer.  A stream holds its reader, and its snapshot,
-  until it is exhausted or closed or the transaction ends.
+  until it is exhausted or closed or the transaction ends.  That holds whether
+  the engine has begun the transaction or not (it begins at its first statement
+  that is not a plain read, ``engine/connection.py``, e.g. a ``text()`` SELECT,
+  which still reads here): a deferred BEGIN only says what the first write starts.
+  A write the session sends alone without BEGIN (a commit's single statement) runs
+  on the writer in autocommit.
 - The first write takes the writer and starts ``BEGIN IMMEDIATE`` (in the
   same thread hop as the statement); the transaction keeps the writer, and
   runs its reads there too (it reads its own writes), until COMMIT/ROLLBACK.
@@ -28,7 +33,8 @@ query_only``).  What an engine ``Connection`` checks out is a small router
   ``with_for_update()`` SELECT (its "lock": the writer, so read-modify-write
   is serialized as a row lock would on PostgreSQL) and anything unknown.  A
   write mistaken for a read is refused by ``query_only`` and rerun on the
-  writer, so it never escapes its transaction.
+  writer, so it never escapes its transaction (one begins for it if the engine
+  sent it as a plain read, before BEGIN).
 
 In short: READ COMMITTED until the first write, then SERIALIZABLE (the sole
 writer) to the end.  ``isolation_level="SERIALIZABLE"`` runs the whole
@@ -52,7 +58,7 @@ import aiosqlite
 
 from .. import exc
 from ..sql.elements import leading_keyword
-from .base import Dialect, DriverConnection, Pool
+from .base import Dialect, DriverConnection, Pool, RoundTrips
 from .pool import SlotPool
 from .sqlite_connection import (
     _PROGRESS_STEPS,
@@ -111,6 +117,7 @@ class SQLitePool(Pool):
         #: one connection for everything: ``:memory:``, or a file that cannot use WAL
         self.serial = memory
         self._timeout = 30.0
+        self.trips = RoundTrips()
         self._readers = SlotPool(lambda: self._connect(True), size, "sqlite reader")
         self._writer = SlotPool(lambda: self._connect(False), 1, "sqlite writer")
         self._routers = 0
@@ -194,7 +201,7 @@ class SQLitePool(Pool):
             raw = _raw_connection(aio)  # used only on aiosqlite's thread
             on_thread = _worker_call(aio)
             mode: str = await on_thread(_setup, raw, self._memory, reader)
-            conn = SQLiteConnection(aio, raw, reader)
+            conn = SQLiteConnection(aio, raw, self.trips, reader)
             await on_thread(raw.set_progress_handler, conn._progress, _PROGRESS_STEPS)
         except sqlite3.Error as err:
             await aio.close()
@@ -281,6 +288,9 @@ class RoutedConnection(DriverConnection):
                 if not _refused_as_read(err):
                     raise
                 _writes_cache[sql] = True
+                # a write sent as a plain read, which the engine ran before BEGIN: it must not
+                # escape a transaction, so one begins for it (the engine sees ``in_transaction``)
+                self._tx = True
             finally:
                 self._pool._give_reader(rd)
         w = await self._writer()
@@ -311,6 +321,7 @@ class RoutedConnection(DriverConnection):
                     if not _refused_as_read(err):
                         raise
                     _writes_cache[sql] = True
+                    self._tx = True  # as in fetch()
                 if cursor is not None:
                     self._names = rd._names
                     while True:

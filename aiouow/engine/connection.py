@@ -8,8 +8,40 @@ translation live in one place.  The :class:`Engine` that makes connections is in
 module is the connection alone: its state machine and statement execution.
 
 A transaction starts lazily: ``begin()`` (or autobegin) only notes it, and
-``BEGIN`` is sent with the first statement that needs the database, so
-work that never touches the database costs no round trip.
+``BEGIN`` is sent with the first statement that is not a plain read, so
+work that never touches the database costs no round trip, and neither do the
+reads before a transaction's first write.
+
+Which statements run before BEGIN.  Problem: a small transaction paid round trips its
+work does not need (BEGIN and COMMIT around a single INSERT; BEGIN before the SELECT of
+``get()`` + change + commit).  The rule, one for both backends (PENDING below is "BEGIN
+not sent"):
+
+- A *plain read* (``Compiled.reads_only``: a SELECT aiouow compiled, without FOR UPDATE,
+  ``text()`` fragments, DML or functions outside ``sql.compiler.PURE_FUNCTIONS``) runs on
+  its own while the transaction is PENDING, and sees the latest committed data.  At READ
+  COMMITTED each statement of a transaction takes a new snapshot anyway and a plain SELECT
+  takes no lock, so nothing tells it from a read inside the transaction; on SQLite these are
+  the reads that run on a pooled reader (``dialects/sqlite_pool.py``).  A stream on
+  PostgreSQL begins (its cursor lives in a transaction).
+- ``alone``: the one statement of a commit whose whole work it is (the session decides,
+  ``session/flush.py``) is sent without BEGIN, autocommitted, and ``commit()`` then has
+  nothing to send.  A single statement is atomic, so what it does is all or nothing, as in a
+  transaction.
+- Anything else (a write, ``text()`` and ``exec_driver_sql()``, which may be ``SET LOCAL`` or
+  a transaction-scoped lock, ``with_for_update()``, a SAVEPOINT) sends BEGIN first, and from
+  then on every statement is in the transaction, as before.
+- Never before BEGIN: with an isolation level other than the default READ COMMITTED, with
+  ``create_engine(always_begin=True)``, and on a connection a session handed to user code
+  (``session.connection()``, ``after_begin`` listeners), all of which set ``_lazy`` off.
+
+Alternatives: sending BEGIN in the same round trip as the first statement would keep every
+statement in the transaction, but asyncpg has no pipelining API (its simple-query protocol
+takes several statements only without parameters), and writing protocol messages through
+its private ``_protocol`` is not an option; SQLite does it already (the BEGIN runs in the
+statement's thread hop).  A connection found dead at such a first statement is replaced as
+at BEGIN (``_first_begin``): a read is sent again, an autocommitted write only when the
+error shows it never ran (``Dialect.never_ran``).
 
 A :class:`Connection` is in one :class:`ConnState`; every change goes through
 :data:`MOVES` (``Connection._set``), and a move not in it raises::
@@ -140,6 +172,15 @@ class Connection:
         self._lost_reason: BaseException | None = None
         #: no statement has run on the driver connection since it was checked out
         self._untried = False
+        #: dead connections replaced under a first statement that ran without BEGIN
+        self._replaced = 0
+        #: reads may run before BEGIN, and a statement alone may be autocommitted (see the
+        #: module docstring); off with create_engine(always_begin=True), an isolation level
+        #: other than the default, and for a connection handed to user code by a session
+        self._lazy = not engine.always_begin and self.isolation_level in (None, "READ COMMITTED")
+        #: the next statement, if nothing has begun the transaction, runs alone in autocommit
+        #: (set by the session for a commit whose whole work is that one statement)
+        self._alone = False
 
     # -- state -------------------------------------------------------------------
     def _set(self, new: ConnState) -> None:
@@ -184,6 +225,7 @@ class Connection:
             dc = self._dc = await self.engine.pool.acquire(self.engine.pool_timeout)
             self._loop = asyncio.get_running_loop()
             self._untried = True
+            self._replaced = 0
         return dc
 
     async def acquire(self) -> None:
@@ -370,13 +412,23 @@ class Connection:
         self._savepoints.append(name)
         return Transaction(self, nested=True, savepoint=name)
 
-    async def _ensure_begun(self) -> DriverConnection:
+    async def _ensure_begun(self, read: bool = False, alone: bool = False) -> DriverConnection:
+        """The driver connection, in the transaction; ``read``: the statement only reads (it may
+        run before BEGIN), ``alone``: it may be the statement the session autocommits."""
         if self._state is _LOST:
             self._check_lost()
         dc = self._dc or await self._driver()
         if self._loop is not asyncio.get_running_loop():
             self._wrong_loop()
         if self._state is not _BEGUN:
+            if (read or (alone and self._alone)) and self._lazy and not self._savepoints:
+                # before the transaction's first write: this statement runs on its own (a read
+                # sees the latest committed data, as each statement does at READ COMMITTED)
+                if alone:
+                    self._alone = False
+                if self._state is _IDLE:
+                    self._set(_PENDING)
+                return dc
             self._set(_BEGUN)
             level = self.isolation_level
             if self.engine.echo:
@@ -443,7 +495,9 @@ class Connection:
         if dc is not None and self._loop is not asyncio.get_running_loop():
             self._wrong_loop()
         try:
-            if self._state is _BEGUN and dc is not None:
+            # PENDING and yet in a transaction: the driver began one for a statement sent as a
+            # plain read that turned out to write (SQLite's query_only refused it on a reader)
+            if dc is not None and (self._state is _BEGUN or dc.in_transaction):
                 if self.engine.echo:
                     log.info("COMMIT")
                 await self._script(dc, "COMMIT")
@@ -463,7 +517,7 @@ class Connection:
             self._drop_foreign(dc)  # closing it rolls back; the next statement checks out anew
             return
         try:
-            if self._state is _BEGUN and dc is not None:
+            if dc is not None and (self._state is _BEGUN or dc.in_transaction):
                 if self.engine.echo:
                     log.info("ROLLBACK")
                 try:
@@ -522,31 +576,69 @@ class Connection:
             await self._abort(err)
             raise
 
-    async def fetch_sql(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        """Run SQL that returns rows; the driver's rows."""
-        dc = await self._ensure_begun()
+    async def fetch_sql(self, sql: str, params: Sequence[Any], read: bool = False) -> list[Any]:
+        """Run SQL that returns rows; the driver's rows.  ``read``: a statement aiouow compiled
+        as a plain read (``Compiled.reads_only``), which may run before the transaction's BEGIN."""
+        dc = await self._ensure_begun(read, True)
         if self.engine.echo:
             log.info("%s\n[parameters: %s]", sql, _format_params(params))
         try:
-            return await dc.fetch(sql, params)
+            rows: list[Any] = await dc.fetch(sql, params)
         except Exception as err:
+            if self._state is not _BEGUN and self._untried and await self._replace_dead(err, dc, not read):
+                return await self.fetch_sql(sql, params, read)
             raise self._translate(err, sql, params) from err
         except BaseException as err:
             await self._abort(err)
             raise
+        if self._untried and self._state is not _BEGUN:
+            self._untried = False
+        return rows
 
     async def execute_sql(self, sql: str, params: Sequence[Any]) -> int:
         """Run SQL that returns no rows; rows affected."""
-        dc = await self._ensure_begun()
+        dc = await self._ensure_begun(False, True)
         if self.engine.echo:
             log.info("%s\n[parameters: %s]", sql, _format_params(params))
         try:
-            return await dc.execute(sql, params)
+            count: int = await dc.execute(sql, params)
         except Exception as err:
+            if self._state is not _BEGUN and self._untried and await self._replace_dead(err, dc, True):
+                return await self.execute_sql(sql, params)
             raise self._translate(err, sql, params) from err
         except BaseException as err:
             await self._abort(err)
             raise
+        if self._untried and self._state is not _BEGUN:
+            self._untried = False
+        return count
+
+    async def _replace_dead(self, err: Exception, dc: DriverConnection, write: bool) -> bool:
+        """A statement that ran without BEGIN on a connection just checked out failed because the
+        connection was dead (``_first_begin``'s case, without the BEGIN): replace it and say so,
+        so the caller runs the statement again on the new one.  A read is always safe to run
+        again; an autocommitted write only when the error shows it never ran."""
+        if not self.dialect.is_disconnect(err, dc) or (write and not self.dialect.never_ran(err, dc)):
+            return False
+        if self._replaced > self.engine.pool_size:
+            return False
+        self._replaced += 1
+        log.log(logging.INFO if self.engine.echo else logging.DEBUG,
+                "a pooled connection was found dead at its first statement (%s: %s); replacing it",
+                type(err).__name__, err)
+        pool = self.engine.pool
+        self._dc = None
+        try:
+            await run_shielded(pool.release(dc, discard=True))
+            self._dc = await pool.acquire(self.engine.pool_timeout)
+        except BaseException as err2:
+            if _interrupted(err2):
+                await self._abort(err2)
+            raise
+        self._untried = True
+        if write:
+            self._alone = True  # still the transaction's only statement
+        return True
 
     async def executemany_sql(self, sql: str, seq: Sequence[Sequence[Any]]) -> int:
         """Run SQL once per parameter set; total rows affected (-1 if the driver cannot tell)."""
@@ -603,7 +695,8 @@ class Connection:
             self._lost_reason = err
             self._set(_LOST)
 
-    async def stream_sql(self, sql: str, params: Sequence[Any], chunk: int) -> AsyncIterator[list[Any]]:
+    async def stream_sql(self, sql: str, params: Sequence[Any], chunk: int, read: bool = False
+                         ) -> AsyncIterator[list[Any]]:
         """Run SQL in the driver's parameter style and yield its rows in lists of up to ``chunk``.
 
         A server-side cursor on PostgreSQL; the rows are the driver's (records or tuples), not
@@ -613,8 +706,10 @@ class Connection:
             sql: The SQL text, with ``$1`` (asyncpg) or ``?`` (SQLite) placeholders.
             params: The values of the placeholders, in order.
             chunk: How many rows to fetch at a time.
+            read: True for a plain read, which may run before BEGIN where the driver allows it.
         """
-        dc = await self._ensure_begun()
+        # a server-side cursor lives in a transaction (PostgreSQL): such a stream begins it
+        dc = await self._ensure_begun(read and not self.dialect.cursors_need_transaction)
         if self.engine.echo:
             log.info("%s\n[parameters: %s]", sql, _format_params(params))
         chunks = dc.stream(sql, params, chunk)
@@ -686,7 +781,7 @@ class Connection:
             returns_rows = _returns_rows(sql)
         if not returns_rows:
             return Result([], None, rowcount=await self.execute_sql(sql, args))
-        rows = await self.fetch_sql(sql, args)
+        rows = await self.fetch_sql(sql, args, compiled.reads_only)
         procs = compiled.result_procs
         if procs:
             rows = _process(rows, procs)
@@ -723,7 +818,8 @@ class Connection:
         if compiled.text_names is not None:
             return AsyncResult(self.stream_sql(compiled.sql, args, chunk_size), convert, None,
                                names_from=self._column_names)
-        return AsyncResult(self.stream_sql(compiled.sql, args, chunk_size), convert, compiled.row_class())
+        return AsyncResult(self.stream_sql(compiled.sql, args, chunk_size, compiled.reads_only), convert,
+                           compiled.row_class())
 
     def _column_names(self, rows: list[Any]) -> list[str]:
         return self._dc.column_names(rows) if self._dc is not None else []

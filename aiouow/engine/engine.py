@@ -39,13 +39,17 @@ class Engine:
 
     def __init__(self, url: URL, dialect: Dialect, pool_size: int, pool_timeout: float, echo: bool,
                  connect_args: dict[str, Any], pool_pre_ping: bool = False, poolclass: str = "queue",
-                 isolation_level: str | None = None, prepared_statements: bool = True) -> None:
+                 isolation_level: str | None = None, prepared_statements: bool = True,
+                 always_begin: bool = False) -> None:
         self.url = url
         self.dialect = dialect
         #: the isolation level every transaction of this engine begins with (None: the database's default)
         self.isolation_level = isolation_level
         #: False: no prepared statement outlives the round trip that uses it (PgBouncer's transaction mode)
         self.prepared_statements = prepared_statements
+        #: True: every transaction sends BEGIN before its first statement (no read runs before it,
+        #: no single statement is autocommitted); see create_engine()
+        self.always_begin = always_begin
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
         self.pool_pre_ping = pool_pre_ping
@@ -54,6 +58,14 @@ class Engine:
         pool = dialect.create_pool(url, pool_size, connect_args)
         pool.pre_ping = pool_pre_ping
         self.pool: Pool = NullPool(pool) if poolclass == "null" else pool
+        self._trips = pool.trips
+
+    @property
+    def round_trips(self) -> int:
+        """Calls made to the database so far (to the worker thread on SQLite): each statement,
+        stream chunk, BEGIN, COMMIT, ROLLBACK, SAVEPOINT and ping counts one; opening a connection
+        does not.  Read it before and after some work to see what that work cost."""
+        return self._trips.count
 
     @property
     def echo(self) -> bool:
@@ -122,6 +134,7 @@ def create_engine(
     connect_args: dict[str, Any] | None = None,
     isolation_level: str | None = None,
     prepared_statements: bool = True,
+    always_begin: bool = False,
 ) -> Engine:
     """An engine for ``sqlite:///file.db``, ``sqlite:///:memory:`` or ``postgresql://...``.
 
@@ -138,9 +151,19 @@ def create_engine(
     ``prepared_statements=False`` is for a pooler in transaction mode (PgBouncer before 1.21):
     no named prepared statement is kept on the server, the same as
     ``connect_args={"statement_cache_size": 0}``; SQLite has no server and ignores it.
+
+    By default a transaction sends BEGIN only with its first statement that is not a plain read,
+    and a commit whose whole work is one statement sends that statement alone, autocommitted
+    (README "Sessions", ``engine/connection.py``).  ``always_begin=True`` sends BEGIN before the
+    first statement of every transaction, whatever it is, and COMMIT after the last, as before
+    this optimisation: for code that relies on every statement of a transaction sharing its start
+    time or running on one server session (on SQLite a BEGIN still waits for the first write, as
+    SQLite's routing always did; a whole-transaction snapshot there is ``isolation_level="SERIALIZABLE"``).
     """
     u = make_url(url)
     _check_pool_args(u, pool_size, pool_timeout, pool_pre_ping, poolclass, connect_args)
+    if not isinstance(always_begin, bool):
+        raise exc.ArgumentError(f"create_engine(always_begin=...) must be True or False, got {always_begin!r}")
     args = dict(connect_args or {})
     prepared_statements = _prepared_statements(u, prepared_statements, args)
     if u.backend == "sqlite":
@@ -153,7 +176,8 @@ def create_engine(
         dialect = PGDialect()
     level = dialect.check_isolation_level(isolation_level, "create_engine()")
     return Engine(u, dialect, pool_size, float(pool_timeout), echo, args, pool_pre_ping=pool_pre_ping,
-                  poolclass=poolclass, isolation_level=level, prepared_statements=prepared_statements)
+                  poolclass=poolclass, isolation_level=level, prepared_statements=prepared_statements,
+                  always_begin=always_begin)
 
 
 def _prepared_statements(url: URL, prepared: Any, args: dict[str, Any]) -> bool:

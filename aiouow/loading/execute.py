@@ -52,7 +52,7 @@ async def orm_select(session: SessionInternals, conn: Connection, stmt: Select |
         if joined:
             return await orm_select_joined(session, conn, stmt, params, mapper, joined, rest)
     compiled, args = conn.compile(stmt, params)
-    rows = await conn.fetch_sql(compiled.sql, args)
+    rows = await conn.fetch_sql(compiled.sql, args, compiled.reads_only)
     populate = bool(stmt._execution_options.get("populate_existing"))
     row_class = orm_row_class(compiled)
     items = compiled.items
@@ -89,7 +89,7 @@ async def orm_select_joined(session: SessionInternals, conn: Connection, stmt: S
                             joined: list[Any], rest: list[Any]) -> Result:
     """A single-entity SELECT with joined eager loads in the same query."""
     compiled, args = conn.compile(joined_statement(stmt, joined), params)
-    rows = await conn.fetch_sql(compiled.sql, args)
+    rows = await conn.fetch_sql(compiled.sql, args, compiled.reads_only)
     if compiled.result_procs:
         rows = _process(rows, compiled.result_procs)
     populate = bool(stmt._execution_options.get("populate_existing"))
@@ -150,17 +150,17 @@ async def stream(session: SessionInternals, statement: ClauseElement, params: di
         return list(zip(*cols))
 
     single = entities and len(items) == 1
-    chunks = _guarded_stream(session, conn, compiled.sql, args, chunk_size)
+    chunks = _guarded_stream(session, conn, compiled.sql, args, chunk_size, compiled.reads_only)
     if compiled.text_names is not None:
         return AsyncResult(chunks, convert, None, names_from=conn._column_names)
     return AsyncResult(chunks, convert, orm_row_class(compiled) if entities else compiled.row_class(),
                        scalar_rows=single)
 
 
-async def _guarded_stream(session: SessionInternals, conn: Connection, sql: str, args: list[Any], chunk: int
-                          ) -> AsyncIterator[list[Any]]:
+async def _guarded_stream(session: SessionInternals, conn: Connection, sql: str, args: list[Any], chunk: int,
+                          read: bool) -> AsyncIterator[list[Any]]:
     """The chunks of a stream; fetching each holds the session, handing it out does not."""
-    agen = conn.stream_sql(sql, args, chunk)
+    agen = conn.stream_sql(sql, args, chunk, read)
     try:
         while True:
             with session._guard:
@@ -208,7 +208,7 @@ async def select_by_pk(session: SessionInternals, mapper: Mapper, pk: Any, for_u
     compiled, procs = cached
     values = pk if len(mapper.pk_keys) > 1 else (pk,)
     args = [v if p is None else p(v) for v, p in zip(values, procs)]
-    rows = await conn.fetch_sql(compiled.sql, args)
+    rows = await conn.fetch_sql(compiled.sql, args, compiled.reads_only)
     if not rows:
         return None
     if compiled.result_procs:

@@ -44,7 +44,7 @@ async def _fetch(session: SessionInternals, stmt: Select) -> list[Any]:
 
     conn = await session._connection_for(stmt)
     compiled, args = conn.compile(stmt)
-    rows = await conn.fetch_sql(compiled.sql, args)
+    rows = await conn.fetch_sql(compiled.sql, args, compiled.reads_only)
     if compiled.result_procs:
         rows = _process(rows, compiled.result_procs)
     return rows

@@ -82,6 +82,10 @@ async def connection(session: AsyncSession) -> Connection:
         if _events.active:
             hooks = _events.session_hooks(session, "after_begin")
             if hooks:
+                if conn is not bind:
+                    # the listeners get the connection: what they run, and everything after, is
+                    # in the transaction they were told began (BEGIN first)
+                    conn._lazy = False
                 try:
                     await _events.call(hooks, session, conn)
                 except BaseException as err:

@@ -24,7 +24,7 @@ from .finalize import apply
 from .hooks import FlushHooks, after_rows, before_rows, flush_hooks
 from .lifecycle import delete_cascade, to_transient
 from .persistence import execute_plan
-from .unitofwork import plan_flush
+from .unitofwork import FlushPlan, plan_flush, single_statement
 
 if TYPE_CHECKING:
     from .session import AsyncSession
@@ -157,11 +157,17 @@ async def write(session: AsyncSession, new: list[Any], modified: list[Any], dels
 
         conns = await plan_connections(session, plan)
         conn = conns[0]
+    if session._commit_flush and conns is None and _alone(session, plan, hooks):
+        # the whole transaction is this one statement: the engine sends it without BEGIN (if
+        # nothing has begun the transaction yet) and commit() then has nothing to COMMIT
+        conn._alone = True
     try:
         outcome = await execute_plan(conn, plan, conns)
     except BaseException as err:
         await fail(session, err)
         raise
+    finally:
+        conn._alone = False
     apply(session, plan, outcome.generated)
     if model_hooks:
         try:
@@ -169,6 +175,14 @@ async def write(session: AsyncSession, new: list[Any], modified: list[Any], dels
         except BaseException as err:
             await fail(session, err)
             raise
+
+
+def _alone(session: AsyncSession, plan: FlushPlan, hooks: FlushHooks | None) -> bool:
+    """Whether commit()'s flush may be its transaction's only statement, autocommitted: one
+    statement, outside any SAVEPOINT, in a transaction of the session's own (not a Connection's
+    it joined), with no after_flush listener (which may write more in the same transaction)."""
+    return (len(session._levels) == 1 and not isinstance(session.bind, Connection)
+            and (hooks is None or not hooks.after_flush) and single_statement(plan))
 
 
 async def prepare(session: AsyncSession) -> None:

@@ -175,6 +175,8 @@ class AsyncSession:
         self._flushing = False
         #: after_rollback already ran for the failed flush whose rollback() is awaited
         self._rollback_announced = False
+        #: commit() is flushing: a single-statement flush may be autocommitted (flush.py)
+        self._commit_flush = False
 
     @property
     def _owner(self) -> asyncio.Task[Any] | None:
@@ -265,8 +267,12 @@ class AsyncSession:
             _connection.require_usable(self)
             _connection.autobegin(self)
             if self._router is not None:
-                return await routed.primary_connection(self)
-            return await _connection.connection(self)
+                conn = await routed.primary_connection(self)
+            else:
+                conn = await _connection.connection(self)
+            if conn is not self.bind:
+                conn._lazy = False  # user code: everything it runs is in the transaction (BEGIN first)
+            return conn
 
     @property
     def identity_map(self) -> IdentityMapView:

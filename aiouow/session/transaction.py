@@ -42,7 +42,11 @@ async def commit(session: AsyncSession) -> None:
             return
         autobegin(session)  # changes made since the last commit still need one
     require_usable(session)
-    await flush_all(session)
+    session._commit_flush = True  # this flush may be the transaction's only statement (flush.py)
+    try:
+        await flush_all(session)
+    finally:
+        session._commit_flush = False
     transition(session, TxState.COMMITTING)
     try:
         await end_db_transaction(session, commit=True)

@@ -382,3 +382,19 @@ def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[An
             for level in reversed(_self_ref_levels(m, deletes[m])):
                 steps.extend(plan_deletes(m, level))
     return FlushPlan(steps, unchanged)
+
+
+def single_statement(plan: FlushPlan) -> bool:
+    """Whether the plan is one statement on every dialect: a single step of one row (an INSERT,
+    with its generated key by RETURNING; an UPDATE or a DELETE by primary key; one association
+    row).  Such a statement is atomic alone, and one that matches no row (the stale-data check)
+    changed nothing, so the session may send it autocommitted instead of in BEGIN ... COMMIT."""
+    steps = plan.steps
+    if len(steps) != 1:
+        return False
+    step = steps[0]
+    if isinstance(step, DeleteBatch):
+        return len(step.pks) == 1
+    if isinstance(step, (InsertBatch, UpdateBatch, AssocBatch)):
+        return len(step.rows) == 1
+    return False

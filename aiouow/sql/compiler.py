@@ -71,6 +71,22 @@ class CompilerDialect(Protocol):
 #: the ANSI "functions" spelled without parentheses
 _NILADIC = frozenset({"current_timestamp", "current_date", "current_time"})
 
+#: functions a read may call and still run outside a transaction block (``Compiled.reads_only``):
+#: their result depends on their arguments alone.  Any other function may depend on the
+#: transaction (``now()`` is its start time on PostgreSQL) or act in it (``pg_advisory_xact_lock``,
+#: ``set_config(..., true)``, ``nextval``), so a statement calling one begins the transaction first.
+PURE_FUNCTIONS = frozenset({
+    "count", "sum", "avg", "min", "max", "total", "group_concat", "string_agg", "array_agg", "json_agg",
+    "jsonb_agg", "json_group_array", "bool_and", "bool_or", "every",
+    "lower", "upper", "length", "char_length", "octet_length", "trim", "ltrim", "rtrim", "substr",
+    "substring", "replace", "concat", "instr", "strpos", "position", "left", "right", "lpad", "rpad",
+    "coalesce", "nullif", "ifnull", "greatest", "least", "abs", "round", "floor", "ceil", "ceiling",
+    "sign", "mod", "power", "sqrt", "exp", "ln", "log", "cast",
+    "row_number", "rank", "dense_rank", "lag", "lead", "first_value", "last_value",
+})
+
+_DML_WORD = re.compile(r"\b(?:insert|update|delete|merge)\b", re.I)
+
 
 class Compiled:
     """The compiled form of one statement shape for one dialect.
@@ -94,7 +110,7 @@ class Compiled:
     """
 
     __slots__ = ("sql", "params", "text_names", "names", "result_procs", "items", "returns_rows",
-                 "_row_class", "is_select", "_orm_row_class", "named")
+                 "_row_class", "is_select", "_orm_row_class", "named", "reads_only")
 
     def __init__(self) -> None:
         self.sql = ""
@@ -107,6 +123,9 @@ class Compiled:
         self.items: list[tuple[str, Any, int, int]] = []
         self.returns_rows = False
         self.is_select = False
+        #: a SELECT that only reads: no FOR UPDATE, no text() fragment, no DML, and no function
+        #: outside PURE_FUNCTIONS; the engine may run it before the transaction's BEGIN
+        self.reads_only = False
         self._row_class: type | None = None
         self._orm_row_class: type | None = None  # set by the session layer
 
@@ -187,6 +206,8 @@ class Compiler(ExpressionCompiler):
         self._ctes: dict[int, CTE] = {}
         #: set on the pass that renders WITH: every CTE is known, a reference is its name only
         self._ctes_known = False
+        #: something in the statement may act in, or depend on, its transaction (see PURE_FUNCTIONS)
+        self._acts = False
 
     def _add_param(self, bind: BindParameter, proc: Processor, expand_index: int = -1) -> str:
         index = self._positions[id(bind)]
@@ -217,9 +238,11 @@ class Compiler(ExpressionCompiler):
             self.compiled.sql = self._text_statement(stmt)
             return self.compiled
         self.compiled.sql = stmt._compile(self)
-        if self._ctes and not self._ctes_known:
-            return self._with_statement(stmt)
-        return self.compiled
+        compiled = self._with_statement(stmt) if self._ctes and not self._ctes_known else self.compiled
+        sql = compiled.sql
+        compiled.reads_only = (compiled.is_select and not self._acts and not self._in_dml
+                               and (sql.startswith("SELECT") or _DML_WORD.search(sql) is None))
+        return compiled
 
     # -- expressions -------------------------------------------------------
     def visit_column(self, col: Column) -> str:
@@ -309,6 +332,8 @@ class Compiler(ExpressionCompiler):
         return self._operand(item) if isinstance(item, Select) else item._compile(self)
 
     def visit_function(self, f: FunctionCall) -> str:
+        if f.name.lower() not in PURE_FUNCTIONS:
+            self._acts = True
         if not f.args:
             name = f.name.lower()
             if name == "count":
@@ -337,6 +362,7 @@ class Compiler(ExpressionCompiler):
     def visit_text(self, t: TextClause) -> str:
         # a fragment inside a statement (``where(text("a = :a").bindparams(a=1))``): its values
         # are bound parameters like any other, and the statement stays a statement
+        self._acts = True  # literal SQL may call anything
         bound = iter(t.bound_values())
 
         def repl(m: re.Match[str]) -> str:
@@ -445,6 +471,7 @@ class Compiler(ExpressionCompiler):
                 s._offset._compile(self) if s._offset is not None else None,
             )
         if s._for_update:
+            self._acts = True
             sql += self.for_update_clause()
         return sql
 
@@ -658,6 +685,8 @@ class Compiler(ExpressionCompiler):
         recursive = any(c.recursive for c in self._ctes.values())
         head = ("WITH RECURSIVE " if recursive else "WITH ") + ", ".join(entries) + " "
         again.compiled.sql = head + stmt._compile(again)
+        self._acts = self._acts or again._acts
+        self._in_dml = self._in_dml or again._in_dml
         return again.compiled
 
     def _returning(self, cols: tuple[ClauseElement, ...]) -> str:
