@@ -577,8 +577,11 @@ class Connection:
             raise
 
     async def fetch_sql(self, sql: str, params: Sequence[Any], read: bool = False) -> list[Any]:
-        """Run SQL that returns rows; the driver's rows.  ``read``: a statement aiouow compiled
-        as a plain read (``Compiled.reads_only``), which may run before the transaction's BEGIN."""
+        """Run SQL that returns rows; the driver's rows.
+
+        ``read``: a statement aiouow compiled as a plain read (``Compiled.reads_only``), which may
+        run before the transaction's BEGIN.
+        """
         dc = await self._ensure_begun(read, True)
         if self.engine.echo:
             log.info("%s\n[parameters: %s]", sql, _format_params(params))

@@ -50,6 +50,7 @@ class Engine:
         #: True: every transaction sends BEGIN before its first statement (no read runs before it,
         #: no single statement is autocommitted); see create_engine()
         self.always_begin = always_begin
+        """True: every transaction sends BEGIN before its first statement (see ``create_engine()``)."""
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
         self.pool_pre_ping = pool_pre_ping
@@ -62,9 +63,11 @@ class Engine:
 
     @property
     def round_trips(self) -> int:
-        """Calls made to the database so far (to the worker thread on SQLite): each statement,
-        stream chunk, BEGIN, COMMIT, ROLLBACK, SAVEPOINT and ping counts one; opening a connection
-        does not.  Read it before and after some work to see what that work cost."""
+        """Calls made to the database so far (to the worker thread on SQLite).
+
+        Each statement, stream chunk, BEGIN, COMMIT, ROLLBACK, SAVEPOINT and ping counts one;
+        opening a connection does not.  Read it before and after some work to see what it cost.
+        """
         return self._trips.count
 
     @property
@@ -154,7 +157,7 @@ def create_engine(
 
     By default a transaction sends BEGIN only with its first statement that is not a plain read,
     and a commit whose whole work is one statement sends that statement alone, autocommitted
-    (README "Sessions", ``engine/connection.py``).  ``always_begin=True`` sends BEGIN before the
+    (docs/sessions.md, "Round trips"; ``engine/connection.py``).  ``always_begin=True`` sends BEGIN before the
     first statement of every transaction, whatever it is, and COMMIT after the last, as before
     this optimisation: for code that relies on every statement of a transaction sharing its start
     time or running on one server session (on SQLite a BEGIN still waits for the first write, as

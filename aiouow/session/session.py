@@ -528,8 +528,9 @@ class AsyncSession:
         return merged
 
     async def merge_all(self, objs: Iterable[T], load: bool = True) -> list[T]:
-        """``merge()`` each object, in order, returning the merged objects in input order, with
-        the database work batched: the primary keys the identity map does not hold (among the
+        """``merge()`` each object, in order, with the database work batched.
+
+        Returns the merged objects in input order.  The primary keys the identity map does not hold (among the
         inputs and what their ``merge`` cascade reaches) are loaded in one SELECT per model and
         chunk of keys, and the collections the merge replaces in one query per relationship,
         where a loop of ``merge()`` sends one SELECT per missing object.  Duplicates, objects

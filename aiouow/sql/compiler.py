@@ -107,6 +107,8 @@ class Compiled:
             ``("column", None, index, index + 1)``.
         returns_rows: Whether the statement returns rows (a SELECT, or a statement with RETURNING).
         is_select: Whether it is a SELECT (or a set operation of SELECTs).
+        reads_only: Whether it is a plain read (a SELECT with no FOR UPDATE, ``text()`` fragment,
+            DML or impure function), which the engine may run before the transaction's BEGIN.
     """
 
     __slots__ = ("sql", "params", "text_names", "names", "result_procs", "items", "returns_rows",
