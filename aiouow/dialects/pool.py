@@ -42,11 +42,11 @@ class SlotPool(Pool):
 
     @property
     def opened(self) -> int:
-        """Connections open now (checked out or idle), being opened, or closing: one given
-        back is counted until its ``close()`` has finished, one terminated (``*_nowait``)
-        only until then (asyncpg drops it at once; SQLite's worker thread closes it soon
-        after, holding no lock, as it is never terminated mid-transaction but by COMMIT,
-        ROLLBACK or a closed event loop)."""
+        """Connections open now (checked out or idle) or being opened, a slot handed to a
+        waiter that has not run yet included.  One given back is counted until its
+        ``close()`` has finished; one terminated without awaiting (``discard_nowait``) stops
+        counting at once, though SQLite's worker thread closes it a moment later (a lock
+        it still holds then is waited out by the next writer's busy timeout)."""
         return self._count
 
     async def acquire(self, timeout: float) -> DriverConnection:
