@@ -452,6 +452,141 @@ async def test_null_pool_still_serializes_and_waits(db: Engine) -> None:
         await eng.dispose()
 
 
+def slot_pool(eng: Engine) -> Any:
+    """The pool of ``poolclass="null"`` engine whose slots ``pool_size`` caps: PostgreSQL's
+    connections, SQLite's writer (its readers are a pool of the same kind)."""
+    inner = eng.pool.inner  # type: ignore[attr-defined]
+    return inner._writer if eng.dialect.name == "sqlite" else inner
+
+
+@pytest.mark.parametrize("give_up", ["release", "discard_nowait"])
+async def test_a_slot_passed_to_a_waiter_is_not_taken_by_a_newcomer(db: Engine, give_up: str) -> None:
+    # A connection closed while a checkout waits passes its slot to that waiter, which opens
+    # a connection in it when it next runs; a checkout arriving before then must queue behind
+    # it, not see a free slot and open one more than pool_size (the flaky
+    # test_null_pool_still_serializes_and_waits: two SQLite writers, one waiting for the file lock)
+    eng = create_engine(db.url.raw, poolclass="null", pool_size=1)
+    pool = slot_pool(eng)
+    seen: list[tuple[str, int]] = []
+    try:
+        first = await pool.acquire(5)
+
+        async def wait_use_give_back() -> None:
+            conn = await pool.acquire(5)
+            seen.append(("waiter", pool.opened))
+            await asyncio.sleep(0.02)
+            await pool.release(conn, discard=True)
+
+        waiter = asyncio.create_task(wait_use_give_back())
+        while not pool._waiters:
+            await asyncio.sleep(0)
+        if give_up == "release":
+            await pool.release(first, discard=True)
+        else:
+            pool.discard_nowait(first)
+        # in the same step: the waiter has been handed the slot but has not run yet
+        second = await pool.acquire(5)
+        seen.append(("newcomer", pool.opened))
+        await waiter
+        await pool.release(second, discard=True)
+        assert seen == [("waiter", 1), ("newcomer", 1)]
+        assert pool.opened == 0 and pool.checked_out == 0 and not pool._waiters
+    finally:
+        await eng.dispose()
+
+
+async def test_a_connection_closing_on_release_keeps_its_slot_until_closed(
+        db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ``opened`` counts a connection until its close() has finished, and pool_size caps what the
+    # server (or the SQLite file) sees: a checkout arriving meanwhile waits for the close
+    eng = create_engine(db.url.raw, poolclass="null", pool_size=1)
+    pool = slot_pool(eng)
+    try:
+        first = await pool.acquire(5)
+        closing, may_close = asyncio.Event(), asyncio.Event()
+        real_close = type(first).close
+
+        async def held_close(conn: Any) -> None:
+            if conn is first:
+                closing.set()
+                await may_close.wait()
+            await real_close(conn)
+
+        monkeypatch.setattr(type(first), "close", held_close)
+        release = asyncio.create_task(pool.release(first, discard=True))
+        await closing.wait()
+        newcomer = asyncio.create_task(pool.acquire(5))
+        await asyncio.sleep(0.05)
+        assert not newcomer.done() and len(pool._waiters) == 1
+        assert (pool.opened, pool.checked_out) == (1, 0)
+        may_close.set()
+        await release
+        conn = await asyncio.wait_for(newcomer, 5)
+        assert conn is not first and (pool.opened, pool.checked_out) == (1, 1)
+        await pool.release(conn, discard=True)
+        assert (pool.opened, pool.checked_out) == (0, 0)
+    finally:
+        await eng.dispose()
+
+
+async def test_a_waiter_cancelled_as_it_is_passed_a_slot_passes_it_on(db: Engine) -> None:
+    # cancelled in the step in which it was handed the slot: it must neither keep the slot
+    # nor count as a checkout, and the next waiter opens in it
+    eng = create_engine(db.url.raw, poolclass="null", pool_size=1)
+    pool = slot_pool(eng)
+    try:
+        first = await pool.acquire(5)
+        cancelled = asyncio.create_task(pool.acquire(5))
+        behind = asyncio.create_task(pool.acquire(5))
+        while len(pool._waiters) < 2:
+            await asyncio.sleep(0)
+        pool.discard_nowait(first)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        conn = await asyncio.wait_for(behind, 5)
+        assert (pool.opened, pool.checked_out) == (1, 1)
+        await pool.release(conn, discard=True)
+        assert (pool.opened, pool.checked_out) == (0, 0)
+    finally:
+        await eng.dispose()
+
+
+async def test_sqlite_null_pool_writer_freed_by_commit_goes_to_the_waiting_session(db: Engine) -> None:
+    # SQLite's COMMIT closes a null pool's writer at once and hands its slot to the session
+    # waiting for it; a connection of the committing task writing next waits its turn, so the
+    # writers open at once never exceed the one
+    if db.dialect.name != "sqlite":
+        pytest.skip("SQLite's writer is given back by COMMIT; PostgreSQL's connection only by close")
+    eng = create_engine(db.url.raw, poolclass="null", pool_size=2)
+    writers = slot_pool(eng)
+    seen: list[tuple[str, int]] = []
+    try:
+        async with eng.connect() as first, eng.connect() as third:
+            await first.execute(insert(Tag).values(name="first"))
+
+            async def waiting_session() -> None:
+                async with AsyncSession(eng) as s:
+                    s.add(Tag(name="second"))
+                    await s.flush()
+                    seen.append(("second", writers.opened))
+                    await s.commit()
+
+            second = asyncio.create_task(waiting_session())
+            while not writers._waiters:
+                await asyncio.sleep(0)
+            await first.commit()
+            await third.execute(insert(Tag).values(name="third"))
+            seen.append(("third", writers.opened))
+            await third.commit()
+            await second
+        assert seen == [("second", 1), ("third", 1)]
+        assert await tag_names(db) == ["first", "second", "third"]
+        assert eng.pool.opened == 0 and eng.pool.checked_out == 0
+    finally:
+        await eng.dispose()
+
+
 # -- argument checks ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("kw", "message"), [

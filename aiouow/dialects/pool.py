@@ -31,7 +31,9 @@ class SlotPool(Pool):
         self._what = what
         self._free: deque[DriverConnection] = deque()
         self._waiters: deque[asyncio.Future[DriverConnection | None]] = deque()
-        self._count = 0  # connections open or being opened
+        #: connections open or being opened, counting a slot passed to a waiter that has not
+        #: run yet: a checkout arriving meanwhile must not see that slot free (FIFO, and the cap)
+        self._count = 0
         self._out = 0
         self._disposed = False
 
@@ -41,6 +43,11 @@ class SlotPool(Pool):
 
     @property
     def opened(self) -> int:
+        """Connections open now (checked out or idle) or being opened, a slot handed to a
+        waiter that has not run yet included.  One given back is counted until its
+        ``close()`` has finished; one terminated without awaiting (``discard_nowait``) stops
+        counting at once, though SQLite's worker thread closes it a moment later (a lock
+        it still holds then is waited out by the next writer's busy timeout)."""
         return self._count
 
     async def acquire(self, timeout: float) -> DriverConnection:
@@ -62,8 +69,11 @@ class SlotPool(Pool):
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 # handed a connection (or a right to open one) as we gave up
                 got = fut.result()
-                self._out += 1
-                await self.release(got) if got is not None else self._pass_slot()
+                if got is not None:
+                    self._out += 1
+                    await self.release(got)
+                else:
+                    self._pass_slot()  # the slot it was handed (counted for it) goes on
             else:
                 try:
                     self._waiters.remove(fut)
@@ -77,8 +87,8 @@ class SlotPool(Pool):
                 ) from None
             raise
         handle.cancel()
-        if conn is None:  # a slot was freed: open a new connection in it
-            return await self._open()
+        if conn is None:  # handed a freed slot, already counted: open a connection in it
+            return await self._open(counted=True)
         self._out += 1
         return await self._checkout(conn, loop)
 
@@ -90,7 +100,7 @@ class SlotPool(Pool):
             # e.g. the previous asyncio.run() made it: awaiting it here would fail with
             # "attached to a different loop", so close it without I/O and open a fresh one
             self._forget(conn)
-            return await self._open()
+            return await self._open(counted=True)
         if self.pre_ping:
             try:
                 await conn.ping()
@@ -98,7 +108,7 @@ class SlotPool(Pool):
                 # dead (server restarted, connection terminated): reconnect once; a failure
                 # to connect is raised as the OperationalError it is
                 self._forget(conn)
-                return await self._open()
+                return await self._open(counted=True)
             except BaseException:
                 self._forget(conn)  # cancelled mid-ping: its state is unknown
                 self._pass_slot()
@@ -106,9 +116,9 @@ class SlotPool(Pool):
         return conn
 
     def _forget(self, conn: DriverConnection) -> None:
-        """A checked-out connection is given up without awaiting; its slot is not passed on."""
+        """A checked-out connection is terminated without awaiting; its slot stays counted,
+        for the caller to open a connection in or to pass on (``_pass_slot``)."""
         self._out -= 1
-        self._count -= 1
         conn.terminate()
 
     def _prune(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -118,13 +128,14 @@ class SlotPool(Pool):
         while waiters and (waiters[0].done() or waiters[0].get_loop() is not loop):
             waiters.popleft()
 
-    async def _open(self) -> DriverConnection:
-        self._count += 1
+    async def _open(self, *, counted: bool = False) -> DriverConnection:
+        """A new connection, checked out; ``counted``: in a slot already counted for it."""
+        if not counted:
+            self._count += 1
         self._out += 1
         try:
             return await self._connect()
         except BaseException:
-            self._count -= 1
             self._out -= 1
             self._pass_slot()
             raise
@@ -143,9 +154,12 @@ class SlotPool(Pool):
         return None
 
     def _pass_slot(self) -> None:
-        """A connection slot became free: let the first waiter open one."""
+        """A counted slot has no connection any more: the first waiter gets it, still
+        counted, to open one in; with none waiting it is free."""
         w = self._next_waiter()
-        if w is not None:
+        if w is None:
+            self._count -= 1
+        else:
             w.set_result(None)
 
     def _hand_over(self, conn: DriverConnection) -> None:
@@ -158,12 +172,14 @@ class SlotPool(Pool):
     async def release(self, conn: DriverConnection, *, discard: bool = False) -> None:
         self._out -= 1
         if discard or self._disposed:
-            self._count -= 1
             try:
                 await conn.close()
             except BaseException:
                 pass
-            if not self._disposed:
+            # counted until closed, so pool_size caps the connections the server sees too
+            if self._disposed:
+                self._count -= 1
+            else:
                 self._pass_slot()
             return
         self._hand_over(conn)
@@ -180,11 +196,11 @@ class SlotPool(Pool):
         self._disposed = True
         free, self._free = list(self._free), deque()
         for conn in free:
-            self._count -= 1
             try:
                 await conn.close()
             except BaseException:
                 pass
+            self._count -= 1
         self._disposed = False
 
 
