@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 pytest.importorskip("alembic", reason="the 'alembic' extra is not installed")
@@ -25,7 +24,7 @@ from aiouow.alembic import DDLType, sqlalchemy_url, to_sqlalchemy  # noqa: E402
 from aiouow.exc import ArgumentError  # noqa: E402
 
 from .alembic_models import V1, V2  # noqa: E402
-from .conftest import PG_URL  # noqa: E402
+from .conftest import PG_URL, empty_pg_database  # noqa: E402
 
 ENV_PY = """\
 from alembic import context
@@ -34,32 +33,6 @@ from aiouow.alembic import run_migrations
 
 run_migrations(context.config.attributes["metadata"], url=context.config.attributes["url"])
 """
-
-
-_PG_BASE, _PG_DB = PG_URL.rsplit("/", 1)
-
-
-async def _reset_pg_database(index: int) -> str:
-    """``<db>_mig_<index>`` beside the test database, made once and emptied for each use (dropping
-    a database makes the server checkpoint, seconds on a busy machine)."""
-    name = f"{_PG_DB.split('?')[0]}_mig_{index}"
-    admin = await asyncpg.connect(PG_URL)
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = f"{_PG_BASE}/{name}"
-    conn = await asyncpg.connect(url)
-    try:
-        schemas = await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
-                                   "AND nspname != 'information_schema'")
-        for (schema,) in schemas:  # every schema an earlier run made, public included
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await conn.execute("CREATE SCHEMA public")
-    finally:
-        await conn.close()
-    return url
 
 
 @pytest.fixture
@@ -72,7 +45,7 @@ async def fresh(engine: Engine, tmp_path: Path) -> Any:
         made.append(f"db{len(made)}")
         if backend == "sqlite":
             return f"sqlite:///{tmp_path / made[-1]}.db"
-        return await _reset_pg_database(len(made) - 1)
+        return await empty_pg_database(f"mig_{len(made) - 1}")
 
     return make
 

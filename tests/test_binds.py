@@ -2,15 +2,13 @@
 ``get_bind``.
 
 The session's own engine is the test database (SQLite or PostgreSQL, the ``engine``
-fixture); the other engine is a second real database: PostgreSQL ``test_binds2``
+fixture); the other engine is a second real database: PostgreSQL ``<test db>_binds2``, made if missing
 (two PostgreSQL databases, or SQLite + PostgreSQL) or an SQLite file (PostgreSQL +
 SQLite, or two SQLite files).
 """
 
 from __future__ import annotations
 
-import os
-import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from aiouow import (
     sessionmaker,
     text,
 )
-from tests.conftest import IN_CI, PG_URL
+from tests.conftest import IN_CI, _pg_available, empty_pg_database
 
 
 class BindAuthor(Model):
@@ -51,11 +49,6 @@ class BindNote(Model):
     author: BindAuthor = relationship(back_populates="notes")
 
 
-def _second_pg_url() -> str:
-    u = urllib.parse.urlsplit(PG_URL)
-    return urllib.parse.urlunsplit(u._replace(path="/" + os.environ.get("AIOUOW_PG_URL2_DB", "test_binds2")))
-
-
 _NOTES_DDL = {
     # the unique constraint is checked at COMMIT: it makes that engine's commit fail on purpose
     "postgresql": "CREATE TABLE bind_notes (id BIGSERIAL PRIMARY KEY, author_id BIGINT NOT NULL, "
@@ -70,16 +63,12 @@ async def other_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.
                        ) -> AsyncIterator[aiouow.Engine]:
     """The second database, holding bind_notes (without a foreign key to the other database)."""
     if request.param == "other_postgresql":
-        url = _second_pg_url()
-        eng = create_engine(url, pool_size=3)
-        try:
-            async with eng.connect():
-                pass
-        except aiouow.exc.DBAPIError as err:
-            await eng.dispose()
+        reason = await _pg_available()
+        if reason:
             if IN_CI:
-                pytest.fail(f"CI=true but the second PostgreSQL database is not reachable: {err}")
-            pytest.skip(f"the second PostgreSQL database {url} is not reachable: {err}")
+                pytest.fail(f"CI=true but {reason}")
+            pytest.skip(reason)
+        eng = create_engine(await empty_pg_database("binds2"), pool_size=3)
     else:
         path: Path = tmp_path_factory.mktemp("binds") / "other.db"
         eng = create_engine(f"sqlite:///{path}")
