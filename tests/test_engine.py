@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import gc
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -398,7 +399,7 @@ async def test_exhausted_pool_times_out_and_recovers(engine: Engine, new_engine:
 
 
 async def test_dispose_closes_idle_connections(engine: Engine, new_engine: Any) -> None:
-    name = "aiouow_dispose_test"
+    name = f"aiouow_dispose_test_{os.getpid()}"
     args = {"server_settings": {"application_name": name}} if engine.dialect.name == "postgresql" else {}
     eng = new_engine(connect_args=args)
     async with eng.connect() as conn:

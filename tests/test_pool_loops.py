@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 import time
 import warnings
@@ -99,7 +100,7 @@ def test_engine_used_from_successive_event_loops(db: Engine, options: dict[str, 
 def test_stale_postgresql_connections_are_closed_on_the_server(db: Engine) -> None:
     if db.dialect.name != "postgresql":
         pytest.skip("aiosqlite connections are not bound to a loop: SQLite reuses them")
-    name = "aiouow_loops_test"
+    name = f"aiouow_loops_test_{os.getpid()}"
     eng = create_engine(db.url.raw, connect_args={"server_settings": {"application_name": name}})
 
     async def pids() -> list[int]:
@@ -396,7 +397,7 @@ async def test_null_pool_opens_and_closes_a_connection_per_session(db: Engine) -
 
 
 async def test_null_pool_postgresql_backends_come_and_go(pg: Engine) -> None:
-    name = "aiouow_nullpool_test"
+    name = f"aiouow_nullpool_test_{os.getpid()}"
     eng = create_engine(pg.url.raw, poolclass="null", connect_args={"server_settings": {"application_name": name}})
 
     async def backends() -> int:

@@ -32,7 +32,8 @@ from ..sql.schema import ForeignKey, MetaData, default_metadata
 from . import state as _state
 from .mapper import ColumnSpec, Mapper, map_class
 from .relationships import Relationship
-from .state import TRANSIENT, InstanceState, StateSlot
+from .slot import StateSlot
+from .state import TRANSIENT, InstanceState
 
 _MISSING: Any = dataclasses.MISSING
 

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from uuid import UUID
 
 from ..exc import DetachedInstanceError, NotLoadedError
+from .slot import get_slot as get_slot  # the hot loops read them from here
+from .slot import set_slot as set_slot
 
 if TYPE_CHECKING:
     from .mapper import Mapper
@@ -292,20 +294,6 @@ class InstanceInspection:
     @property
     def session(self) -> Any:
         return self.state.session
-
-
-# -- the slot ----------------------------------------------------------------
-class StateSlot:
-    """Declares the state slot; ``Model`` derives from it."""
-
-    __slots__ = ("_aiouow_state",)
-
-
-_slot = StateSlot.__dict__["_aiouow_state"]
-#: the slot as it is, an InstanceState or a SessionToken, read without a Python-level call; typed
-#: Any because the hot loops that use it tell the two apart inline (``st.__class__ is InstanceState``)
-get_slot: Callable[[Any], Any] = _slot.__get__
-set_slot: Callable[[Any, InstanceState | SessionToken], None] = _slot.__set__
 
 
 def full_state(obj: Any) -> InstanceState | None:

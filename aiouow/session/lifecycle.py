@@ -264,10 +264,11 @@ def detach_all(session: AsyncSession) -> None:
         st.session_ref = None
     # clean objects hold the token, deactivated below; only full states need updating
     for m in session._imap.values():
-        for st in map(_state.get_slot, m.values()):  # inline: no Python call per object
-            if st.__class__ is InstanceState:
-                st.status = DETACHED
-                st.session_ref = None
+        # `slot`, not `st`: a name typed InstanceState above (compiled, an Any stored in it is checked)
+        for slot in map(_state.get_slot, m.values()):  # inline: no Python call per object
+            if slot.__class__ is InstanceState:
+                slot.status = DETACHED
+                slot.session_ref = None
     for level in session._levels:
         for obj in level.removed.values():
             st = state_of(obj)

@@ -359,7 +359,7 @@ def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[An
             lst.append(ParentGone(rel, [parent], purge))
     mappers = dict.fromkeys([*inserts, *updates, *deletes, *gone])
     tables = sort_tables([m.table for m in mappers])
-    order = [t.mapper for t in tables]
+    order: list[Mapper] = [t.mapper for t in tables]
     steps: list[Step] = []
     unchanged: list[Any] = []
     ov = sync.overrides
@@ -379,7 +379,7 @@ def plan_flush(new: Iterable[Any], modified: Iterable[Any], deleted: Iterable[An
         for g in gone.get(m, ()):
             steps.append(g)
         if m in deletes:
-            for level in reversed(_self_ref_levels(m, deletes[m])):
+            for level in _self_ref_levels(m, deletes[m])[::-1]:
                 steps.extend(plan_deletes(m, level))
     return FlushPlan(steps, unchanged)
 
