@@ -67,7 +67,7 @@ class _SourceFinder:
 def install_source_finder() -> None:
     """Put the source finder first on ``sys.meta_path`` when pure Python is requested."""
     if pure_python_requested() and _SourceFinder not in sys.meta_path:
-        sys.meta_path.insert(0, _SourceFinder)  # type: ignore[arg-type]
+        sys.meta_path.insert(0, _SourceFinder)
 
 
 def compiled_modules() -> tuple[str, ...]:
