@@ -8,10 +8,11 @@ Every variant is its own copy of the package in a temporary folder, built with
 ``setup.py build_ext --inplace`` (``AIOUOW_COMPILE_ONLY`` picks the module), and is measured in a
 fresh interpreter started in that folder, so one process never mixes compiled and pure copies
 of one module. A round measures every variant once, in an order that rotates from round to
-round; each measurement times aiouow and the raw driver interleaved (the raw figure is the same
-code in every variant, and shows how much the machine drifted). The table gives the median of the
-rounds. Needs mypyc (``pip install mypy``, or the ``lint`` extra) and a C compiler. Prints the
-table, and with ``--output`` writes it to that file in place of the section between the markers.
+round; each measurement takes the process CPU time of aiouow and of the raw driver, interleaved
+(the raw figure is the same code in every variant, and shows how much the machine drifted). The
+table gives the median of the rounds. Needs mypyc (``pip install mypy``, or the ``lint`` extra)
+and a C compiler. Prints the table, and with ``--output`` writes it to that file in place of the
+section between the markers (or at its end).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,20 +62,42 @@ def build(variant: str, sources: tuple[str, ...], into: Path) -> None:
         raise SystemExit(f"building {variant} failed:\n{done.stdout}\n{done.stderr}")
 
 
-async def _child(args: argparse.Namespace) -> dict[str, Any]:
-    """One measurement of the variant this interpreter runs (started in its folder)."""
+async def _cpu_time_one(backend: Any, system: Any, w: Any, n: int, ctx: dict[str, Any]) -> float:
+    """The process CPU time of one run of ``w`` (seeded and checked as benchmarks.run does).
+
+    CPU time rather than wall time: what compiling changes is the client's Python work, and on a
+    shared machine CPU time moves far less with other load than wall time does. It counts every
+    thread of the process (aiosqlite's worker included), not the PostgreSQL server's work.
+    """
     import gc
 
+    from .run import prepared
+
+    users, per_user = w.seed(n)
+    await backend.reset(users, per_user)
+    ctx = await prepared(w, system, n, ctx)
+    gc.collect()
+    t0 = time.process_time()
+    value = await w.run(system, n, ctx)
+    elapsed = time.process_time() - t0
+    if value != w.expected(n):
+        raise AssertionError(f"{w.id} returned {value}, expected {w.expected(n)}")
+    if w.check is not None and (problem := await w.check(backend, n)):
+        raise AssertionError(f"{w.id}: {problem}")
+    return elapsed
+
+
+async def _child(args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement of the variant this interpreter runs (started in its folder)."""
     from aiouow._compiled import compiled_modules
 
-    from .run import WORKLOADS as ALL, GCTimer, make_context, make_systems, time_one
+    from .run import WORKLOADS as ALL_WORKLOADS
+    from .run import make_context, make_systems
     from .schema import Backend
 
     out: dict[str, Any] = {"compiled": list(compiled_modules()), "times": {}}
     ctx = make_context(args.n)
-    timer = GCTimer()
-    gc.callbacks.append(timer)
-    workloads = [w for w in ALL if w.id in WORKLOADS]
+    workloads = [w for w in ALL_WORKLOADS if w.id in WORKLOADS]
     for name in args.backends.split(","):
         backend = await (Backend.open_sqlite() if name == "sqlite" else Backend.open_postgresql(args.pg_url))
         systems, _ = make_systems(["aiouow"], print)
@@ -84,9 +108,9 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
                 runs: dict[str, list[float]] = {s.name: [] for s in systems}
                 for r in range(-1, args.runs):  # one warm-up run
                     for s in systems if r % 2 else systems[::-1]:
-                        measured = await time_one(backend, s, w, args.n, ctx, timer)
-                        if r >= 0 and measured is not None:
-                            runs[s.name].append(measured[0])
+                        cpu = await _cpu_time_one(backend, s, w, args.n, ctx)
+                        if r >= 0:
+                            runs[s.name].append(cpu)
                 out["times"][f"{name} {w.id}"] = {k: statistics.median(v) for k, v in runs.items()}
         finally:
             for s in systems:
@@ -112,8 +136,9 @@ def render(results: dict[str, list[dict[str, Any]]], columns: list[str], args: a
 
     lines = [
         BEGIN,
-        f"aiouow's time in ms (median of {args.rounds} rounds, each the median of {args.runs} runs; N = {args.n}) "
-        "and its change from pure Python; the last line is the raw driver's time in the same rounds.",
+        f"aiouow's process CPU time in ms (median of {args.rounds} rounds, each the median of {args.runs} runs; "
+        f"N = {args.n}) and its change from pure Python; the last line is the raw driver's CPU time in the same "
+        "rounds (on PostgreSQL the server's work is not in these figures).",
         "",
         "| variant | " + " | ".join(columns) + " |",
         "|---|" + "---|" * len(columns),
