@@ -42,6 +42,7 @@ from aiouow import (
 )
 from aiouow import types as sqltypes
 from aiouow.loading.options import LoaderOption
+from aiouow.mapping.aliased import AliasedRelationship
 from aiouow.sql import CTE, CompoundSelect, ScalarSelect, Select, Subquery
 from aiouow.sql.dml import Delete, Insert, Update
 from aiouow.sql.elements import Label
@@ -318,7 +319,8 @@ assert_type(select(Post.title, boss.name).join(boss, Post.author_id == boss.id),
 assert_type(select(Post).join(Post.author.of_type(boss)).where(boss.name == "a"), Select[tuple[Post]])
 assert_type(select(Post).join(boss, Post.author), Select[tuple[Post]])
 assert_type(select(boss).options(selectinload(boss.posts)), Select[tuple[User]])
-assert_type(Post.author.of_type(boss), Any)
+assert_type(Post.author.of_type(boss), AliasedRelationship)
+assert_type(boss.posts.of_type(aliased(Post)), AliasedRelationship)
 
 
 async def alias_results(session: AsyncSession) -> None:
