@@ -222,6 +222,25 @@ async def test_reserved_word_and_space_in_column_names(music: Engine) -> None:
         assert c.user_name == "user007"  # not current_user: the reserved word is quoted
 
 
+async def test_names_given_by_keyword_and_an_anonymous_alias(music: Engine) -> None:
+    # MediaType's columns are column(name="..."); the anonymous alias renders "mcMediaType_alias_<n>"
+    other = aliased(MediaType)
+    stmt = (select(MediaType.name, other.name, func.count(Track.track_id).label("n"))
+            .join(Track, Track.media_type_id == MediaType.media_type_id)
+            .join(other, other.media_type_id == (MediaType.media_type_id % 4) + 1)
+            .group_by(MediaType.name, other.name).order_by(MediaType.name))
+    assert 'JOIN "mcMediaType" AS "mcMediaType_alias_1" ON' in engine_sql(music, stmt)
+    got = await same(music, stmt, 'SELECT m."Name", o."Name", count(t."TrackId") AS n FROM "mcMediaType" m '
+                                  'JOIN "mcTrack" t ON t."MediaTypeId" = m."MediaTypeId" '
+                                  'JOIN "mcMediaType" o ON o."MediaTypeId" = (m."MediaTypeId" % 4) + 1 '
+                                  'GROUP BY m."Name", o."Name" ORDER BY m."Name"', at_least=4)
+    assert sum(n for _, _, n in got) == 1500 and all(a != b for a, b, _ in got)
+    async with AsyncSession(music) as s:
+        row = (await s.execute(select(MediaType, other).join(other, other.media_type_id == 2)
+                               .where(MediaType.media_type_id == 1))).one()
+        assert (row[0].name, row[1].name) == (MEDIA[0], MEDIA[1]) and row[1] is await s.get(MediaType, 2)
+
+
 async def test_join_along_relationships_with_mapped_foreign_keys(music: Engine) -> None:
     stmt = (select(Artist.name, func.count(Track.track_id).label("n"))
             .join(Album, Album.artist_id == Artist.artist_id).join(Album.tracks)
