@@ -237,13 +237,19 @@ async def test_unknown_names(idb: Engine, reliability: ReliabilityLog) -> None:
         (exc.NoSuchColumnError, r"table 'rel_gadgets' has no column 'nope'; its columns: id, n",
          lambda: select(Gadget).filter_by(nope=1)),
         (exc.NoSuchColumnError, r"has no column 'nope'", lambda: Gadget.__table__.c["nope"]),
-        (AttributeError, r"has no column 'nope'", lambda: Gadget.__table__.c.nope),
+        (exc.NoSuchColumnError, r"has no column 'nope'", lambda: Gadget.__table__.c.nope),
+        (exc.NoSuchColumnError, r"table 'rel_gadgets' has no column 'nope'",
+         lambda: select(Gadget.id).where(Gadget.__table__.c.nope == 1)),
     ]
     for cls, pattern, fn in checks:
         with pytest.raises(cls, match=pattern):
             fn()
     # the TypeError Python raises for an unknown keyword, and a KeyError for a mapping miss
     assert issubclass(exc.UnknownAttributeError, TypeError) and issubclass(exc.NoSuchColumnError, KeyError)
+    assert issubclass(exc.NoSuchColumnError, AttributeError) and not hasattr(Gadget.__table__.c, "nope")
+    # a model attribute that does not exist is Python's AttributeError naming it, as in SQLAlchemy
+    with pytest.raises(AttributeError, match=r"'Gadget' has no attribute 'nope'"):
+        select(Gadget.id).where(Gadget.nope == 1)  # type: ignore[attr-defined]
     async with AsyncSession(idb) as s:
         g = Gadget()
         s.add(g)
