@@ -382,9 +382,10 @@ async def test_decimals_a_numeric_column_cannot_hold(idb: Engine, reliability: R
                 assert isinstance(got, Decimal) and got.is_nan()
                 await s.execute(delete(Gadget))
                 await s.commit()
-    reliability.record("Bad input", "Decimals a Numeric column cannot hold (SQLite: NaN, signaling NaN, beyond a "
-                       "double's range; PostgreSQL: an infinity in Numeric(6, 2), 401 digits), ORM flush of 10 "
-                       "rows with the 5th bad and core insert", cases=len(refused) + len(kept),
+    what = ("an infinity in Numeric(6, 2), 401 digits before the point" if pg(idb) else
+            "NaN, signaling NaN, beyond a double's range (SQLite's Numeric is a double)")
+    reliability.record("Bad input", f"Decimals a Numeric column cannot hold ({what}), ORM flush of 10 rows with "
+                       "the 5th bad and core insert", cases=len(refused) + len(kept),
                        held="DataError naming Gadget.dec, the column and why; nothing written; the values the "
                             "backend holds (" + ", ".join(str(v) for v in kept) + ") read back")
 
