@@ -208,9 +208,10 @@ async def test_before_update_runs_for_dirty_objects_without_net_change(db: aiouo
     assert await raw_sql(db, 'SELECT email FROM "users"') == [("touched",)]
 
 
-async def test_after_update_sees_the_written_row(db: aiouow.Engine, listen: Listen) -> None:
-    """after_update: once per updated object, after its UPDATE (its new values, version and all, as
-    written), never for objects that were only inserted or deleted."""
+async def test_after_update_sees_the_written_row(db: aiouow.Engine, listen: Listen, sql: Any) -> None:
+    """after_update: once per updated object, after its UPDATE (its new values as written), never
+    for objects that were only inserted or deleted; as SQLAlchemy, also for an object whose
+    changes were no net change (before_update saw it, no UPDATE was sent)."""
     seen: list[tuple[str, Any, Any, bool]] = []
 
     def before_update(mapper: aiouow.Mapper, connection: aiouow.Connection, target: User) -> None:
@@ -238,6 +239,15 @@ async def test_after_update_sees_the_written_row(db: aiouow.Engine, listen: List
         assert [s[0] for s in seen] == ["before", "before", "after", "after"]
     rows = await raw_sql(db, 'SELECT id, name FROM "users" ORDER BY id')
     assert rows == [(1, "ann2"), (3, "cy2"), (4, "dee")]
+    seen.clear()
+    async with Session() as session:
+        ann = await session.get_one(User, 1)
+        ann.name = "ann2"  # no net change: no UPDATE, but both events all the same (SQLAlchemy)
+        with sql(db) as log:
+            await session.flush()
+        assert log.count("UPDATE") == 0
+        assert seen == [("before", 1, "ann2", True), ("after", 1, "ann2", False)]
+        await session.commit()
 
 
 async def test_after_and_delete_events_in_plan_order(db: aiouow.Engine, listen: Listen) -> None:
