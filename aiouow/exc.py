@@ -51,10 +51,11 @@ class ArgumentError(AiouowError):
     code: ClassVar[str] = "fpbd"
 
 
-class NoSuchColumnError(ArgumentError, KeyError):
-    """A name that is no column of the table (``table.c["nope"]``, ``filter_by(nope=1)``).
+class NoSuchColumnError(ArgumentError, KeyError, AttributeError):
+    """A name that is no column of the table (``table.c["nope"]``, ``table.c.nope``, ``filter_by(nope=1)``).
 
-    Also a ``KeyError``, which a mapping lookup raises.
+    Also a ``KeyError``, which a mapping lookup raises, and an ``AttributeError``, which an
+    attribute lookup raises (so ``hasattr(table.c, name)`` and ``getattr(table.c, name, None)`` work).
     """
 
     code: ClassVar[str] = "zjxp"

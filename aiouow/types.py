@@ -88,7 +88,8 @@ class String(TypeEngine):
         return (self.visit_name, self.length)
 
     def __repr__(self) -> str:
-        return f"String({self.length})" if self.length else "String()"
+        name = type(self).__name__  # Text() too
+        return f"{name}({self.length})" if self.length else f"{name}()"
 
 
 class Text(String):

@@ -58,9 +58,20 @@ INTRODUCTIONS: dict[str, str] = {
         "cancellations mid-statement (mid-COMMIT too). After every step the committed rows (raw SQL, "
         "another connection) must equal a plain model, no connection may be left checked out beyond the "
         "session's own, and every object must be in the state the model says."),
-    "Fuzz": (
-        "Hypothesis-generated values of every column type inserted and selected back on both backends: "
-        "every value round-trips exactly, or is refused with a clear error before anything is written."),
+    "Huge IN lists": (
+        "`in_()` / `not_in()` of 100 000 keys (and on SQLite more than its parameter limit) in selects, "
+        "updates and deletes, and an ORM flush deleting 20 000 objects: every statement correct, one "
+        "statement per query, whatever the number of keys."),
+    "Open sessions": (
+        "A second session opened while a first one holds an open transaction (that has read, or has "
+        "written), on the same task or another: it reads at once and sees committed data only, never "
+        "waiting for `pool_timeout`; on `sqlite:///:memory:` (one connection) a read behind an open "
+        "*write* transaction is the one case that waits, and is refused with a message naming why."),
+    "Statement fuzz": (
+        "Hypothesis-generated values of every column type of `aiouow.types` inserted (ORM flush and core "
+        "executemany) and selected back (fresh session, core select, `WHERE v = value`) on both backends: "
+        "every value round-trips exactly; values a backend cannot hold are refused with an `aiouow.exc` "
+        "error naming the attribute, and nothing is written."),
 }
 
 

@@ -216,6 +216,33 @@ async def test_commit_is_not_two_phase(two: Any) -> None:
     assert await rows(other, "SELECT count(*) FROM bind_notes") == [(0,)]
 
 
+async def test_not_two_phase_an_earlier_commit_stays_when_a_later_one_fails(two: Any) -> None:
+    """What the README's "not two-phase" means: the other engine commits first and keeps its rows;
+    the session's own engine then fails at COMMIT and is rolled back, so the notes refer to an
+    author that does not exist."""
+    main, other = two
+    if main.dialect.name != "postgresql":
+        pytest.skip("the failing COMMIT of the session's own engine uses a deferred unique constraint (PostgreSQL)")
+    async with main.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE bind_authors ADD CONSTRAINT bind_authors_name_deferred "
+                                   "UNIQUE (name) DEFERRABLE INITIALLY DEFERRED")
+    try:
+        async with sessionmaker(main, binds={BindNote: other})() as s:
+            s.add_all([BindAuthor(name="twin", notes=[BindNote(body="kept")]), BindAuthor(name="twin")])
+            await s.flush()  # the duplicate is only checked at COMMIT
+            with pytest.raises(aiouow.exc.IntegrityError, match="bind_authors_name_deferred"):
+                await s.commit()
+            with pytest.raises(aiouow.exc.PendingRollbackError):
+                await s.scalar(select(BindAuthor.id))
+            await s.rollback()
+            assert other.pool.checked_out == 0 and main.pool.checked_out == 0
+    finally:
+        async with main.begin() as conn:
+            await conn.exec_driver_sql("ALTER TABLE bind_authors DROP CONSTRAINT bind_authors_name_deferred")
+    assert await rows(main, "SELECT count(*) FROM bind_authors") == [(0,)]
+    assert await rows(other, "SELECT author_id, body FROM bind_notes") == [(1, "kept")]
+
+
 def test_binds_argument_errors(engine: aiouow.Engine) -> None:
     with pytest.raises(aiouow.exc.ArgumentError, match="must be an Engine"):
         AsyncSession(engine, binds={BindNote: "sqlite://"})  # type: ignore[dict-item]

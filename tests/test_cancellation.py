@@ -308,7 +308,10 @@ async def test_pool_checkout_cancelled_at_every_await_point(db: Engine, probe: P
         closers: list[asyncio.Task[None]] = []
 
         async def waiter(run: int) -> None:
-            await holder.execute(select(Job.id).limit(1))  # the pool's only connection
+            # the pool's only connection (PostgreSQL) / the writer (SQLite: a read alone runs on a
+            # reader beside the waiter, which then never waits); rolled back when the holder closes
+            holder.add(Job(batch=-1000 - run, name="holder"))
+            await holder.flush()
             closers.append(asyncio.create_task(_close_after(holder, 3)))  # lets go a little later
             async with AsyncSession(eng) as s:
                 s.add(Job(batch=run, name="w"))

@@ -208,6 +208,48 @@ async def test_before_update_runs_for_dirty_objects_without_net_change(db: aiouo
     assert await raw_sql(db, 'SELECT email FROM "users"') == [("touched",)]
 
 
+async def test_after_update_sees_the_written_row(db: aiouow.Engine, listen: Listen, sql: Any) -> None:
+    """after_update: once per updated object, after its UPDATE (its new values as written), never
+    for objects that were only inserted or deleted; as SQLAlchemy, also for an object whose
+    changes were no net change (before_update saw it, no UPDATE was sent)."""
+    seen: list[tuple[str, Any, Any, bool]] = []
+
+    def before_update(mapper: aiouow.Mapper, connection: aiouow.Connection, target: User) -> None:
+        seen.append(("before", target.id, target.name, inspect(target).modified))
+
+    def after_update(mapper: aiouow.Mapper, connection: aiouow.Connection, target: User) -> None:
+        assert mapper is inspect(User) and isinstance(connection, aiouow.Connection)
+        seen.append(("after", target.id, target.name, inspect(target).modified))
+
+    Session = sessionmaker(db)
+    async with Session.begin() as session:
+        session.add_all([User(name="ann"), User(name="bob"), User(name="cy")])
+    listen(User, "before_update", before_update)
+    listen(User, "after_update", after_update)
+    async with Session.begin() as session:
+        ann, bob, cy = (await session.scalars(select(User).order_by(User.id))).all()
+        ann.name = "ann2"
+        cy.name = "cy2"
+        await session.delete(bob)
+        session.add(User(name="dee"))
+        await session.flush()
+        # after_update ran after the UPDATE: the new values are the row's, the changes are flushed
+        assert sorted(seen) == [("after", 1, "ann2", False), ("after", 3, "cy2", False),
+                                ("before", 1, "ann2", True), ("before", 3, "cy2", True)]
+        assert [s[0] for s in seen] == ["before", "before", "after", "after"]
+    rows = await raw_sql(db, 'SELECT id, name FROM "users" ORDER BY id')
+    assert rows == [(1, "ann2"), (3, "cy2"), (4, "dee")]
+    seen.clear()
+    async with Session() as session:
+        ann = await session.get_one(User, 1)
+        ann.name = "ann2"  # no net change: no UPDATE, but both events all the same (SQLAlchemy)
+        with sql(db) as log:
+            await session.flush()
+        assert log.count("UPDATE") == 0
+        assert seen == [("before", 1, "ann2", True), ("after", 1, "ann2", False)]
+        await session.commit()
+
+
 async def test_after_and_delete_events_in_plan_order(db: aiouow.Engine, listen: Listen) -> None:
     order: list[str] = []
     for name in ("before_insert", "after_insert", "before_delete", "after_delete"):

@@ -173,6 +173,11 @@ def pg(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def engine_sql(engine: Engine, stmt: Any) -> str:
+    """The SQL text ``stmt`` compiles to on ``engine``'s dialect."""
+    return engine.dialect.compile(stmt)[0].sql
+
+
 async def same(engine: Engine, stmt: Any, sql: str, *, at_least: int = 1,
                as_money: bool = False) -> list[tuple[Any, ...]]:
     """The ORM statement's rows, asserted equal to the raw SQL's (and not trivially empty)."""
@@ -215,6 +220,25 @@ async def test_reserved_word_and_space_in_column_names(music: Engine) -> None:
     async with AsyncSession(music) as s:
         c = await s.get_one(Customer, 7)
         assert c.user_name == "user007"  # not current_user: the reserved word is quoted
+
+
+async def test_names_given_by_keyword_and_an_anonymous_alias(music: Engine) -> None:
+    # MediaType's columns are column(name="..."); the anonymous alias renders "mcMediaType_alias_<n>"
+    other = aliased(MediaType)
+    stmt = (select(MediaType.name, other.name, func.count(Track.track_id).label("n"))
+            .join(Track, Track.media_type_id == MediaType.media_type_id)
+            .join(other, other.media_type_id == (MediaType.media_type_id % 4) + 1)
+            .group_by(MediaType.name, other.name).order_by(MediaType.name))
+    assert 'JOIN "mcMediaType" AS "mcMediaType_alias_1" ON' in engine_sql(music, stmt)
+    got = await same(music, stmt, 'SELECT m."Name", o."Name", count(t."TrackId") AS n FROM "mcMediaType" m '
+                                  'JOIN "mcTrack" t ON t."MediaTypeId" = m."MediaTypeId" '
+                                  'JOIN "mcMediaType" o ON o."MediaTypeId" = (m."MediaTypeId" % 4) + 1 '
+                                  'GROUP BY m."Name", o."Name" ORDER BY m."Name"', at_least=4)
+    assert sum(n for _, _, n in got) == 1500 and all(a != b for a, b, _ in got)
+    async with AsyncSession(music) as s:
+        row = (await s.execute(select(MediaType, other).join(other, other.media_type_id == 2)
+                               .where(MediaType.media_type_id == 1))).one()
+        assert (row[0].name, row[1].name) == (MEDIA[0], MEDIA[1]) and row[1] is await s.get(MediaType, 2)
 
 
 async def test_join_along_relationships_with_mapped_foreign_keys(music: Engine) -> None:
@@ -1011,6 +1035,29 @@ async def test_set_operation_ordered_by_a_column_its_first_select_labels(music: 
     stmt = names.order_by(Customer.first_name.desc()).limit(4)
     await same(music, stmt, 'SELECT "FirstName" AS first FROM "mcCustomer" UNION SELECT "FirstName" FROM "mcEmployee" '
                             "ORDER BY first DESC LIMIT 4", at_least=4)
+
+
+async def test_anchor_and_completed_recursive_cte_are_one_from_entry(music: Engine) -> None:
+    # the anchor's columns beside the completed CTE's listed "tree" twice in FROM: PostgreSQL
+    # refused the name as specified more than once, SQLite cross-joined the tree with itself
+    anchor = (select(Employee.employee_id.label("id"), literal(0).label("depth"))
+              .where(Employee.reports_to.is_(None)).cte("tree", recursive=True))
+    tree = anchor.union_all(select(Employee.employee_id, (anchor.c.depth + 1).label("depth"))
+                            .join(anchor, Employee.reports_to == anchor.c.id))
+    pairs = select(tree.c.id, anchor.c.depth).order_by(tree.c.id)
+    assert engine_sql(music, pairs).endswith('SELECT "tree"."id", "tree"."depth" FROM "tree" ORDER BY "tree"."id"')
+    await same(music, pairs, RAW_TREE + "SELECT id, depth FROM tree ORDER BY id", at_least=30)
+    deep = (select(Employee.employee_id, tree.c.depth).join(tree, tree.c.id == Employee.employee_id)
+            .where(anchor.c.depth >= 2).order_by(Employee.employee_id))
+    await same(music, deep, RAW_TREE + 'SELECT e."EmployeeId", t.depth FROM "mcEmployee" e JOIN tree t '
+                                       'ON t.id = e."EmployeeId" WHERE t.depth >= 2 ORDER BY e."EmployeeId"',
+               at_least=5)
+    # joined as the anchor, its depth selected through the completed CTE: the walk still recurses
+    joined = (select(Employee.employee_id, tree.c.depth).join(anchor, anchor.c.id == Employee.employee_id)
+              .order_by(Employee.employee_id))
+    got = await same(music, joined, RAW_TREE + 'SELECT e."EmployeeId", t.depth FROM "mcEmployee" e JOIN tree t '
+                                               'ON t.id = e."EmployeeId" ORDER BY e."EmployeeId"', at_least=30)
+    assert max(d for _, d in got) >= 3
 
 
 async def test_float_operand_of_money_stays_numeric(music: Engine) -> None:

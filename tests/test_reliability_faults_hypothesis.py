@@ -427,6 +427,11 @@ class FaultMachine(RuleBasedStateMachine):
         if raised is None or (isinstance(raised, asyncio.CancelledError) and not self.session_failed()):
             self.model_commit()
             self.stats["commits"] += 1
+            # committed: the session gives its connection back (the invariant allows the one a
+            # session in a transaction holds; after a commit it holds none)
+            assert self.engine.pool.checked_out == 0, (
+                f"{self.engine.pool.checked_out} connection(s) still checked out after commit()")
+            self.stats["invariant checks: no connection after commit"] += 1
             return
         self.after_failure(raised, fired, kind)
         # a commit whose whole work is one statement sends it alone, autocommitted: cancelled

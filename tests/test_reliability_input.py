@@ -162,7 +162,7 @@ async def test_wrong_python_type_is_refused_before_any_sql(idb: Engine, sql: Cal
                             "and the fix; no INSERT/UPDATE sent; table unchanged")
 
 
-async def test_a_float_is_never_truncated_into_an_integer(idb: Engine) -> None:
+async def test_a_float_is_never_truncated_into_an_integer(idb: Engine, reliability: ReliabilityLog) -> None:
     """Regression: asyncpg sent int(1.7) == 1 for a BIGINT parameter (core values() and get())."""
     async with AsyncSession(idb) as s:
         s.add(Gadget(id=1, n=1))
@@ -176,6 +176,10 @@ async def test_a_float_is_never_truncated_into_an_integer(idb: Engine) -> None:
         assert (await s.scalars(select(Gadget.id).where(Gadget.n == 1.0))).all() == [1]
         await s.rollback()
     assert await gadget_rows(idb) == [(1, 1, None, None)]
+    reliability.record("Bad input", "a float (1.7, 1.5) for an integer column in core values() and get(), and "
+                       "compared in WHERE", cases=4,
+                       held="DataError / ArgumentError naming the attribute and the fix, nothing stored (asyncpg "
+                            "used to truncate 1.7 to 1); WHERE n = 1.7 matches no integer, n = 1.0 matches 1")
 
 
 async def test_get_with_a_key_of_the_wrong_type(idb: Engine, sql: Callable[..., Any],
@@ -233,13 +237,19 @@ async def test_unknown_names(idb: Engine, reliability: ReliabilityLog) -> None:
         (exc.NoSuchColumnError, r"table 'rel_gadgets' has no column 'nope'; its columns: id, n",
          lambda: select(Gadget).filter_by(nope=1)),
         (exc.NoSuchColumnError, r"has no column 'nope'", lambda: Gadget.__table__.c["nope"]),
-        (AttributeError, r"has no column 'nope'", lambda: Gadget.__table__.c.nope),
+        (exc.NoSuchColumnError, r"has no column 'nope'", lambda: Gadget.__table__.c.nope),
+        (exc.NoSuchColumnError, r"table 'rel_gadgets' has no column 'nope'",
+         lambda: select(Gadget.id).where(Gadget.__table__.c.nope == 1)),
     ]
     for cls, pattern, fn in checks:
         with pytest.raises(cls, match=pattern):
             fn()
     # the TypeError Python raises for an unknown keyword, and a KeyError for a mapping miss
     assert issubclass(exc.UnknownAttributeError, TypeError) and issubclass(exc.NoSuchColumnError, KeyError)
+    assert issubclass(exc.NoSuchColumnError, AttributeError) and not hasattr(Gadget.__table__.c, "nope")
+    # a model attribute that does not exist is Python's AttributeError naming it, as in SQLAlchemy
+    with pytest.raises(AttributeError, match=r"'Gadget' has no attribute 'nope'"):
+        select(Gadget.id).where(Gadget.nope == 1)  # type: ignore[attr-defined]
     async with AsyncSession(idb) as s:
         g = Gadget()
         s.add(g)
@@ -318,7 +328,7 @@ async def test_values_the_backend_cannot_store(idb: Engine, reliability: Reliabi
              "rollback()")
 
 
-async def test_special_floats_round_trip(idb: Engine) -> None:
+async def test_special_floats_round_trip(idb: Engine, reliability: ReliabilityLog) -> None:
     """Regression: SQLite stored NaN as NULL."""
     values = [math.nan, math.inf, -math.inf, 5e-324, -1.5e308]
     async with AsyncSession(idb) as s:
@@ -337,6 +347,47 @@ async def test_special_floats_round_trip(idb: Engine) -> None:
                                )).all()
         assert top[:3] == [1, 10, 2]
         assert (await s.scalar(select(func.count(Gadget.id)).where(Gadget.f.is_(None)))) == 0
+    reliability.record("Bad input", "NaN, +/-infinity, the smallest subnormal and a huge negative float through "
+                       "the ORM and core insert", cases=len(values) + 1,
+                       held="read back exactly (SQLite used to store NaN as NULL); NaN equals NaN and sorts "
+                            "above every number; no NULL stored")
+
+
+async def test_decimals_a_numeric_column_cannot_hold(idb: Engine, reliability: ReliabilityLog) -> None:
+    """Regression: on SQLite a Decimal beyond a double's range was stored as Infinity, and a signaling
+    NaN raised a bare ValueError; PostgreSQL's overflow for an infinity in Numeric(6, 2) did not name
+    the attribute."""
+    if pg(idb):
+        refused = [(Decimal("Infinity"), r"cannot be stored in Numeric\(6, 2\)"),
+                   (Decimal("-Infinity"), r"cannot be stored in Numeric\(6, 2\)"),
+                   (Decimal("1E+400"), r"401 digit\(s\) before the point")]
+        kept = [Decimal("NaN"), Decimal("9999.99")]
+    else:
+        refused = [(Decimal("NaN"), r"Decimal\('NaN'\) cannot be stored on SQLite"),
+                   (Decimal("sNaN"), r"Decimal\('sNaN'\) cannot be stored on SQLite"),
+                   (Decimal("1E+400"), r"beyond the range of a double"),
+                   (Decimal("-2E+308"), r"beyond the range of a double")]
+        kept = [Decimal("Infinity"), Decimal("-Infinity"), Decimal("1E+300")]
+    for value, why in refused:
+        await _refused_flush(idb, {"dec": value}, rf"Gadget\.dec \(column rel_gadgets\.dec\): .*{why}")
+    for value in kept:
+        if not value.is_nan():
+            await _kept(idb, "dec", value)
+        else:  # NaN never equals itself: checked by is_nan()
+            async with AsyncSession(idb) as s:
+                s.add(Gadget(id=1, dec=value))
+                await s.commit()
+            async with AsyncSession(idb) as s:
+                got = (await s.get_one(Gadget, 1)).dec
+                assert isinstance(got, Decimal) and got.is_nan()
+                await s.execute(delete(Gadget))
+                await s.commit()
+    what = ("an infinity in Numeric(6, 2), 401 digits before the point" if pg(idb) else
+            "NaN, signaling NaN, beyond a double's range (SQLite's Numeric is a double)")
+    reliability.record("Bad input", f"Decimals a Numeric column cannot hold ({what}), ORM flush of 10 rows with "
+                       "the 5th bad and core insert", cases=len(refused) + len(kept),
+                       held="DataError naming Gadget.dec, the column and why; nothing written; the values the "
+                            "backend holds (" + ", ".join(str(v) for v in kept) + ") read back")
 
 
 # -- object state misuse ------------------------------------------------------------------------------
@@ -370,7 +421,8 @@ async def test_primary_key_changes_of_persistent_objects(idb: Engine, sql: Calla
                                      "changed; new key: UPDATE, identity map re-keyed")
 
 
-async def test_deleting_what_is_not_persisted(idb: Engine, sql: Callable[..., Any]) -> None:
+async def test_deleting_what_is_not_persisted(idb: Engine, sql: Callable[..., Any],
+                                              reliability: ReliabilityLog) -> None:
     async with AsyncSession(idb) as s:
         log: StatementLog
         with sql(idb) as log:
@@ -383,6 +435,9 @@ async def test_deleting_what_is_not_persisted(idb: Engine, sql: Callable[..., An
         assert log.statements == []
         await s.commit()
     assert await gadget_rows(idb) == [(2, 0, None, None)]
+    reliability.record("Bad input", "delete() of a transient and of a pending object", cases=2,
+                       held="InvalidRequestError naming the state and the fix (session.expunge(obj)); no SQL "
+                            "sent; the pending object was still inserted at commit")
 
 
 async def test_objects_of_a_closed_session(idb: Engine, reliability: ReliabilityLog) -> None:

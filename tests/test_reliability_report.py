@@ -80,3 +80,20 @@ def test_bad(reliability):
     text = (tmp_path / "docs" / "RELIABILITY.md").read_text()
     assert "| - | tasks | 5 | all done | tx_per_s: 812.5 |" in text
     assert "test_it.py::test_bad" in text and "pytest exit status 1" in text
+
+
+def test_every_section_the_suite_records_has_an_introduction() -> None:
+    """A section of docs/RELIABILITY.md says what it tries: each one the reliability tests record
+    (by a literal, or a module's SECTION) is one of INTRODUCTIONS."""
+    import re
+
+    from .reliability import _intro
+
+    sections: set[str] = set()
+    for path in Path(__file__).parent.glob("test_reliability_*.py"):
+        source = path.read_text()
+        sections |= set(re.findall(r'reliability\.record\(\s*"([^"]+)"', source))
+        sections |= set(re.findall(r'^SECTION = "([^"]+)"', source, re.M))
+    assert len(sections) >= 8, sections
+    missing = sorted(s for s in sections if not _intro(ReliabilityLog(), s))
+    assert not missing, f"sections without an introduction in tests/reliability.py: {missing}"

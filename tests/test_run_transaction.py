@@ -217,6 +217,78 @@ async def test_never_retried_once_the_function_committed(db: aiouow.Engine, capl
         assert sorted((await session.scalars(select(User.name))).all()) == ["c1", "c2"]
 
 
+@pytest.mark.parametrize("raised", [exc.DeadlockError, exc.OperationalError])
+async def test_never_retried_when_an_after_commit_listener_fails(db: aiouow.Engine, caplog: pytest.LogCaptureFixture,
+                                                                 raised: type[exc.DBAPIError]) -> None:
+    """The commit succeeded; then an after_commit listener fails (here: as a statement it ran would,
+    with a retryable deadlock or a lost connection).  The work is committed, so it is not run again,
+    and the error is the listener's, not CommitOutcomeUnknownError: the outcome is known."""
+    caplog.set_level(logging.WARNING, "aiouow.session")
+    Session = sessionmaker(db)
+    calls = 0
+
+    def after_commit(session: AsyncSession) -> None:
+        raise raised("the after_commit listener's statement failed")
+
+    async def add(session: AsyncSession) -> None:
+        nonlocal calls
+        calls += 1
+        session.add(User(name=f"once{calls}"))
+
+    aiouow.events.listen(Session, "after_commit", after_commit)
+    try:
+        with pytest.raises(raised, match="after_commit listener") as caught:
+            await run_transaction(Session, add, **FAST)
+        assert type(caught.value) is raised
+    finally:
+        aiouow.events.remove(Session, "after_commit", after_commit)
+    assert calls == 1 and _retries(caplog) == []
+    async with sessionmaker(db)() as session:
+        assert (await session.scalars(select(User.name))).all() == ["once1"]
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    """Equal jitter: attempt n waits between half and all of min(max_backoff, backoff * 2**(n-1)),
+    and the waits of two transactions retrying together differ."""
+    from aiouow.session.retry import _delay
+
+    for attempt, step in ((1, 0.1), (2, 0.2), (3, 0.4), (4, 0.5), (9, 0.5)):
+        delays = [_delay(attempt, 0.1, 0.5) for _ in range(200)]
+        assert all(step / 2 <= d <= step for d in delays), (attempt, min(delays), max(delays))
+        assert len(set(delays)) > 150  # random, not one fixed wait
+        assert min(delays) < step * 0.6 and max(delays) > step * 0.9  # the whole jitter range is used
+    assert _delay(1, 0.0, 2.0) == 0.0
+
+
+async def test_each_retry_is_logged_with_a_growing_jittered_delay(db: aiouow.Engine,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A function that fails with a (real, server-made on PostgreSQL) retryable error three times:
+    three WARNINGs on aiouow.session, one per attempt, each delay within its step of the backoff."""
+    caplog.set_level(logging.WARNING, "aiouow.session")
+    Session = sessionmaker(db)
+    calls = 0
+
+    async def flaky(session: AsyncSession) -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= 3:
+            if db.dialect.name == "postgresql":  # the server's own 40001
+                await session.execute(aiouow.text(
+                    "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$"))
+            raise exc.SerializationError("a serialization failure")
+        return "done"
+
+    assert await run_transaction(Session, flaky, retries=5, backoff=0.01, max_backoff=1.0) == "done"
+    records = _retries(caplog)
+    assert calls == 4 and [r.attempt for r in records] == [1, 2, 3]  # type: ignore[attr-defined]
+    for r in records:
+        step = 0.01 * 2 ** (r.attempt - 1)  # type: ignore[attr-defined]
+        assert step / 2 <= r.delay <= step, (r.attempt, r.delay)  # type: ignore[attr-defined]
+        assert r.levelno == logging.WARNING and f"attempt {r.attempt} of 6" in r.getMessage()  # type: ignore[attr-defined]
+    if db.dialect.name == "postgresql":
+        assert {r.sqlstate for r in records} == {"40001"}  # type: ignore[attr-defined]
+
+
 async def test_sqlite_busy_file_is_retried(db: aiouow.Engine, caplog: pytest.LogCaptureFixture) -> None:
     """A second engine on the file (another process, in effect) holds the write lock past the
     busy timeout: the attempt fails with SQLITE_BUSY, is logged, and the retry succeeds."""

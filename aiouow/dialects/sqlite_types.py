@@ -168,6 +168,9 @@ def _decimal_to_db(v: Any) -> Any:
     # text matches "9.00" for "> 10" and never equals sum(price).  An integral value travels
     # as an integer (exact up to 64 bits), any other as a double (15 significant digits).
     if v.__class__ is decimal.Decimal:
+        if v.is_nan():  # float() of a signaling NaN raises a bare ValueError
+            raise exc.DataError(f"{v!r} cannot be stored on SQLite (it would become NULL); "
+                                "use None for a missing value")
         f = float(v)
         if f.is_integer():
             if -_INT53 < f < _INT53:
@@ -176,9 +179,10 @@ def _decimal_to_db(v: Any) -> Any:
                 i = int(v)
                 if -_INT64 <= i < _INT64:
                     return i
-        elif f != f:
-            raise exc.DataError("Decimal('NaN') cannot be stored on SQLite (it would become NULL); "
-                                "use None for a missing value")
+        elif f in (_INF, -_INF) and v.is_finite():
+            raise exc.DataError(f"the Decimal {v} is beyond the range of a double, which SQLite stores a "
+                                "Numeric as (it would become Infinity); keep it in a String column, or "
+                                "use PostgreSQL's exact NUMERIC")
         return f
     if isinstance(v, int) and not -_INT64 <= v < _INT64:
         return float(v)
@@ -189,3 +193,4 @@ _UTC = dt.UTC
 _NO_OFFSET = dt.timedelta(0)
 _INT64 = 2**63
 _INT53 = 2.0**53  # below it every integral double is exact
+_INF = float("inf")

@@ -58,7 +58,13 @@ def problem(dialect: str, column: Column, value: Any) -> str | None:
                     "use a wider type (BigInteger, or Numeric for more than 64 bits)")
     elif isinstance(value, decimal.Decimal) and isinstance(type_, sqltypes.Numeric):
         if dialect == "sqlite" and value.is_nan():
-            return "Decimal('NaN') cannot be stored on SQLite (it would become NULL); use None for a missing value"
+            return f"{value!r} cannot be stored on SQLite (it would become NULL); use None for a missing value"
+        if dialect == "sqlite" and value.is_finite() and abs(float(value)) == float("inf"):
+            return (f"the Decimal {value} is beyond the range of a double, which SQLite stores a Numeric as "
+                    "(it would become Infinity); keep it in a String column, or use PostgreSQL's exact NUMERIC")
+        if dialect == "postgresql" and type_.precision is not None and value.is_infinite():
+            return (f"{value!r} cannot be stored in {type_!r} (PostgreSQL keeps an infinity only in a Numeric "
+                    "without precision); use None, or Numeric() without precision")
         if type_.precision is not None and value.is_finite():
             digits = value.adjusted() + 1
             room = type_.precision - (type_.scale or 0)

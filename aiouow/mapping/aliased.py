@@ -126,8 +126,16 @@ def _adapt(table: Table | TableAlias, col: Any) -> Any:
 
 
 class AliasedRelationship:
-    """A relationship whose parent and/or target side is an alias:
-    ``Employee.manager.of_type(m)``, ``m.manager``; used in ``join()``."""
+    """A relationship whose parent and/or target side is an alias, for ``join()``.
+
+    ``Employee.manager.of_type(m)`` (to the alias ``m``) and ``m.manager`` (from it) are one;
+    ``select(...).join(it)`` joins along the relationship between those sides.
+
+    Attributes:
+        rel: The relationship followed.
+        parent: The alias on the parent side, or None for the parent's own table.
+        target: The alias (or table) on the target side, or None for the target's own table.
+    """
 
     def __init__(self, rel: Relationship, parent: TableAlias | None, target: TableAlias | Table | None) -> None:
         self.rel = rel
@@ -135,6 +143,10 @@ class AliasedRelationship:
         self.target = target
 
     def of_type(self, entity: Any) -> AliasedRelationship:
+        """The same relationship to ``entity``, an ``aliased()`` model of its target.
+
+        Anything but an alias of the target (or the target model itself) raises ``ArgumentError``.
+        """
         target = _entity_table(entity)
         # the target is known only once the relationship is resolved (a string, a later class)
         table = self.rel.resolve().mapper.table

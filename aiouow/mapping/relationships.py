@@ -21,6 +21,7 @@ from .state import History
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
+    from .aliased import AliasedRelationship
     from .mapper import Mapper
 
     # a bare ``Relationship`` is ``Relationship[Any]``
@@ -437,8 +438,12 @@ class Relationship(Generic[_T]):
                 out.append(item)
         return out
 
-    def of_type(self, entity: Any) -> Any:
-        """This relationship to an alias of its target: ``.join(Employee.manager.of_type(m))``."""
+    def of_type(self, entity: Any) -> AliasedRelationship:
+        """This relationship to an alias of its target: ``.join(Employee.manager.of_type(m))``.
+
+        ``entity`` is an ``aliased()`` model of the target (or the target itself); anything else
+        raises ``ArgumentError``. The result goes in ``join()`` / ``outerjoin()``.
+        """
         from .aliased import AliasedRelationship
 
         return AliasedRelationship(self, None, None).of_type(entity)

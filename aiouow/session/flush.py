@@ -133,11 +133,12 @@ async def write(session: AsyncSession, new: list[Any], modified: list[Any], dels
         dels = list(deleted.values())
         sync = compute_sync(new, modified, dels)
     model_hooks = hooks is not None and hooks.model
+    checked: list[Any] = []  # the objects before_update was called for
     if model_hooks:
         # before the plan's rows are built, so that the values the listeners set are sent
         conn = await connection(session)
         try:
-            before_rows(conn, new, modified, dels, sync)
+            checked = before_rows(conn, new, modified, dels, sync)
         except BaseException as err:
             await fail(session, err)
             raise
@@ -148,6 +149,12 @@ async def write(session: AsyncSession, new: list[Any], modified: list[Any], dels
         to_transient(session, obj)
     if not plan.steps:
         apply(session, plan, {})
+        if checked:  # changes that were no net change: after_update all the same (SQLAlchemy)
+            try:
+                after_rows(conn, plan, checked)
+            except BaseException as err:
+                await fail(session, err)
+                raise
         return
     if session._router is None:
         conn = await connection(session)
@@ -171,7 +178,7 @@ async def write(session: AsyncSession, new: list[Any], modified: list[Any], dels
     apply(session, plan, outcome.generated)
     if model_hooks:
         try:
-            after_rows(conn, plan)
+            after_rows(conn, plan, checked)
         except BaseException as err:
             await fail(session, err)
             raise

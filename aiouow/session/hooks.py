@@ -44,30 +44,41 @@ def flush_hooks(session: AsyncSession) -> FlushHooks | None:
     return None
 
 
-def before_rows(conn: Connection, new: list[Any], modified: list[Any], dels: list[Any], sync: Sync) -> None:
+def _call_per_table(conn: Connection, name: str, objs: list[Any]) -> None:
+    """``name``'s listeners for ``objs``, per mapper in the plan's order (parent tables first,
+    and last when deleting)."""
+    groups = _by_mapper(objs)
+    order = [t.mapper for t in sort_tables([m.table for m in groups])]
+    for mapper in (reversed(order) if name == "before_delete" else order):
+        assert mapper is not None
+        fns = events.model_hooks(mapper.class_, name)
+        if fns:
+            events.call_model(fns, mapper, conn, groups[mapper])
+
+
+def before_rows(conn: Connection, new: list[Any], modified: list[Any], dels: list[Any], sync: Sync
+                ) -> list[Any]:
     """``before_insert`` / ``before_update`` / ``before_delete`` for the rows about to be planned
     (``before_update`` for every object with changes to check, as SQLAlchemy, even when they
-    turn out to be no net change)."""
+    turn out to be no net change).  Returns the objects ``before_update`` was called for."""
     ins, upd, gone = flush_sets(new, modified, dels, sync)
     for name, objs in (("before_insert", ins), ("before_update", upd), ("before_delete", gone)):
         if objs:
-            groups = _by_mapper(objs)
-            # the plan's order: parent tables first, and last when deleting
-            order = [t.mapper for t in sort_tables([m.table for m in groups])]
-            for mapper in (reversed(order) if name == "before_delete" else order):
-                assert mapper is not None
-                fns = events.model_hooks(mapper.class_, name)
-                if fns:
-                    events.call_model(fns, mapper, conn, groups[mapper])
+            _call_per_table(conn, name, objs)
+    return upd
 
 
-def after_rows(conn: Connection, plan: FlushPlan) -> None:
-    """``after_insert`` / ``after_update`` / ``after_delete``, per batch, in the plan's order."""
+def after_rows(conn: Connection, plan: FlushPlan, checked: list[Any]) -> None:
+    """``after_insert`` / ``after_update`` / ``after_delete``, per batch, in the plan's order;
+    then ``after_update`` for the objects of ``checked`` (those ``before_update`` was called for)
+    that no UPDATE wrote, their changes being no net change (SQLAlchemy calls it for them too)."""
+    updated: set[int] = set()
     for step in plan.steps:
         if isinstance(step, InsertBatch):
             name = "after_insert"
         elif isinstance(step, UpdateBatch):
             name = "after_update"
+            updated.update(map(id, step.objs))
         elif isinstance(step, DeleteBatch):
             name = "after_delete"
         else:
@@ -75,3 +86,6 @@ def after_rows(conn: Connection, plan: FlushPlan) -> None:
         fns = events.model_hooks(step.mapper.class_, name)
         if fns:
             events.call_model(fns, step.mapper, conn, step.objs)
+    unwritten = [obj for obj in checked if id(obj) not in updated]
+    if unwritten:
+        _call_per_table(conn, "after_update", unwritten)

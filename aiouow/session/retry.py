@@ -124,8 +124,10 @@ async def run_transaction(
                 await session.commit()
                 return result
             except Exception as err:
-                if not tx.is_active and not committing:
-                    raise  # fn ended the transaction: what came after is not ours to repeat
+                if not tx.is_active:
+                    # fn ended the transaction itself, or the commit succeeded and an after_commit
+                    # listener raised: either way something committed, and is never run again
+                    raise
                 reason = retryable_reason(err)
                 if reason is None:
                     if committing and isinstance(err, exc.OperationalError):

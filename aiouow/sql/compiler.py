@@ -51,6 +51,31 @@ def quote_table(table: Any) -> str:
     return quote(table.name) if schema is None else f"{quote(schema)}.{quote(table.name)}"
 
 
+def _one_entry_per_cte(items: list[FromItem]) -> Callable[[FromItem], FromItem]:
+    """A map from each FROM item to the one FROM entry it stands for.
+
+    A recursive CTE and its anchor (``anchor.union_all(...)``) are one ``WITH`` entry under one
+    name, so a statement naming both (``anchor.c.depth`` beside ``tree.c.id``) has one FROM entry
+    for them, the completed CTE: listed twice, PostgreSQL refuses the name as given more than
+    once and SQLite cross-joins the CTE with itself. Every other item stands for itself."""
+    fullest: dict[int, CTE] = {}
+    for t in items:
+        if isinstance(t, CTE):
+            known = fullest.get(id(t._root))
+            if known is None or t._completes(known):
+                fullest[id(t._root)] = t
+
+    def canon(t: FromItem) -> FromItem:
+        if isinstance(t, CTE):
+            full = fullest.get(id(t._root))
+            # two different completions of one anchor stay apart (visit_cte_from reports them)
+            if full is not None and full._completes(t):
+                return full
+        return t
+
+    return canon
+
+
 class CompilerDialect(Protocol):
     """What the compiler asks of its dialect (``dialects.base.Dialect`` provides it; sql/ does
     not import dialects/, which build on it)."""
@@ -491,7 +516,9 @@ class Compiler(ExpressionCompiler):
         return tables
 
     def _from_clause(self, s: Select) -> str:
-        tables = self._select_tables(s)
+        canon = _one_entry_per_cte([*self._select_tables(s), *(t for j in s._joins for t in (j.left, j.right)
+                                                               if t is not None)])
+        tables = {canon(t): None for t in self._select_tables(s)}
         outer = set().union(*self._enclosing[:-1])
         if s._correlate is None:
             outer = set()
@@ -507,20 +534,20 @@ class Compiler(ExpressionCompiler):
         if not s._joins:
             return ", ".join(self._from_item(t) for t in tables)
         first = s._joins[0]
-        head = first.left
+        head = canon(first.left) if first.left is not None else None
         if head is None:
-            joined = {j.right for j in s._joins}
+            joined = {canon(j.right) for j in s._joins}
             head = next((t for t in tables if t not in joined), None)
             if head is None:
                 raise ArgumentError("cannot tell the left side of the JOIN; use select_from()")
         # the FROM entries outside the JOIN chain come first in the text, so they compile first:
         # SQLite's "?" placeholders take their values in the order they are compiled
-        in_chain = {head, *(j.right for j in s._joins)}
+        in_chain = {head, *(canon(j.right) for j in s._joins)}
         others = [self._from_item(t) for t in tables if t not in in_chain]
         chain = self._from_item(head)
         in_chain = {head}
         for j in s._joins:
-            if j.right in in_chain:
+            if canon(j.right) in in_chain:
                 # the database would refuse it with "ambiguous column name" (or not at all, silently
                 # joining the wrong rows): say what is wrong and what to do instead
                 raise ArgumentError(
@@ -530,8 +557,9 @@ class Compiler(ExpressionCompiler):
                     f"join the association table only and filter on its columns"
                 )
             kind = " LEFT OUTER JOIN " if j.isouter else " JOIN "
-            chain += f"{kind}{self._from_item(j.right)} ON {j.onclause._compile(self)}"
-            in_chain.add(j.right)
+            right = canon(j.right)
+            chain += f"{kind}{self._from_item(right)} ON {j.onclause._compile(self)}"
+            in_chain.add(right)
         return ", ".join([*others, chain])
 
     def _from_item(self, t: FromItem) -> str:

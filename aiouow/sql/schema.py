@@ -195,7 +195,7 @@ class ColumnCollection(Generic[_C]):
         except KeyError:
             if name.startswith("__"):
                 raise AttributeError(name) from None
-            raise AttributeError(self._unknown(name)) from None
+            raise NoSuchColumnError(self._unknown(name)) from None
 
     def __getitem__(self, name: str) -> _C:
         try:

@@ -42,10 +42,11 @@ from aiouow import (
 )
 from aiouow import types as sqltypes
 from aiouow.loading.options import LoaderOption
+from aiouow.mapping.aliased import AliasedRelationship
 from aiouow.sql import CTE, CompoundSelect, ScalarSelect, Select, Subquery
 from aiouow.sql.dml import Delete, Insert, Update
 from aiouow.sql.elements import Label
-from aiouow.sql.expressions import Cast
+from aiouow.sql.expressions import Cast, Over
 from aiouow.sql.subquery import SubqueryColumn
 from tests.typing.models_mapped import Post, Tag, User
 
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
     from decimal import Decimal  # noqa: F401
 
     from aiouow.mapping.attributes import InstrumentedAttribute  # noqa: F401
-    from aiouow.sql.elements import BinaryExpression  # noqa: F401
+    from aiouow.sql.elements import BinaryExpression, UnaryExpression  # noqa: F401
 
 # -- select() is generic in its row type --------------------------------------------------------
 assert_type(select(User), Select[tuple[User]])
@@ -85,6 +86,13 @@ assert_type(select(func.count(distinct(User.id))), Select[tuple[Any]])
 assert_type(func.row_number().over(partition_by=User.name, order_by=User.id).label("rn"), Label[Any])
 assert_type(select(extract("year", User.id)), Select[tuple[int]])
 assert_type(select(User).distinct(), Select[tuple[User]])
+# string concatenation stays a str; labels go in group_by() and order_by(), by name or .desc()
+assert_type(select(User.name + ", " + User.name), Select[tuple[str]])
+assert_type(User.name.label("n").desc(), "UnaryExpression[str]")
+assert_type(select(User.name.label("n")).group_by(User.name.label("n")).order_by("n"), Select[tuple[str]])
+# a func.<name>() call is untyped, as before this issue (SQLAlchemy types some: count, sum, coalesce)
+assert_type(select(User.id, func.coalesce(User.name, "-")), Select[tuple[int, Any]])
+assert_type(func.lag(User.id).over(order_by=User.id), Over[Any])
 
 stmt = (
     select(User)
@@ -318,7 +326,8 @@ assert_type(select(Post.title, boss.name).join(boss, Post.author_id == boss.id),
 assert_type(select(Post).join(Post.author.of_type(boss)).where(boss.name == "a"), Select[tuple[Post]])
 assert_type(select(Post).join(boss, Post.author), Select[tuple[Post]])
 assert_type(select(boss).options(selectinload(boss.posts)), Select[tuple[User]])
-assert_type(Post.author.of_type(boss), Any)
+assert_type(Post.author.of_type(boss), AliasedRelationship)
+assert_type(boss.posts.of_type(aliased(Post)), AliasedRelationship)
 
 
 async def alias_results(session: AsyncSession) -> None:
