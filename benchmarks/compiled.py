@@ -1,8 +1,12 @@
-"""What each mypyc-compiled module gains: the bulk workloads on pure Python, on each module
-compiled alone, and on all of them compiled.
+"""What each mypyc-compiled module gains: the bulk workloads on pure Python, on all modules
+compiled, and on all but one (``--mode without``, the default) or on each module alone
+(``--mode alone``).
 
     python -m benchmarks.compiled                       # N=5000, 3 rounds, both backends
-    python -m benchmarks.compiled --n 2000 --rounds 2 --backend sqlite
+    python -m benchmarks.compiled --mode alone --n 2000 --rounds 2 --backend sqlite
+
+The modules are one mypyc group, and calls between compiled modules are native calls, so a
+module's gain shows best as what the group loses without it.
 
 Every variant is its own copy of the package in a temporary folder, built with
 ``setup.py build_ext --inplace`` (``AIOUOW_COMPILE_ONLY`` picks the module), and is measured in a
@@ -31,8 +35,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ("W1", "W2", "W3", "W7")
-BEGIN = "<!-- compiled modules: written by python -m benchmarks.compiled -->"
-END = "<!-- end of compiled modules -->"
+MODES = ("alone", "without")
+
+
+def _markers(mode: str) -> tuple[str, str]:
+    return (f"<!-- compiled modules ({mode}): written by python -m benchmarks.compiled -->",
+            f"<!-- end of compiled modules ({mode}) -->")
 
 
 def _sources() -> tuple[str, ...]:
@@ -134,8 +142,9 @@ def render(results: dict[str, list[dict[str, Any]]], columns: list[str], args: a
     def median_ms(variant: str, col: str, system: str) -> float:
         return statistics.median(r["times"][col][system] for r in results[variant]) * 1000
 
+    begin, end = _markers(args.mode)
     lines = [
-        BEGIN,
+        begin,
         f"aiouow's process CPU time in ms (median of {args.rounds} rounds, each the median of {args.runs} runs; "
         f"N = {args.n}) and its change from pure Python; the last line is the raw driver's CPU time in the same "
         "rounds (on PostgreSQL the server's work is not in these figures).",
@@ -150,7 +159,7 @@ def render(results: dict[str, list[dict[str, Any]]], columns: list[str], args: a
             cells.append(f"{ms:.1f}" if variant == "pure" else f"{ms:.1f} ({(ms / pure - 1) * 100:+.0f}%)")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     lines.append("| raw driver | " + " | ".join(f"{median_ms('pure', c, 'raw'):.1f}" for c in columns) + " |")
-    lines.append(END)
+    lines.append(end)
     return "\n".join(lines)
 
 
@@ -161,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="measurements of every variant")
     p.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     p.add_argument("--pg-url", default=os.environ.get("AIOUOW_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    p.add_argument("--mode", choices=MODES, default="without",
+                   help="without: all modules compiled but one, for each (what each adds to the group); "
+                        "alone: each module compiled by itself")
     p.add_argument("--output", help="a Markdown file whose compiled-modules section is replaced")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--backends", help=argparse.SUPPRESS)
@@ -173,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     backends = "sqlite,postgresql" if args.backend == "both" else args.backend
     sources = _sources()
     variants: dict[str, tuple[str, ...]] = {"pure": ()}
-    variants.update({s.removeprefix("aiouow/").removesuffix(".py") + ".py only": (s,) for s in sources})
+    for src in sources:
+        short = src.removeprefix("aiouow/")
+        if args.mode == "alone":
+            variants[f"{short} alone"] = (src,)
+        else:
+            variants[f"all but {short}"] = tuple(x for x in sources if x != src)
     variants["all compiled"] = sources
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="aiouow-compiled-") as tmp:
@@ -199,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         path = Path(args.output)
         text = path.read_text() if path.exists() else ""
-        if BEGIN in text and END in text:
-            text = text[:text.index(BEGIN)] + table + text[text.index(END) + len(END):]
+        begin, end = _markers(args.mode)
+        if begin in text and end in text:
+            text = text[:text.index(begin)] + table + text[text.index(end) + len(end):]
         else:
             text = text.rstrip("\n") + "\n\n" + table + "\n"
         path.write_text(text)
