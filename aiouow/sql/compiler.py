@@ -524,10 +524,12 @@ class Compiler(ExpressionCompiler):
             outer = set()
         elif s._correlate:
             outer &= set(s._correlate)
-        if outer and not s._select_from:
+        if outer:
             # a subquery correlates: a table of an enclosing statement it refers to
             # (``WHERE posts.author_id = users.id``) is the outer row, not a new FROM entry;
-            # as in SQLAlchemy, only while the subquery keeps a FROM of its own
+            # as in SQLAlchemy, only while the subquery keeps a FROM of its own. A subquery with
+            # select_from() correlates too (``select(func.count()).select_from(Post).where(
+            # Post.author_id == User.id)``): left in its FROM, users would count every post.
             inner = {t: None for t in tables if t not in outer}
             if inner:
                 tables = inner

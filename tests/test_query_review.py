@@ -1,0 +1,66 @@
+"""Regressions found by a review of the query language (issue 12's constructs), each checked
+against the same query written in raw SQL, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+import pytest
+
+from aiouow import AsyncSession, Engine, ForeignKey, Model, column, exists, func, select
+from aiouow import types as T
+
+from .query_support import orm_rows, raw_sql
+
+
+class RqCustomer(Model):
+    __tablename__ = "rq_customers"
+    id: int = column(primary_key=True)
+    name: str = column()
+    country: str = column()
+
+
+class RqOrder(Model):
+    __tablename__ = "rq_orders"
+    id: int = column(primary_key=True)
+    customer_id: int = column(ForeignKey("rq_customers.id"))
+    total: Decimal = column(type_=T.Numeric(10, 2))
+
+
+@pytest.fixture
+async def shop(db: Engine) -> Engine:
+    rnd = random.Random(1212)
+    async with AsyncSession(db) as s:
+        s.add_all([RqCustomer(id=i, name=f"c{i:02}", country=rnd.choice(["DE", "FR", "IT"])) for i in range(1, 21)])
+        await s.flush()
+        # customers 16..20 never order
+        s.add_all([RqOrder(id=i, customer_id=rnd.randint(1, 15), total=Decimal(rnd.randint(100, 99999)) / 100)
+                   for i in range(1, 151)])
+        await s.commit()
+    return db
+
+
+# -- correlation of a subquery that has select_from() ------------------------------------------
+async def test_scalar_subquery_with_select_from_correlates(shop: Engine) -> None:
+    # the count idiom inside a query: select_from() names the subquery's table, WHERE refers to the
+    # enclosing row. Before the fix the customers table joined the subquery's FROM, and every
+    # customer read the count of all orders
+    for threshold in (300, 800):  # one statement shape, two values
+        n = (select(func.count()).select_from(RqOrder)
+             .where(RqOrder.customer_id == RqCustomer.id, RqOrder.total > threshold).scalar_subquery())
+        stmt = select(RqCustomer.id, n.label("n")).order_by(RqCustomer.id)
+        raw = await raw_sql(shop, f"SELECT c.id, (SELECT count(*) FROM rq_orders o WHERE o.customer_id = c.id "
+                                  f"AND o.total > {threshold}) FROM rq_customers c ORDER BY c.id")
+        rows = await orm_rows(shop, stmt)
+        assert rows == raw
+        assert len({r[1] for r in rows}) > 1 and rows[-1][1] == 0
+
+
+async def test_exists_of_select_from_correlates(shop: Engine) -> None:
+    has = exists(select(func.count()).select_from(RqOrder).where(RqOrder.customer_id == RqCustomer.id)
+                 .having(func.count() > 10))
+    stmt = select(RqCustomer.id).where(has).order_by(RqCustomer.id)
+    raw = await raw_sql(shop, "SELECT c.id FROM rq_customers c WHERE EXISTS (SELECT count(*) FROM rq_orders o "
+                              "WHERE o.customer_id = c.id HAVING count(*) > 10) ORDER BY c.id")
+    assert await orm_rows(shop, stmt) == raw and 0 < len(raw) < 20
