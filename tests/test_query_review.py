@@ -64,3 +64,25 @@ async def test_exists_of_select_from_correlates(shop: Engine) -> None:
     raw = await raw_sql(shop, "SELECT c.id FROM rq_customers c WHERE EXISTS (SELECT count(*) FROM rq_orders o "
                               "WHERE o.customer_id = c.id HAVING count(*) > 10) ORDER BY c.id")
     assert await orm_rows(shop, stmt) == raw and 0 < len(raw) < 20
+
+
+# -- exists() without a SELECT, built on with where() ------------------------------------------
+async def test_exists_without_a_select_then_where(shop: Engine) -> None:
+    sql = ("SELECT c.id FROM rq_customers c WHERE {} (SELECT 1 FROM rq_orders o "
+           "WHERE o.customer_id = c.id AND o.total > {}) ORDER BY c.id")
+    for threshold in (900, 990):
+        cond = exists().where(RqOrder.customer_id == RqCustomer.id, RqOrder.total > threshold)
+        raw = await raw_sql(shop, sql.format("EXISTS", threshold))
+        assert await orm_rows(shop, select(RqCustomer.id).where(cond).order_by(RqCustomer.id)) == raw and raw
+        raw_not = await raw_sql(shop, sql.format("NOT EXISTS", threshold))
+        assert await orm_rows(shop, select(RqCustomer.id).where(~cond).order_by(RqCustomer.id)) == raw_not
+        # exists(column).where(...) and exists().select_from(...).where(...) say the same
+        by_column = exists(RqOrder.id).where(RqOrder.customer_id == RqCustomer.id).where(RqOrder.total > threshold)
+        assert await orm_rows(shop, select(RqCustomer.id).where(by_column).order_by(RqCustomer.id)) == raw
+        from_ = exists().select_from(RqOrder).where(RqOrder.customer_id == RqCustomer.id, RqOrder.total > threshold)
+        assert await orm_rows(shop, select(RqCustomer.id).where(from_).order_by(RqCustomer.id)) == raw
+    async with AsyncSession(shop) as s:
+        flags = (await s.execute(select(RqCustomer.id, exists().where(RqOrder.customer_id == RqCustomer.id)
+                                        .label("ordered")).order_by(RqCustomer.id))).all()
+    assert [f.ordered for f in flags] == [i <= 15 for i in range(1, 21)]
+    assert all(type(f.ordered) is bool for f in flags)

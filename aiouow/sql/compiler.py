@@ -287,6 +287,9 @@ class Compiler(ExpressionCompiler):
     def visit_null(self, _: Any) -> str:
         return "NULL"
 
+    def visit_star(self, _: Any) -> str:
+        return "*"
+
     def _operand(self, el: ClauseElement) -> str:
         sql = el._compile(self)
         if isinstance(el, (BinaryExpression, BooleanClauseList, Select, CompoundSelect)) or (
