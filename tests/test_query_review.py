@@ -8,8 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from aiouow import AsyncSession, Engine, ForeignKey, Model, column, exists, func, select
+from aiouow import AsyncSession, Engine, ForeignKey, Model, aliased, column, exists, func, select
 from aiouow import types as T
+from aiouow.exc import InvalidRequestError
 
 from .query_support import orm_rows, raw_sql
 
@@ -86,3 +87,29 @@ async def test_exists_without_a_select_then_where(shop: Engine) -> None:
                                         .label("ordered")).order_by(RqCustomer.id))).all()
     assert [f.ordered for f in flags] == [i <= 15 for i in range(1, 21)]
     assert all(type(f.ordered) is bool for f in flags)
+
+
+# -- a subquery whose every table is the enclosing row's --------------------------------------
+async def test_subquery_left_without_a_from_by_correlation_is_refused(shop: Engine) -> None:
+    # "each customer's biggest order", the subquery naming orders and customers like the enclosing
+    # JOIN: both correlate and it has no FROM left. It ran as an uncorrelated cross join (the one
+    # biggest order of all); SQLAlchemy refuses it, and so does aiouow now, naming the cure
+    biggest = select(func.max(RqOrder.total)).where(RqOrder.customer_id == RqCustomer.id).scalar_subquery()
+    stmt = (select(RqCustomer.id, RqOrder.id)
+            .join(RqOrder, (RqOrder.customer_id == RqCustomer.id) & (RqOrder.total == biggest))
+            .order_by(RqCustomer.id))
+    with pytest.raises(InvalidRequestError, match="aliased"):
+        await orm_rows(shop, stmt)
+    # the cure the message names: the subquery's own orders under an alias
+    o2 = aliased(RqOrder, name="o2")
+    biggest = select(func.max(o2.total)).where(o2.customer_id == RqCustomer.id).scalar_subquery()
+    stmt = (select(RqCustomer.id, RqOrder.id)
+            .join(RqOrder, (RqOrder.customer_id == RqCustomer.id) & (RqOrder.total == biggest))
+            .order_by(RqCustomer.id, RqOrder.id))
+    raw = await raw_sql(shop, "SELECT c.id, o.id FROM rq_customers c JOIN rq_orders o ON o.customer_id = c.id "
+                              "AND o.total = (SELECT max(o2.total) FROM rq_orders o2 WHERE o2.customer_id = c.id) "
+                              "ORDER BY c.id, o.id")
+    assert await orm_rows(shop, stmt) == raw and len(raw) >= 15
+    # one table only stays uncorrelated, as in SQLAlchemy: the count of all customers
+    everyone = select(func.count()).select_from(RqCustomer).scalar_subquery()
+    assert await orm_rows(shop, select(RqCustomer.id, everyone).where(RqCustomer.id == 1)) == [(1, 20)]

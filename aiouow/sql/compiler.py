@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import types as sqltypes
-from ..exc import ArgumentError
+from ..exc import ArgumentError, InvalidRequestError
 from .cte import CTE
 from .elements import (
     NAMED_PARAM,
@@ -536,6 +536,16 @@ class Compiler(ExpressionCompiler):
             inner = {t: None for t in tables if t not in outer}
             if inner:
                 tables = inner
+            elif len(tables) > 1 and s._correlate == ():
+                # every table would be the enclosing row's: SQLAlchemy refuses it; keeping them all
+                # instead cross-joins them again inside and silently drops the correlation
+                names = ", ".join(repr(getattr(t, "name", None) or "anon") for t in tables)
+                raise InvalidRequestError(
+                    f"a subquery names only tables of the enclosing statement ({names}), so auto-"
+                    f"correlation leaves it no FROM of its own: for the subquery's own rows of one of "
+                    f"them, select from an alias (o2 = aliased(Order)); or say which tables are the "
+                    f"enclosing row's with .correlate(...), .correlate(None) for none"
+                )
         if not s._joins:
             return ", ".join(self._from_item(t) for t in tables)
         first = s._joins[0]
