@@ -10,7 +10,7 @@ import pytest
 
 from aiouow import AsyncSession, Engine, ForeignKey, Model, aliased, column, exists, func, select
 from aiouow import types as T
-from aiouow.exc import InvalidRequestError
+from aiouow.exc import InvalidRequestError, NoSuchColumnError
 
 from .query_support import orm_rows, raw_sql
 
@@ -113,3 +113,17 @@ async def test_subquery_left_without_a_from_by_correlation_is_refused(shop: Engi
     # one table only stays uncorrelated, as in SQLAlchemy: the count of all customers
     everyone = select(func.count()).select_from(RqCustomer).scalar_subquery()
     assert await orm_rows(shop, select(RqCustomer.id, everyone).where(RqCustomer.id == 1)) == [(1, 20)]
+
+
+# -- a column a subquery does not have ---------------------------------------------------------
+def test_unknown_column_of_a_subquery_names_the_subquery() -> None:
+    # an anonymous subquery's name is None until a statement compiles: "table None has no column"
+    anon = select(RqOrder.customer_id).subquery()
+    with pytest.raises(NoSuchColumnError,
+                       match=r"^the anonymous subquery has no column 'nope'; its columns: customer_id"):
+        anon.c.nope  # noqa: B018
+    named = select(RqOrder.customer_id).subquery("spent")
+    with pytest.raises(NoSuchColumnError, match=r"^subquery 'spent' has no column 'nope'"):
+        named.c["nope"]
+    with pytest.raises(NoSuchColumnError, match=r"^CTE 'big' has no column 'nope'"):
+        select(RqOrder.id).cte("big").c.nope  # noqa: B018
