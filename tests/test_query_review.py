@@ -10,7 +10,7 @@ import pytest
 
 from aiouow import AsyncSession, Engine, ForeignKey, Model, aliased, column, exists, func, select
 from aiouow import types as T
-from aiouow.exc import InvalidRequestError, NoSuchColumnError
+from aiouow.exc import ArgumentError, InvalidRequestError, NoSuchColumnError
 
 from .query_support import orm_rows, raw_sql
 
@@ -127,3 +127,13 @@ def test_unknown_column_of_a_subquery_names_the_subquery() -> None:
         named.c["nope"]
     with pytest.raises(NoSuchColumnError, match=r"^CTE 'big' has no column 'nope'"):
         select(RqOrder.id).cte("big").c.nope  # noqa: B018
+
+
+# -- aliased(Model, subquery) -------------------------------------------------------------------
+def test_aliased_over_a_subquery_says_it_is_not_supported() -> None:
+    # SQLAlchemy users write aliased(Model, sq): it said "the name must be a non-empty string"
+    sq = select(RqOrder).where(RqOrder.total > 100).subquery()
+    with pytest.raises(ArgumentError, match=r"model over a subquery or CTE is not supported: join the model"):
+        aliased(RqOrder, sq)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError, match=r"not supported"):
+        aliased(RqOrder, select(RqOrder).cte("big"))  # type: ignore[arg-type]
