@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from aiouow import AsyncSession, Engine, ForeignKey, Model, aliased, column, exists, func, select
+from aiouow import AsyncSession, Engine, ForeignKey, Model, aliased, column, exists, func, literal, select
 from aiouow import types as T
 from aiouow.exc import ArgumentError, InvalidRequestError, NoSuchColumnError
 
@@ -137,3 +137,12 @@ def test_aliased_over_a_subquery_says_it_is_not_supported() -> None:
         aliased(RqOrder, sq)  # type: ignore[arg-type]
     with pytest.raises(ArgumentError, match=r"not supported"):
         aliased(RqOrder, select(RqOrder).cte("big"))  # type: ignore[arg-type]
+
+
+# -- a negated bound value ---------------------------------------------------------------------
+async def test_negated_literal_runs_on_both_backends(shop: Engine) -> None:
+    # PostgreSQL refused "SELECT - $1": operator is not unique: - unknown
+    for n in (5, 7):
+        assert await orm_rows(shop, select(-literal(n), -literal(Decimal("2.50")))) == [(-n, Decimal("-2.50"))]
+        stmt = select(RqOrder.id).where(RqOrder.id - 150 > -literal(n)).order_by(RqOrder.id)
+        assert await orm_rows(shop, stmt) == [(i,) for i in range(151 - n, 151)]

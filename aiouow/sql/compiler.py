@@ -318,7 +318,10 @@ class Compiler(ExpressionCompiler):
         return f"{left} {b.op} {right}"
 
     def visit_unary(self, u: UnaryExpression) -> str:
-        inner = self._operand(u.element)
+        # ``-literal(5)``: PostgreSQL cannot choose among the "-" operators for an untyped $1
+        el = u.element
+        inner = self.typed_bind(el) if u.op == "-" and isinstance(el, BindParameter) and _bare_bind(el) \
+            else self._operand(el)
         return f"{u.op} {inner}" if u.prefix else f"{inner} {u.op}"
 
     def visit_boolean_list(self, b: BooleanClauseList) -> str:
