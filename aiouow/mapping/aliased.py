@@ -100,6 +100,14 @@ def aliased(element: type[_M], name: str | None = None) -> type[_M]:
     mapper = element.__dict__.get("__aiouow_mapper__") if isinstance(element, type) else None
     if mapper is None:
         raise ArgumentError(f"aliased(): expected a mapped model class, not {element!r}")
+    if name is not None and not isinstance(name, str):
+        # SQLAlchemy's aliased(Model, subquery) maps the model onto a subquery or CTE
+        raise ArgumentError(
+            f"aliased({mapper.class_.__name__}, {name!r}): the second argument is the alias's name; a "
+            f"model over a subquery or CTE is not supported: join the model to it instead, "
+            f"select({mapper.class_.__name__}).join(sq, sq.c.id == {mapper.class_.__name__}.id), or "
+            f"select its columns (sq.c.<name>)"
+        )
     if name is None:
         return cast("type[_M]", AliasedClass(mapper, f"{mapper.table.name}_alias_{next(_anon_numbers)}", True))
     return cast("type[_M]", AliasedClass(mapper, name))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import types as sqltypes
-from ..exc import ArgumentError
+from ..exc import ArgumentError, InvalidRequestError
 from .cte import CTE
 from .elements import (
     NAMED_PARAM,
@@ -287,6 +287,9 @@ class Compiler(ExpressionCompiler):
     def visit_null(self, _: Any) -> str:
         return "NULL"
 
+    def visit_star(self, _: Any) -> str:
+        return "*"
+
     def _operand(self, el: ClauseElement) -> str:
         sql = el._compile(self)
         if isinstance(el, (BinaryExpression, BooleanClauseList, Select, CompoundSelect)) or (
@@ -315,7 +318,10 @@ class Compiler(ExpressionCompiler):
         return f"{left} {b.op} {right}"
 
     def visit_unary(self, u: UnaryExpression) -> str:
-        inner = self._operand(u.element)
+        # ``-literal(5)``: PostgreSQL cannot choose among the "-" operators for an untyped $1
+        el = u.element
+        inner = self.typed_bind(el) if u.op == "-" and isinstance(el, BindParameter) and _bare_bind(el) \
+            else self._operand(el)
         return f"{u.op} {inner}" if u.prefix else f"{inner} {u.op}"
 
     def visit_boolean_list(self, b: BooleanClauseList) -> str:
@@ -524,13 +530,25 @@ class Compiler(ExpressionCompiler):
             outer = set()
         elif s._correlate:
             outer &= set(s._correlate)
-        if outer and not s._select_from:
+        if outer:
             # a subquery correlates: a table of an enclosing statement it refers to
             # (``WHERE posts.author_id = users.id``) is the outer row, not a new FROM entry;
-            # as in SQLAlchemy, only while the subquery keeps a FROM of its own
+            # as in SQLAlchemy, only while the subquery keeps a FROM of its own. A subquery with
+            # select_from() correlates too (``select(func.count()).select_from(Post).where(
+            # Post.author_id == User.id)``): left in its FROM, users would count every post.
             inner = {t: None for t in tables if t not in outer}
             if inner:
                 tables = inner
+            elif len(tables) > 1 and s._correlate == ():
+                # every table would be the enclosing row's: SQLAlchemy refuses it; keeping them all
+                # instead cross-joins them again inside and silently drops the correlation
+                names = ", ".join(repr(getattr(t, "name", None) or "anon") for t in tables)
+                raise InvalidRequestError(
+                    f"a subquery names only tables of the enclosing statement ({names}), so auto-"
+                    f"correlation leaves it no FROM of its own: for the subquery's own rows of one of "
+                    f"them, select from an alias (o2 = aliased(Order)); or say which tables are the "
+                    f"enclosing row's with .correlate(...), .correlate(None) for none"
+                )
         if not s._joins:
             return ", ".join(self._from_item(t) for t in tables)
         first = s._joins[0]

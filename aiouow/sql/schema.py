@@ -205,7 +205,14 @@ class ColumnCollection(Generic[_C]):
 
     def _unknown(self, name: str) -> str:
         table = getattr(next(iter(self._cols.values())), "table", None) if self._cols else None
-        where = f"table {table.name!r}" if table is not None else "this column collection"
+        if table is None:
+            where = "this column collection"
+        elif getattr(table, "visit_name", "") in ("subquery", "cte"):
+            # an anonymous one has no name until a statement compiles (anon_1, ...)
+            kind = "CTE" if table.visit_name == "cte" else "subquery"
+            where = f"{kind} {table.name!r}" if table.name is not None else f"the anonymous {kind}"
+        else:
+            where = f"table {table.name!r}"
         return f"{where} has no column {name!r}; its columns: {', '.join(self._cols) or '(none)'}"
 
     def get(self, name: str) -> _C | None:

@@ -328,7 +328,7 @@ class Select(Paged, ColumnElement[Any], Generic[_TP]):
         """
         return CTE(self, name, recursive)
 
-    def exists(self) -> UnaryExpression[bool]:
+    def exists(self) -> Exists:
         """``EXISTS (this SELECT)``, as :func:`exists`."""
         return exists(self)
 
@@ -499,17 +499,77 @@ def select(*columns: Any) -> Select[Any]:
     return Select(*columns)
 
 
-_BOOLEAN = sqltypes.Boolean()
+class _Star(ColumnElement[Any]):
+    """``*`` in the column list of ``exists()`` without columns: ``EXISTS (SELECT * FROM ...)``."""
+
+    __slots__ = ()
+    visit_name = "star"
+
+    def _ck(self, binds: list[BindParameter]) -> Any:
+        return "*"
 
 
-def exists(stmt: Select[Any]) -> UnaryExpression[bool]:
+_STAR = _Star()
+
+
+class Exists(UnaryExpression[bool]):
+    """``EXISTS (SELECT ...)``, as :func:`exists` returns it; ``~`` makes it ``NOT EXISTS``.
+
+    As SQLAlchemy's ``Exists``, it is built on further with ``where()`` (also ``filter()``),
+    ``select_from()``, ``join()`` / ``outerjoin()`` and ``correlate()``, each returning a new
+    ``Exists`` around the SELECT so changed: ``exists().where(Post.author_id == User.id)``.
+
+    Attributes:
+        element: The SELECT inside.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, stmt: Select[Any] | CompoundSelect[Any]) -> None:
+        super().__init__(stmt, "EXISTS", prefix=True)
+        self.type = _BOOLEAN  # not the SELECT's first column's: SQLite read 0 / 1 as integers
+
+    def _select(self, what: str) -> Select[Any]:
+        stmt = self.element
+        if not isinstance(stmt, Select):
+            raise ArgumentError(f"exists(...).{what}(): the EXISTS is of a set operation, which has no "
+                                f"{what}(); build the SELECTs first, then pass the set operation to exists()")
+        return stmt
+
+    def where(self, *clauses: Any) -> Exists:
+        """``EXISTS`` of the SELECT with these WHERE conditions added (ANDed)."""
+        return Exists(self._select("where").where(*clauses))
+
+    filter = where
+    """Alias of :meth:`where`."""
+
+    def select_from(self, *froms: Any) -> Exists:
+        """``EXISTS`` of the SELECT with these FROM items added."""
+        return Exists(self._select("select_from").select_from(*froms))
+
+    def join(self, target: Any, onclause: Any = None, *, isouter: bool = False) -> Exists:
+        """``EXISTS`` of the SELECT with this JOIN added, as :meth:`Select.join`."""
+        return Exists(self._select("join").join(target, onclause, isouter=isouter))
+
+    def outerjoin(self, target: Any, onclause: Any = None) -> Exists:
+        """``EXISTS`` of the SELECT with this LEFT OUTER JOIN added."""
+        return Exists(self._select("outerjoin").join(target, onclause, isouter=True))
+
+    def correlate(self, *froms: Any) -> Exists:
+        """``EXISTS`` of the SELECT correlated to these tables only, as :meth:`Select.correlate`."""
+        return Exists(self._select("correlate").correlate(*froms))
+
+
+def exists(*what: Any) -> Exists:
     """``EXISTS (subquery)``, correlated to the enclosing statement as a scalar subquery is.
 
+    As in SQLAlchemy: ``exists(select(Post.id).where(...))``, ``exists().where(Post.author_id ==
+    User.id)`` (``SELECT *``), or ``exists(Post.id).where(...)`` (those columns).
     ``~exists(...)`` is ``NOT EXISTS``.
     """
-    expr: UnaryExpression[bool] = UnaryExpression(stmt, "EXISTS", prefix=True)
-    expr.type = _BOOLEAN  # not the SELECT's first column's: SQLite read 0 / 1 as integers
-    return expr
+    if len(what) == 1 and isinstance(what[0], (Select, CompoundSelect)):
+        return Exists(what[0])
+    return Exists(Select(*what) if what else Select(_STAR))
 
 
-__all__ = ["EntityClause", "Join", "Select", "and_", "exists", "select"]
+__all__ = ["EntityClause", "Exists", "Join", "Select", "and_", "exists", "select"]
