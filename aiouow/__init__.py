@@ -1,6 +1,8 @@
 """aiouow: an asyncio ORM session engine with no hidden I/O."""
 
-from . import events, exc, types
+# _compiled first: under AIOUOW_PURE_PYTHON=1 its finder must be in place before any compiled
+# module is imported.
+from . import _compiled, events, exc, types  # noqa: F401
 from .engine import URL, AsyncResult, Connection, Engine, Result, Row, ScalarResult, create_engine
 from .inspection import inspect
 from .loading.options import joinedload, noload, raiseload, selectinload
