@@ -168,9 +168,19 @@ async def start_replica(primary_url: str) -> Replica:
     try:
         bins = bin_dir()
         assert bins is not None
-        _run([str(bins / "pg_basebackup"), "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 5432),
-              "-U", urllib.parse.unquote(u.username or "postgres"), "-D", str(replica.data),
-              "-R", "-X", "stream", "-c", "fast"], timeout=300)
+        backup = [str(bins / "pg_basebackup"), "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 5432),
+                  "-U", urllib.parse.unquote(u.username or "postgres"), "-D", str(replica.data),
+                  "-R", "-X", "stream", "-c", "fast"]
+        for attempt in range(3):
+            try:
+                _run(backup, timeout=300)
+                break
+            except RuntimeError as err:
+                # Under heavy writes (another test run on the same server), the primary may
+                # recycle a WAL segment before the backup's WAL stream has its temporary slot;
+                # pg_basebackup removes its data directory then, so trying again is clean.
+                if "has already been removed" not in str(err) or attempt == 2:
+                    raise
         conf = [f"port = {replica.port}", "listen_addresses = '127.0.0.1'",
                 f"unix_socket_directories = '{folder}'", "hot_standby = on", "ssl = off",
                 f"hba_file = '{replica.data / 'pg_hba.conf'}'", f"ident_file = '{replica.data / 'pg_ident.conf'}'",
