@@ -40,6 +40,15 @@ async def _pg_available() -> str | None:
     return _pg_state["reason"]  # type: ignore[return-value]
 
 
+async def require_pg() -> None:
+    """Skip the calling test when PostgreSQL is unreachable, or fail it under CI=true."""
+    reason = await _pg_available()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+
+
 _PG_BASE, _, _PG_DB = PG_URL.partition("?")[0].rpartition("/")
 
 
@@ -78,11 +87,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
                  ) -> AsyncIterator[aiouow.Engine]:
     """A session-wide engine per backend, with the test schema created."""
     if request.param == "postgresql":
-        reason = await _pg_available()
-        if reason is not None:
-            if IN_CI:
-                pytest.fail(f"CI=true but {reason}")
-            pytest.skip(reason)
+        await require_pg()
         eng = create_engine(PG_URL, pool_size=5)
     else:
         path = tmp_path_factory.mktemp("sqlite") / "test.db"

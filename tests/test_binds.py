@@ -29,7 +29,7 @@ from aiouow import (
     sessionmaker,
     text,
 )
-from tests.conftest import IN_CI, _pg_available, empty_pg_database
+from tests.conftest import empty_pg_database, require_pg
 
 
 class BindAuthor(Model):
@@ -63,11 +63,7 @@ async def other_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.
                        ) -> AsyncIterator[aiouow.Engine]:
     """The second database, holding bind_notes (without a foreign key to the other database)."""
     if request.param == "other_postgresql":
-        reason = await _pg_available()
-        if reason:
-            if IN_CI:
-                pytest.fail(f"CI=true but {reason}")
-            pytest.skip(reason)
+        await require_pg()
         eng = create_engine(await empty_pg_database("binds2"), pool_size=3)
     else:
         path: Path = tmp_path_factory.mktemp("binds") / "other.db"

@@ -18,7 +18,7 @@ import pytest
 
 from aiouow import _compiled
 
-from .conftest import IN_CI, _pg_available, empty_pg_database
+from .conftest import empty_pg_database, require_pg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -119,11 +119,7 @@ def _run(url: str, tmp_path: pathlib.Path, pure: bool) -> dict[str, object]:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_pure_and_compiled_runs_agree(backend: str, tmp_path: pathlib.Path) -> None:
     if backend == "postgresql":
-        reason = await _pg_available()
-        if reason is not None:
-            if IN_CI:
-                pytest.fail(f"CI=true but {reason}")
-            pytest.skip(reason)
+        await require_pg()
         url = await empty_pg_database("compiled")
     else:
         url = f"sqlite:///{tmp_path / 'compiled.db'}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from . import doc_examples as ex
-from .conftest import IN_CI, _pg_available, empty_pg_database
+from .conftest import empty_pg_database, require_pg
 
 PAGES = {source: ex.blocks(source) for source in ex.SOURCES}
 
@@ -37,11 +37,7 @@ async def test_examples_run(source: Path, backend: str, tmp_path: Path) -> None:
     url: str | None = None
     empty = None
     if backend == "postgresql":
-        reason = await _pg_available()
-        if reason is not None:
-            if IN_CI:
-                pytest.fail(f"CI=true but {reason}")
-            pytest.skip(reason)
+        await require_pg()
         url = await empty_pg_database("examples")
         loop = asyncio.get_running_loop()
 
